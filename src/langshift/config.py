@@ -1,0 +1,100 @@
+"""Typed stage configs: dataclasses whose fields carry help text, turned into CLI flags.
+
+A stage declares ``@dataclass class XConfig(StageConfig)`` with ``opt(default, "help")`` fields
+and checks dependent fields in ``validate`` (raise ``ConfigError`` naming field and fix). The same
+class serves the CLI (``add_arguments`` / ``from_namespace``) and YAML recipes (``from_dict``,
+which rejects unknown keys with did-you-mean).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import types
+import typing
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin
+
+from .errors import ConfigError
+
+C = TypeVar("C", bound="StageConfig")
+
+
+def opt(default: Any = dataclasses.MISSING, help: str = "", *, flag: str | None = None, **kw: Any) -> Any:
+    """A config field with help text. Mutable defaults (lists, dicts) are copied per instance."""
+    meta = {"help": help, "flag": flag}
+    if isinstance(default, (list, dict)):
+        return dataclasses.field(default_factory=lambda d=default: type(d)(d), metadata=meta, **kw)
+    return dataclasses.field(default=default, metadata=meta, **kw)
+
+
+@dataclasses.dataclass
+class StageConfig:
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Check dependent fields together; raise ConfigError naming the field and the fix."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls: type[C], data: dict[str, Any], where: str = "") -> C:
+        names = [f.name for f in dataclasses.fields(cls)]
+        for key in data:
+            if key not in names:
+                close = difflib.get_close_matches(key, names, n=3, cutoff=0.5)
+                hint = f"did you mean {' or '.join(close)}?" if close else f"known keys: {', '.join(names)}"
+                raise ConfigError(f"{where}{key}", data[key], f"unknown key; {hint}")
+        return cls(**data)
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if f.name in skip:
+                continue
+            flag = f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+            kind, choices, is_list = _unwrap(hints[f.name])
+            required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+            default = None if required else (f.default if f.default is not dataclasses.MISSING else f.default_factory())
+            help_text = f.metadata.get("help", "")
+            if kind is bool:
+                parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
+                                    default=default, help=help_text)
+                continue
+            if default is not None and not required:
+                help_text += f" (default: {default})"
+            parser.add_argument(flag, dest=f.name, type=kind, choices=choices, default=default,
+                                required=required, nargs="+" if is_list else None, help=help_text)
+
+    @classmethod
+    def from_namespace(cls: type[C], ns: argparse.Namespace) -> C:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in vars(ns).items() if k in names})
+
+
+def _unwrap(hint: Any) -> tuple[type, list[Any] | None, bool]:
+    """(scalar type, choices, is_list) of a field annotation like ``int | None`` or ``list[str]``."""
+    origin = get_origin(hint)
+    if origin in (Union, types.UnionType):
+        args = [a for a in get_args(hint) if a is not type(None)]
+        return _unwrap(args[0])
+    if origin is Literal:
+        choices = list(get_args(hint))
+        return type(choices[0]), choices, False
+    if origin in (list, tuple):
+        inner, choices, _ = _unwrap(get_args(hint)[0])
+        return inner, choices, True
+    return hint, None, False
+
+
+def check_range(name: str, value: float, lo: float | None = None, hi: float | None = None,
+                lo_open: bool = False) -> None:
+    """Raise ConfigError when ``value`` is outside [lo, hi] (or (lo, hi] with lo_open)."""
+    bad = (lo is not None and (value <= lo if lo_open else value < lo)) or (hi is not None and value > hi)
+    if bad:
+        left = "(" if lo_open else "["
+        raise ConfigError(name, value, f"must be in {left}{lo if lo is not None else '-inf'}, "
+                                       f"{hi if hi is not None else 'inf'}]")
