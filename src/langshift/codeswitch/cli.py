@@ -1,0 +1,74 @@
+"""``langshift codeswitch migrate|syncs|measure``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from .measure import MeasureConfig, run_measure
+from .migrate import MigrateConfig, run_migrate
+from .syncs import SyncsConfig, run_syncs
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    cs = sub.add_parser("codeswitch", help="make code-switched text (MIGRATE, SynCS) or measure it")
+    cmds = cs.add_subparsers(dest="codeswitch_command", metavar="ACTION", required=True)
+
+    mig = cmds.add_parser("migrate", help="translate the nouns of sentences in place (MIGRATE)")
+    _io_flags(mig)
+    MigrateConfig.add_arguments(mig)
+    mig.set_defaults(func=_migrate)
+
+    syn = cmds.add_parser("syncs", help="SynCS: token/sentence replacement/annotation at a density and budget")
+    _io_flags(syn)
+    SyncsConfig.add_arguments(syn)
+    syn.set_defaults(func=_syncs)
+
+    mea = cmds.add_parser("measure", help="count code-switching types in a corpus (SynCS §2)")
+    mea.add_argument("--text", nargs="+", required=True, help="UTF-8 text files, one document per line")
+    mea.add_argument("--out", help="write the report as JSON here")
+    mea.add_argument("--labels-out", help="write one JSON line per sentence with its label")
+    mea.add_argument("--translator", help="check annotations by translating them back (e.g. apertium)")
+    mea.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    mea.add_argument("--on-bad", choices=["fail", "skip"], default="fail", help="non-UTF-8 lines: fail or skip")
+    MeasureConfig.add_arguments(mea, skip=("langs",))
+    mea.add_argument("--langs", type=lambda s: [x.strip() for x in s.split(",") if x.strip()], default=["en", "es"],
+                     help="comma-separated languages expected to mix (default: en,es)")
+    mea.set_defaults(func=_measure)
+
+
+def _io_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--text", nargs="+", required=True, help="UTF-8 text files, one document per line")
+    p.add_argument("--out", required=True, help="provenance JSONL (one record per sentence); a summary goes to "
+                                                "OUT.summary.json")
+    p.add_argument("--text-out", help="also write the code-switched documents as plain text, one per line")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--on-bad", choices=["fail", "skip"], default="fail",
+                   help="a line that is not UTF-8: fail naming it, or skip it with a warning")
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    result = run_migrate(MigrateConfig.from_namespace(args), args.text, args.out, args.text_out, args.overwrite,
+                         args.on_bad)
+    print(json.dumps(result, indent=2, ensure_ascii=False))
+    return 0
+
+
+def _syncs(args: argparse.Namespace) -> int:
+    result = run_syncs(SyncsConfig.from_namespace(args), args.text, args.out, args.text_out, args.overwrite,
+                       args.on_bad)
+    print(json.dumps(result, indent=2, ensure_ascii=False))
+    return 0
+
+
+def _measure(args: argparse.Namespace) -> int:
+    cfg = MeasureConfig.from_namespace(args)
+    translator = None
+    if args.translator:
+        from ..translate import get_translator
+
+        # annotations are in another language than the document: translate them back into the first language
+        translator = get_translator(args.translator, cfg.langs[1], cfg.langs[0])
+    result = run_measure(cfg, args.text, args.out, args.labels_out, args.overwrite, args.on_bad, translator)
+    print(json.dumps(result, indent=2, ensure_ascii=False))
+    return 0

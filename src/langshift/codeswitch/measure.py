@@ -1,0 +1,226 @@
+"""Measuring code-switching in a corpus (seed 003, §2): which sentences switch, and how.
+
+SynCS §2 tags each sentence's language with fastText, calls a sentence in another language than its
+document's sentence-level code-switching and one mixing both token-level, then separates annotation
+(a translation beside its source, usually in parentheses) from replacement (standing alone) with
+LaBSE / an LLM, and sets aside "unrelated" segments (a third language, noise). Offline, without those
+models, this module decides the same categories from evidence it can show:
+
+1. Sentences of each document (one per input line); parenthesised segments "( … )" cut out, so the
+   text outside them and each segment get their own language.
+2. Language of a span: ``langshift.text.langid`` (fastText lid.176) on sentences, outside texts and
+   segments, in one batched call. Language of a word: wordfreq Zipf frequencies — a word belongs to a
+   language when it is at least ``word_margin`` more frequent there than in each other of ``langs``
+   (so "rey" is Spanish, "son" and "me" belong to neither).
+3. The document language A = the most common sentence language among ``langs`` (for documents of
+   fewer than ``min_doc_sentences`` sentences, e.g. one verse a line: the corpus's); B = any other of
+   ``langs``.
+4. Each sentence gets one label, the first that applies:
+   - unrelated:  its text (or a segment) is confidently in a language outside ``langs``, or has no letters;
+   - sent-annt:  a segment of at least ``sentence_words`` words in B beside A text — "Sentence. (Oración.)",
+                 also when the splitter cut the segment into a sentence of its own after an A sentence;
+   - sent-repl:  the sentence is in B (langid and most of its language-marked words) — standing alone;
+   - token-annt: a shorter segment whose words are B beside A text — "word (palabra)";
+   - token-repl: B words inside an A sentence, outside parentheses;
+   - monolingual.
+   With a translator (B→A) annotations are checked: the segment's translation must share a word with
+   the ``window`` words before it (sentence level: with the sentence); an unconfirmed segment counts as
+   replacement, since nothing beside it means the same.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from ..config import StageConfig, check_range, opt
+from ..errors import ConfigError
+from ..files import atomic_write_json
+from .provenance import TYPES, atomic_stream, read_documents, split_document
+
+LABELS = ("monolingual", *TYPES, "unrelated")
+_SEGMENT = re.compile(r"\(([^()]*)\)")
+_WORD = re.compile(r"[^\W\d_]+(?:['’\-‐][^\W\d_]+)*")
+
+
+@dataclass
+class MeasureConfig(StageConfig):
+    langs: list[str] = opt(["en", "es"], "the languages expected to mix (ISO 639-1 codes)")
+    min_prob: float = opt(0.6, "language-ID confidence needed to call a span a language")
+    word_margin: float = opt(1.0, "Zipf margin by which a word must be more frequent in one language")
+    sentence_words: int = opt(4, "a parenthesised segment of at least this many words is a sentence")
+    window: int = opt(4, "words before a segment searched for the word it annotates")
+    examples: int = opt(3, "examples kept per label")
+    min_doc_sentences: int = opt(3, "a document with fewer language-identified sentences takes the corpus's "
+                                    "majority language as its own")
+
+    def validate(self) -> None:
+        if len(self.langs) < 2 or len(set(self.langs)) != len(self.langs):
+            raise ConfigError("langs", self.langs, "give at least two different languages, e.g. en,es")
+        check_range("min_prob", self.min_prob, 0, 1)
+        check_range("sentence_words", self.sentence_words, 1)
+
+
+# 1. Word-level language ----------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=200_000)
+def _word_lang(word: str, langs: tuple[str, ...], margin: float) -> str | None:
+    from wordfreq import zipf_frequency
+
+    z = sorted(((zipf_frequency(word, lang), lang) for lang in langs), reverse=True)
+    return z[0][1] if z[0][0] >= 1.0 and z[0][0] - z[1][0] >= margin else None
+
+
+def word_languages(text: str, langs: Sequence[str], margin: float) -> list[str | None]:
+    """Language of each word; one-letter words ("O", "a", "y") and hyphenated compounds (mostly names:
+    "Beth-peor") get none."""
+    return [None if len(w) < 2 or "-" in w or "‐" in w else _word_lang(w.lower(), tuple(langs), margin)
+            for w in _WORD.findall(text)]
+
+
+# 2. One sentence --------------------------------------------------------------------------------
+
+@dataclass
+class Parts:
+    text: str
+    outside: str
+    segments: list[tuple[int, str]]     # (start offset, content) of each "( … )"
+
+
+def parts(sentence: str) -> Parts:
+    segs = [(m.start(), m.group(1)) for m in _SEGMENT.finditer(sentence) if _WORD.search(m.group(1))]
+    outside = _SEGMENT.sub(" ", sentence)
+    return Parts(sentence, " ".join(outside.split()), segs)
+
+
+def _span_lang(text: str, lid: tuple[str, float], cfg: MeasureConfig) -> str | None:
+    """The span's language: confident langid for spans of three words or more (also a third language);
+    otherwise the majority of its language-marked words (langid is unreliable on one or two words)."""
+    lang, prob = lid
+    if len(_WORD.findall(text)) >= 3 and prob >= cfg.min_prob:
+        return lang
+    marks = Counter(x for x in word_languages(text, cfg.langs, cfg.word_margin) if x)
+    return marks.most_common(1)[0][0] if marks else None
+
+
+def classify(p: Parts, lid: dict[str, tuple[str, float]], doc_lang: str, prev_lang: str | None,
+             cfg: MeasureConfig, confirms: Callable[[str, str], bool] | None) -> str:
+    if not _WORD.search(p.text):
+        return "unrelated"
+    out_lang = _span_lang(p.outside, lid[p.outside], cfg) if p.outside else None
+    seg_langs = [(at, s, _span_lang(s, lid[s], cfg)) for at, s in p.segments]
+    if any(lang is not None and lang not in cfg.langs for lang in [out_lang] + [x for _, _, x in seg_langs]):
+        return "unrelated"
+    # a segment that the splitter made a sentence of its own: it annotates the previous sentence
+    if not p.outside and seg_langs:
+        lang = seg_langs[0][2]
+        if lang not in (None, doc_lang) and prev_lang == doc_lang:
+            return "sent-annt"
+        return "monolingual" if lang in (None, doc_lang) else "sent-repl"
+    words = word_languages(p.outside, cfg.langs, cfg.word_margin)
+    foreign = [w for w in words if w is not None and w != doc_lang]
+    marked = [w for w in words if w is not None]
+    if out_lang not in (None, doc_lang) and len(foreign) * 2 >= max(len(marked), 1):
+        return "sent-repl"
+    for at, seg, lang in seg_langs:
+        if lang in (None, doc_lang):
+            continue
+        n_words = len(_WORD.findall(seg))
+        before = p.text[:at]
+        if n_words >= cfg.sentence_words:
+            if confirms is None or confirms(seg, before):
+                return "sent-annt"
+            return "sent-repl"
+        context = " ".join(_WORD.findall(before)[-cfg.window:])
+        if confirms is None or confirms(seg, context):
+            return "token-annt"
+        return "token-repl"
+    return "token-repl" if foreign else "monolingual"
+
+
+# 3. A corpus ------------------------------------------------------------------------------------
+
+def _confirmer(translator) -> Callable[[str, str], bool] | None:
+    """(segment in B, text in A before it) → True when the segment's translation shares a word with it."""
+    if translator is None:
+        return None
+    memo: dict[str, set[str]] = {}
+
+    def confirms(seg: str, context: str) -> bool:
+        if seg not in memo:
+            (tr,) = translator.translate_sentences([seg])
+            memo[seg] = {w.lower() for w in _WORD.findall(tr or "")}
+        return bool(memo[seg] & {w.lower() for w in _WORD.findall(context)})
+
+    return confirms
+
+
+def measure(documents: Sequence[str], cfg: MeasureConfig, detect: Callable | None = None,
+            translator=None) -> tuple[dict, list[dict]]:
+    """(report with counts, shares and examples per label, one {doc, sentence, text, label, lang} per sentence)."""
+    if detect is None:
+        from ..text.langid import detect
+    docs = [[s for _, s in split_document(d, cfg.langs[0])] for d in documents]
+    pieces = [parts(s) for sents in docs for s in sents]
+    spans = list(dict.fromkeys(x for p in pieces for x in (p.outside, *(s for _, s in p.segments)) if x))
+    lid = dict(zip(spans, detect(spans), strict=True)) if spans else {}
+    confirms = _confirmer(translator)
+    sent_langs = [[_span_lang(p.outside, lid[p.outside], cfg) if p.outside else None for p in ps]
+                  for ps in _regroup(pieces, docs)]
+    corpus = Counter(x for langs in sent_langs for x in langs if x in cfg.langs)
+    corpus_lang = corpus.most_common(1)[0][0] if corpus else cfg.langs[0]
+    rows, it = [], iter(pieces)
+    for d, (sents, langs) in enumerate(zip(docs, sent_langs, strict=True)):
+        ps = [next(it) for _ in sents]
+        counted = Counter(x for x in langs if x in cfg.langs)
+        # a document's own majority needs a few sentences; shorter ones (a verse, a line) take the corpus's
+        doc_lang = counted.most_common(1)[0][0] if sum(counted.values()) >= cfg.min_doc_sentences else corpus_lang
+        for i, p in enumerate(ps):
+            label = classify(p, lid, doc_lang, langs[i - 1] if i else None, cfg, confirms)
+            rows.append({"doc": d, "sentence": i, "text": p.text, "label": label, "doc_lang": doc_lang,
+                         "lang": langs[i]})
+    return report(rows, cfg), rows
+
+
+def _regroup(pieces: list[Parts], docs: list[list[str]]) -> list[list[Parts]]:
+    it = iter(pieces)
+    return [[next(it) for _ in sents] for sents in docs]
+
+
+def report(rows: list[dict], cfg: MeasureConfig) -> dict:
+    counts = Counter(r["label"] for r in rows)
+    n = len(rows)
+    switched = n - counts["monolingual"]
+    examples: dict[str, list[str]] = {}
+    for r in rows:
+        if r["label"] != "monolingual" and len(examples.setdefault(r["label"], [])) < cfg.examples:
+            examples[r["label"]].append(r["text"])
+    return {
+        "documents": len({r["doc"] for r in rows}), "sentences": n, "langs": cfg.langs,
+        "counts": {k: counts.get(k, 0) for k in LABELS},
+        "shares": {k: round(counts.get(k, 0) / n, 6) if n else 0.0 for k in LABELS},
+        "code_switched": switched,
+        "code_switched_shares": {k: round(counts.get(k, 0) / switched, 6) if switched else 0.0
+                                 for k in LABELS if k != "monolingual"},
+        "documents_with_code_switching": len({r["doc"] for r in rows if r["label"] != "monolingual"}),
+        "examples": examples,
+    }
+
+
+def run_measure(cfg: MeasureConfig, text: Sequence[str | os.PathLike], out: str | os.PathLike | None = None,
+                labels_out: str | os.PathLike | None = None, overwrite: bool = False, on_bad: str = "fail",
+                translator=None) -> dict:
+    import json
+
+    result, rows = measure(read_documents(text, on_bad), cfg, translator=translator)
+    if labels_out is not None:
+        with atomic_stream(labels_out, overwrite, "--labels-out") as fh:
+            for r in rows:
+                fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+    if out is not None:
+        atomic_write_json(out, result)
+    return result

@@ -1,0 +1,261 @@
+"""SynCS synthetic code-switching (seed 003, §4.1): four types, density, magnitude, mixing.
+
+- token-repl:  words replaced by their translation            "the rey spoke"
+- token-annt:  words followed by their translation            "the king (rey) spoke"
+- sent-repl:   the sentence replaced by its translation       "El rey habló."
+- sent-annt:   the sentence followed by its translation       "The king spoke. (El rey habló.)"
+
+Direction is the translator's: English text with target-language spans (src en → tgt es), or target
+text with English spans (src es → tgt en). Density = share of sentences modified (exact within one
+sentence, chosen at random under the seed); magnitude = a budget of new tokens (tokens of the
+inserted translations under the given tokenizer): once the next modification would pass it, the
+remaining sentences stay unmodified. Mixing: ``equal`` (the four types evenly), ``extreme`` (one given
+type), ``repl-equal`` (token-repl and sent-repl evenly; the paper's best, "SynCS*").
+
+The paper synthesises token-level switching with a fine-tuned LLM; here words are chosen by POS tag
+(nouns or content words) or at random and translated word by word — cheaper, and controllable.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from tqdm.auto import tqdm
+
+from ..config import StageConfig, check_range, opt
+from ..errors import ConfigError
+from ..files import atomic_write_json
+from .provenance import (
+    TYPES,
+    Edit,
+    Quota,
+    Record,
+    TokenCounter,
+    annotate,
+    batched,
+    check_share,
+    splice,
+    split_documents,
+)
+
+log = logging.getLogger(__name__)
+
+MIXES = {"equal": list(TYPES), "repl-equal": ["token-repl", "sent-repl"]}
+CONTENT_PREFIXES = ("NN", "VB", "JJ", "RB")
+
+
+@dataclass
+class SyncsConfig(StageConfig):
+    src_lang: str = opt("en", "language of the input text (the context)")
+    tgt_lang: str = opt("es", "language of the inserted spans")
+    translator: str = opt("apertium", "translator by name (`langshift ls` lists them)")
+    cache: str | None = opt(None, "sqlite file caching translations across runs")
+    density: float = opt(0.2, "share of sentences modified")
+    magnitude: int | None = opt(None, "budget of new tokens (inserted translations); default: no budget")
+    mix: Literal["equal", "extreme", "repl-equal"] = opt("repl-equal", "how the four types are mixed")
+    type: Literal["token-repl", "token-annt", "sent-repl", "sent-annt"] = opt(
+        "token-repl", "the one type used by mix=extreme")
+    words: Literal["nouns", "content", "random"] = opt(
+        "nouns", "token-level: which words may switch (nouns/content words need --tagger for src_lang)")
+    tagger: str = opt("apertium", "POS tagger by name for src_lang, for words=nouns|content")
+    word_share: float = opt(0.3, "token-level: share of the eligible words of a sentence switched (at least one)")
+    tokenizer: str | None = opt(None, "count new tokens with this tokenizer; default: whitespace words")
+    batch_size: int = opt(512, "sentences per batch; each batch makes at most one word and one sentence call")
+    seed: int = opt(0, "seed for choosing sentences, types and words")
+
+    def validate(self) -> None:
+        check_share("density", self.density)
+        check_share("word_share", self.word_share)
+        check_range("batch_size", self.batch_size, 1)
+        if self.magnitude is not None:
+            check_range("magnitude", self.magnitude, 1)
+        if self.word_share == 0 and any(t.startswith("token") for t in self.types()):
+            raise ConfigError("word_share", 0, "token-level types need word_share > 0")
+
+    def types(self) -> list[str]:
+        return [self.type] if self.mix == "extreme" else MIXES[self.mix]
+
+
+@dataclass
+class Stats:
+    documents: int = 0
+    sentences: int = 0
+    modified: int = 0
+    per_type: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TYPES, 0))
+    words_switched: int = 0
+    new_tokens: int = 0
+    not_translated: int = 0      # chosen sentences left unmodified: nothing could be translated
+    translator_calls: int = 0      # items the translator sent to its backend (distinct, not cached)
+    translator_requests: int = 0   # backend batches
+    budget_reached: bool = False
+    seconds: float = 0.0
+
+
+class TypeCycle:
+    """Deals the types evenly: each block of len(types) modified sentences gets every type once, in a
+    seeded random order, so any prefix of the stream is balanced within one block."""
+
+    def __init__(self, types: Sequence[str], seed: int):
+        self.types, self.seed, self.dealt, self.block = list(types), seed, 0, []
+
+    def next(self) -> str:
+        if not self.block:
+            self.block = random.Random(f"{self.seed}:types:{self.dealt}").sample(self.types, len(self.types))
+        self.dealt += 1
+        return self.block.pop()
+
+
+# 1. Pure steps -------------------------------------------------------------------------------------
+
+def eligible_words(sentences: Sequence[str], how: str, tagger) -> list[list[tuple[int, int, str, str | None]]]:
+    """(start, end, word, tag) of the words that may switch in each sentence."""
+    from ..text.units import words
+
+    spans = [words(s) for s in sentences]
+    if how == "random":
+        return [[(w.start, w.end, w.text, None) for w in ws if any(c.isalpha() for c in w.text)] for ws in spans]
+    from .migrate import PENN_NOUNS, tag_sentences
+
+    spans, tags = tag_sentences(sentences, tagger)
+    keep = (lambda t: t in PENN_NOUNS) if how == "nouns" else (lambda t: t.startswith(CONTENT_PREFIXES))
+    return [[(w.start, w.end, w.text, t) for w, t in zip(ws, ts, strict=True)
+             if keep(t) and any(c.isalpha() for c in w.text)] for ws, ts in zip(spans, tags, strict=True)]
+
+
+def pick_words(cands: Sequence[tuple], share: float, seed: int, key: str) -> list[tuple]:
+    if not cands:
+        return []
+    k = max(1, math.floor(share * len(cands) + 0.5))
+    return sorted(random.Random(f"{seed}:words:{key}").sample(list(cands), min(k, len(cands))))
+
+
+def build(original: str, kind: str, words: Sequence[tuple], word_tr: dict, sent_tr: str | None) -> tuple[str, list[Edit]]:
+    """The modified sentence and its edits (spans in the original) for one SynCS type."""
+    if kind.startswith("sent"):
+        if not sent_tr or not sent_tr.strip():
+            return original, []
+        text = sent_tr if kind == "sent-repl" else annotate(original, sent_tr)
+        return text, [Edit(0, len(original), original, sent_tr)]
+    edits = []
+    for start, end, w, tag in words:
+        tr = word_tr.get((w, tag))
+        if tr and tr.strip() and tr != w:
+            edits.append(Edit(start, end, w, tr, tag))
+    fmt = (lambda e: e.translation) if kind == "token-repl" else (lambda e: annotate(e.source, e.translation))
+    return splice(original, [(e.start, e.end, fmt(e)) for e in edits]), edits
+
+
+# 2. The stream -------------------------------------------------------------------------------------
+
+class _Run:
+    def __init__(self, tagger, translator, cfg: SyncsConfig, counter: TokenCounter, stats: Stats):
+        self.tagger, self.tr, self.cfg, self.counter, self.stats = tagger, translator, cfg, counter, stats
+        self.quota, self.cycle = Quota(cfg.density, cfg.seed), TypeCycle(cfg.types(), cfg.seed)
+        self.word_memo: dict[tuple[str, str | None], str | None] = {}
+        self.sent_memo: dict[str, str | None] = {}
+
+    def batch(self, records: list[Record]) -> None:
+        cfg, st = self.cfg, self.stats
+        if st.budget_reached:
+            return
+        chosen = [records[i] for i in self.quota.pick(len(records), records[0].id)]
+        kinds = {rec.id: self.cycle.next() for rec in chosen}
+        # 1. words for token-level sentences, translated as one call of distinct (word, tag) keys
+        tok = [r for r in chosen if kinds[r.id].startswith("token")]
+        cands = eligible_words([r.original for r in tok], cfg.words, self.tagger) if tok else []
+        picked = {r.id: pick_words(c, cfg.word_share, cfg.seed, r.id) for r, c in zip(tok, cands, strict=True)}
+        new = list(dict.fromkeys((w, t) for ws in picked.values() for _, _, w, t in ws
+                                 if (w, t) not in self.word_memo))
+        if new:
+            tags = None if cfg.words == "random" else [t for _, t in new]
+            self.word_memo.update(zip(new, self.tr.translate_words([w for w, _ in new], tags), strict=True))
+        # 2. sentences for sentence-level types, one call
+        sents = list(dict.fromkeys(r.original for r in chosen if kinds[r.id].startswith("sent")
+                                   and r.original not in self.sent_memo))
+        if sents:
+            self.sent_memo.update(zip(sents, self.tr.translate_sentences(sents), strict=True))
+        # 3. apply in order while the magnitude budget lasts
+        for rec in chosen:
+            kind = kinds[rec.id]
+            text, edits = build(rec.original, kind, picked.get(rec.id, []), self.word_memo,
+                                self.sent_memo.get(rec.original))
+            if not edits:
+                st.not_translated += 1
+                continue
+            n = sum(self.counter.counts([e.translation for e in edits]))
+            if cfg.magnitude is not None and st.new_tokens + n > cfg.magnitude:
+                if st.modified == 0:
+                    raise ConfigError("magnitude", cfg.magnitude, f"smaller than the first modification ({n} new "
+                                      f"tokens under {self.counter.name}); give at least {n}")
+                st.budget_reached = True
+                return
+            rec.text, rec.replacements, rec.type, rec.new_tokens = text, edits, kind, n
+            st.modified += 1
+            st.per_type[kind] += 1
+            st.new_tokens += n
+            st.words_switched += len(edits) if kind.startswith("token") else 0
+
+
+def syncs(documents: Iterable[str], translator, cfg: SyncsConfig, tagger=None, counter: TokenCounter | None = None,
+          stats: Stats | None = None) -> Iterator[Record]:
+    """Every sentence of ``documents`` as a record, a ``density`` share of them code-switched."""
+    counter = counter or TokenCounter(cfg.tokenizer)
+    stats = stats if stats is not None else Stats()
+    if tagger is None and cfg.words != "random" and any(t.startswith("token") for t in cfg.types()):
+        raise ConfigError("words", cfg.words, "choosing nouns or content words needs a tagger; pass one, or use "
+                                              "words=random")
+    run = _Run(tagger, translator, cfg, counter, stats)
+    calls0 = getattr(translator, "calls", 0)
+    requests0 = getattr(translator, "stats", {}).get("requests", 0)
+    start, docs = time.perf_counter(), set()
+    bar = tqdm(desc="SynCS code-switching", unit="sent")
+    try:
+        for batch in batched(split_documents(documents, cfg.src_lang), cfg.batch_size):
+            run.batch(batch)
+            for rec in batch:
+                stats.sentences += 1
+                docs.add(rec.doc)
+                yield rec
+            bar.update(len(batch))
+    finally:
+        bar.close()
+        stats.documents = len(docs)
+        stats.translator_calls = getattr(translator, "calls", 0) - calls0
+        stats.translator_requests = getattr(translator, "stats", {}).get("requests", 0) - requests0
+        stats.seconds = time.perf_counter() - start
+
+
+def summary(stats: Stats, cfg: SyncsConfig, counter: TokenCounter) -> dict:
+    out = dict(vars(stats))
+    out.update(token_counter=counter.name, mix=cfg.mix, types=cfg.types(), density=cfg.density,
+               magnitude=cfg.magnitude,
+               density_actual=round(stats.modified / stats.sentences, 6) if stats.sentences else 0.0)
+    return out
+
+
+def run_syncs(cfg: SyncsConfig, text: Sequence[str | os.PathLike], out: str | os.PathLike,
+              text_out: str | os.PathLike | None = None, overwrite: bool = False, on_bad: str = "fail") -> dict:
+    from ..translate import get_translator
+    from .provenance import read_documents, write_outputs
+
+    docs = read_documents(text, on_bad)
+    tagger = None
+    if cfg.words != "random" and any(t.startswith("token") for t in cfg.types()):
+        from ..text.tagging import get_tagger
+
+        tagger = get_tagger(cfg.tagger, cfg.src_lang)
+    translator = get_translator(cfg.translator, cfg.src_lang, cfg.tgt_lang, cache=cfg.cache)
+    counter, stats = TokenCounter(cfg.tokenizer), Stats()
+    write_outputs(syncs(docs, translator, cfg, tagger, counter, stats), out, text_out, overwrite)
+    result = summary(stats, cfg, counter)
+    atomic_write_json(f"{out}.summary.json", result)
+    log.info("SynCS: %d of %d sentences modified %s, %d new tokens", stats.modified, stats.sentences,
+             stats.per_type, stats.new_tokens)
+    return result

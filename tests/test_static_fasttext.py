@@ -1,0 +1,139 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from helpers import EN_TEXT, ES_TEXT
+from langshift.cli import main
+from langshift.errors import ConfigError, LangshiftError
+from langshift.static import StaticConfig, continue_static, load_static, tokenise_lines, train_static
+
+TINY = dict(dim=16, bucket=5000, min_count=1, epochs=5, workers=1, seed=3)
+
+
+def _cos(a, b):
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+@pytest.fixture(scope="module")
+def en_space():
+    return train_static(tokenise_lines(EN_TEXT * 20), StaticConfig(**TINY))
+
+
+def test_defaults_follow_migrate():
+    cfg = StaticConfig()
+    assert (cfg.dim, cfg.sg, cfg.minn, cfg.maxn, cfg.window, cfg.negative, cfg.epochs, cfg.alpha) == (
+        300, False, 5, 5, 5, 10, 1, 0.025)
+
+
+def test_config_rejects_bad_ngram_range():
+    with pytest.raises(ConfigError, match="maxn"):
+        StaticConfig(minn=5, maxn=3)
+
+
+def test_tokenise_drops_punctuation_variants():
+    toks = tokenise_lines(["¡El rey! El rey; el REY."], lowercase=True)
+    assert toks == [["el", "rey", "el", "rey", "el", "rey"]]
+
+
+def test_vectors_known_and_composed(en_space):
+    words = ["king", "kingdoms", "ab", ""]
+    vecs, missing = en_space.lookup(words)
+    assert vecs.dtype == np.float32 and vecs.shape == (4, 16)
+    assert en_space.known("king") and not en_space.known("kingdoms")
+    np.testing.assert_allclose(vecs[0], en_space.wv["king"], rtol=1e-6)
+    # unseen string: mean of its character 5-gram vectors, as gensim composes it
+    np.testing.assert_allclose(vecs[1], en_space.wv.get_vector("kingdoms"), rtol=1e-5, atol=1e-7)
+    assert np.abs(vecs[1]).sum() > 0
+    # "<ab>" has no 5-gram: the only all-zero rows, and flagged
+    assert missing.tolist() == [False, False, True, True]
+    assert not vecs[2:].any()
+    np.testing.assert_array_equal(en_space.vectors(words), vecs)
+
+
+def test_workers1_with_seed_is_deterministic_across_processes(tmp_path):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("\n".join(EN_TEXT * 5), encoding="utf-8")
+    code = ("import sys,numpy as np; from langshift.static import *; "
+            f"s=train_static(tokenise_lines(open(sys.argv[1]).read().splitlines()), StaticConfig(**{TINY!r})); "
+            "np.save(sys.argv[2], s.vectors(['king','kingdoms']))")
+    outs = []
+    for i, hashseed in enumerate(["1", "2"]):
+        out = tmp_path / f"v{i}.npy"
+        env = dict(os.environ, PYTHONHASHSEED=hashseed)
+        subprocess.run([sys.executable, "-c", code, str(corpus), str(out)], check=True, env=env, timeout=120)
+        outs.append(np.load(out))
+    np.testing.assert_array_equal(outs[0], outs[1])
+
+
+def test_continue_keeps_old_words_close_and_adds_new(tmp_path):
+    space = train_static(tokenise_lines(EN_TEXT * 20), StaticConfig(**TINY))
+    old_words = ["king", "house", "water", "book"]
+    before = space.vectors(old_words).copy()
+    size = len(space)
+    code_switched = [line.replace("king", "rey").replace("water", "agua") for line in EN_TEXT] * 3
+    cfg = StaticConfig(**{**TINY, "epochs": 1})
+    space = continue_static(space, tokenise_lines(code_switched), cfg)
+    after = space.vectors(old_words)
+    assert space.known("rey") and space.known("agua")
+    assert len(space) == size + 2
+    for b, a in zip(before, after, strict=True):
+        assert _cos(b, a) > 0.9
+    assert not np.allclose(before, after)  # training did move them
+
+
+def test_save_load_roundtrip_and_atomic(tmp_path, en_space):
+    out = tmp_path / "space"
+    en_space.save(out)
+    loaded = load_static(out)
+    np.testing.assert_array_equal(loaded.vectors(["king", "kingdoms"]), en_space.vectors(["king", "kingdoms"]))
+    assert json.loads((out / "static.json").read_text())["trainable"] is True
+    with pytest.raises(ConfigError, match="--out"):
+        en_space.save(out)
+
+
+def test_facebook_bin_and_vec(tmp_path, en_space):
+    from gensim.models.fasttext import save_facebook_model
+
+    save_facebook_model(en_space.model, str(tmp_path / "m.bin"))
+    fb = load_static(tmp_path / "m.bin")
+    np.testing.assert_allclose(fb.vectors(["king", "kingdoms"]), en_space.vectors(["king", "kingdoms"]), atol=1e-5)
+
+    en_space.wv.save_word2vec_format(str(tmp_path / "m.vec"))
+    vec = load_static(tmp_path / "m.vec")
+    v, missing = vec.lookup(["king", "kingdoms"])
+    np.testing.assert_allclose(v[0], en_space.wv["king"], atol=1e-5)
+    assert missing.tolist() == [False, True] and not v[1].any()  # no n-grams in a .vec file
+    with pytest.raises(LangshiftError, match="cannot be trained"):
+        continue_static(vec, [["a", "b"]])
+
+
+def test_empty_and_untokenised_input():
+    with pytest.raises(ConfigError, match="no words"):
+        train_static([[], []], StaticConfig(**TINY))
+    with pytest.raises(ConfigError, match="lists of words"):
+        train_static(["a sentence as a string"], StaticConfig(**TINY))
+
+
+def test_cli_train_continue_and_bad_utf8(tmp_path, capsys):
+    en = tmp_path / "en.txt"
+    en.write_text("\n".join(EN_TEXT * 10), encoding="utf-8")
+    es = tmp_path / "es.txt"
+    es.write_text("\n".join(ES_TEXT * 5), encoding="utf-8")
+    flags = ["--dim", "8", "--bucket", "1000", "--min-count", "1", "--workers", "1"]
+    assert main(["static", "train", "--text", str(en), "--out", str(tmp_path / "a"), *flags]) == 0
+    assert main(["static", "continue", "--model", str(tmp_path / "a"), "--text", str(es),
+                 "--out", str(tmp_path / "b"), "--min-count", "1"]) == 0
+    b = load_static(tmp_path / "b")
+    assert b.known("libro") and b.known("book") and b.dim == 8
+
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"good line\nbad \xff line\n")
+    assert main(["static", "train", "--text", str(bad), "--out", str(tmp_path / "c"), *flags]) == 2
+    assert "line 2 is not UTF-8" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()
