@@ -64,12 +64,15 @@ def sentencepiece_unigram(texts: list[str], vocab_size: int = 200, byte_fallback
     tok.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(),
                                      decoders.Strip(" ", 1, 0)])
     specials = ["<unk>", "<s>", "</s>"]
-    byte_tokens = [f"<0x{b:02X}>" for b in range(256)] if byte_fallback else []
-    trainer = trainers.UnigramTrainer(vocab_size=vocab_size + len(byte_tokens), special_tokens=specials + byte_tokens,
-                                      unk_token="<unk>", show_progress=False)
+    trainer = trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=specials, unk_token="<unk>",
+                                      show_progress=False)
     tok.train_from_iterator(texts, trainer)
     if byte_fallback:
-        tok.model = models.Unigram([(p, s) for p, s in _unigram_vocab(tok)], unk_id=0, byte_fallback=True)
+        # Byte pieces live in the model's vocabulary (as SentencePiece does), not as added tokens, with a very low
+        # score so they are used only for characters no other piece covers.
+        vocab = _unigram_vocab(tok)
+        vocab += [(f"<0x{b:02X}>", -1e6) for b in range(256)]
+        tok.model = models.Unigram(vocab, unk_id=0, byte_fallback=True)
     return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", bos_token="<s>", eos_token="</s>")
 
 
