@@ -1,0 +1,63 @@
+"""`langshift transfer` end to end on a tiny model folder."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+import helpers
+from langshift.cli import main
+
+
+def test_cli_transfer_end_to_end(source_bpe, target_bpe, tmp_path, capsys):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = helpers.tiny_llama(len(source_bpe), tied=False, pad_rows=3, bos_id=source_bpe.bos_token_id,
+                               eos_id=source_bpe.eos_token_id)
+    model_dir = helpers.save_model_folder(model, source_bpe, tmp_path / "src")
+    tok_dir = tmp_path / "tgt"
+    target_bpe.save_pretrained(tok_dir)
+    es = helpers.write_lines(tmp_path / "es.txt", helpers.ES_TEXT * 4)
+    out, prov = tmp_path / "out", tmp_path / "prov.json"
+    argv = ["transfer", "--model", str(model_dir), "--tokenizer", str(tok_dir), "--method", "focus",
+            "--aux-text", str(es), "--aux-dim", "16", "--aux-epochs", "2", "--out", str(out),
+            "--provenance", str(prov), "--pad-to-multiple-of", "8", "--seed", "3"]
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["method"] == "focus" and summary["tied"] is False
+    assert summary["overlap"]["matched"] + summary["overlap"]["new"] == len(target_bpe)
+    assert summary["counts"]["rows"] == 336 and "method" in summary["seconds"]
+    tokens = json.loads(prov.read_text(encoding="utf-8"))["tokens"]
+    assert len(tokens) == len(target_bpe)
+    assert {t["how"] for t in tokens} == {"copied", "focus"}
+    loaded = AutoModelForCausalLM.from_pretrained(out)
+    tok = AutoTokenizer.from_pretrained(out)
+    assert loaded.get_input_embeddings().weight.shape[0] == 336
+    ids = tok("El rey habló", return_tensors="pt")
+    assert loaded.generate(**ids, max_new_tokens=3, do_sample=False).shape[1] == ids["input_ids"].shape[1] + 3
+    before = loaded.get_input_embeddings().weight.clone()
+
+    # the folder exists: refused without --overwrite, replaced with it
+    assert main(argv) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert main([*argv, "--overwrite"]) == 0
+    capsys.readouterr()
+    again = AutoModelForCausalLM.from_pretrained(out).get_input_embeddings().weight
+    assert torch.equal(before, again)   # same seed, same rows
+
+
+def test_cli_unknown_method_suggests_close_names(tmp_path, capsys):
+    code = main(["transfer", "--model", str(tmp_path), "--tokenizer", str(tmp_path), "--out", str(tmp_path / "o"),
+                 "--method", "wechsle"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "Did you mean 'wechsel'" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_ls_lists_the_init_methods(capsys):
+    assert main(["ls"]) == 0
+    out = capsys.readouterr().out
+    for name in ("random", "mean", "fvt", "focus", "migrate", "wechsel", "salt"):
+        assert f"  {name} " in out
