@@ -98,7 +98,7 @@ def materialise_smollm2(force: bool = False) -> Path:
 # 2. Corpora -----------------------------------------------------------------------------------
 
 BIBLE_MODULES = {"en": "engKJV2006eb", "es": "spaRV1909eb"}
-_STRONGS = re.compile(r"<[GH]\d+>")
+_STRONGS = re.compile(r"<[GH]\d+>|¶")
 _VERSE = re.compile(r"^\s*(?P<ref>\S.*? \d+:\d+): (?P<text>.*)$")
 
 
@@ -127,17 +127,14 @@ def bible_verses(lang: str) -> dict[str, str]:
 
 
 def _parse_diatheke(stdout: str) -> dict[str, str]:
+    """Verse lines only: the other lines diatheke prints are section headings (e.g. psalm titles, which
+    some modules repeat before every later verse), not verse text."""
     verses: dict[str, str] = {}
-    ref = None
     for line in stdout.splitlines():
         m = _VERSE.match(line)
         if m:
-            ref = m["ref"]
-            verses[ref] = m["text"].strip()
-        elif ref is not None and line.strip() and not line.startswith("("):
-            verses[ref] = (verses[ref] + " " + line.strip()).strip()
-    # Normalise whitespace; drop empty verses (some modules leave a few blank).
-    # Drop Strong's-number tags ("<G5547>") that some modules leave in plain output.
+            verses[m["ref"]] = m["text"].strip()
+    # Drop Strong's-number tags ("<G5547>") and paragraph marks that some modules leave in plain output.
     return {r: " ".join(_STRONGS.sub("", t).split()) for r, t in verses.items() if t.strip()}
 
 

@@ -1,0 +1,82 @@
+"""CLO data: English (instruction, response) pairs → (x_en, y_en, x_t, y_t) with any translator.
+
+Each field is translated line by line (blank lines and line breaks are kept, so lists and code layout
+survive). A record with any line the translator could not translate goes to a separate
+``untranslated`` list, with the fields that failed, instead of being kept half in English.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from ..errors import ConfigError
+from ..files import atomic_write_json, atomic_write_text, check_out_dir
+from .data import read_jsonl, write_jsonl_text
+
+log = logging.getLogger(__name__)
+SFT_FIELDS = ("id", "instruction", "response")
+
+
+def translate_records(records: list[dict], translator) -> tuple[list[dict], list[dict]]:
+    """(CLO records, untranslated records) from ``{"id","instruction","response"}`` records.
+
+    ``translator`` has ``translate_sentences(list[str]) -> list[str | None]`` (None: cannot translate).
+    """
+    # 1. One batch of every distinct non-blank line (the translator's cache and batching do the rest).
+    lines = sorted({ln.strip() for r in records for f in ("instruction", "response")
+                    for ln in r[f].split("\n") if ln.strip()})
+    done = dict(zip(lines, translator.translate_sentences(lines), strict=True)) if lines else {}
+
+    # 2. Rebuild each field from its translated lines, keeping the layout.
+    def field(text: str) -> str | None:
+        out = []
+        for ln in text.split("\n"):
+            if not ln.strip():
+                out.append(ln)
+                continue
+            t = done.get(ln.strip())
+            if t is None or not t.strip():
+                return None
+            out.append(ln[:len(ln) - len(ln.lstrip())] + t.strip())
+        return "\n".join(out)
+
+    kept, failed = [], []
+    for r in records:
+        x_t, y_t = field(r["instruction"]), field(r["response"])
+        if x_t is None or y_t is None:
+            failed.append({"id": r["id"], "failed_fields": [n for n, v in (("instruction", x_t), ("response", y_t))
+                                                              if v is None],
+                           "instruction": r["instruction"], "response": r["response"]})
+            continue
+        kept.append({"id": r["id"], "x_en": r["instruction"], "y_en": r["response"], "x_t": x_t, "y_t": y_t})
+    return kept, failed
+
+
+def untranslated_path(out: str | os.PathLike) -> Path:
+    out = Path(out)
+    return out.with_name(out.stem + ".untranslated.jsonl")
+
+
+def make_clo_data(sft: str, translator: str, lang: str, out: str, src: str = "en", cache: str | None = None,
+                  overwrite: bool = False, translator_obj=None) -> dict:
+    """Read ``sft``, translate with the named translator, write ``out`` and its untranslated file."""
+    check_out_dir(out, overwrite)
+    if src == lang:
+        raise ConfigError("--lang", lang, f"is the source language too; give the target language (not {src!r})")
+    records = read_jsonl(sft, SFT_FIELDS, "--sft")
+    if translator_obj is None:
+        from ..translate import get_translator
+
+        translator_obj = get_translator(translator, src, lang, cache=cache)
+    kept, failed = translate_records(records, translator_obj)
+    if not kept:
+        raise ConfigError("--translator", translator, f"translated none of the {len(records)} records; check the "
+                                                      f"translator supports {src}→{lang}")
+    atomic_write_text(out, write_jsonl_text(kept))
+    atomic_write_text(untranslated_path(out), write_jsonl_text(failed))
+    stats = {"records": len(records), "translated": len(kept), "untranslated": len(failed), "out": str(out),
+             "untranslated_file": str(untranslated_path(out)), "translator": translator, "src": src, "tgt": lang}
+    atomic_write_json(Path(out).with_suffix(".stats.json"), stats)
+    return stats

@@ -1,0 +1,181 @@
+"""Language-adaptive pre-training (LAPT): causal-LM training on target-language text.
+
+Modes:
+  lora        MIGRATE appendix D: LoRA r 64, α 16, dropout 0.1, no bias, on the attention projections,
+              plus the embedding rows (all rows, or the new ids given) trainable through peft; the
+              adapter is merged before saving, so the output is a plain HF folder.
+  embeddings  Franken-Adapter: only the input embeddings and the LM head train, the body is frozen.
+  full        every parameter trains.
+Text is packed into fixed-length blocks (documents joined by EOS). Optionally code-switched text is
+mixed in at a given share of blocks (SynCS continued pre-training). Built on ``transformers.Trainer``
+(so ``accelerate launch`` runs it on many GPUs unchanged) and peft.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from ..config import StageConfig, check_range, opt
+from ..errors import ConfigError
+from .data import load_texts, mix_blocks, pack_texts
+from .modules import attention_leaf_names, embedding_parameter_names, set_trainable
+from .runtime import prepare_out, run_trainer, save_final, training_arguments
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LAPTConfig(StageConfig):
+    model: str = opt(help="model to adapt: built-in name, model folder or hub id")
+    text: str = opt(help="target-language text: a text file (one document a line) or JSONL with a 'text' field")
+    out: str = opt(help="output model folder (written atomically; <out>.work holds checkpoints)")
+    mode: Literal["lora", "embeddings", "full"] = opt("lora", "what trains: LoRA+embedding rows, embeddings only, all")
+    code_switched: str | None = opt(None, "code-switched text to mix in (same formats as --text)")
+    mix_ratio: float | None = opt(None, "share of code-switched blocks in the mix (default: all of both texts)")
+    embedding_rows: str = opt("all", "lora mode: embedding rows that train: 'all', 'none', or a JSON file with a "
+                                     "list of ids (or an object with 'new_ids', as `langshift transfer` writes)")
+    seq_len: int = opt(512, "tokens per packed block (MIGRATE: 2048)")
+    batch_size: int = opt(8, "blocks per device per step")
+    grad_accum: int = opt(4, "gradient accumulation steps (8×4 = MIGRATE's batch 32)")
+    lr: float = opt(1e-4, "peak learning rate (AdamW)")
+    warmup: float = opt(0.08, "warm-up: a share of the steps (<1) or a number of steps")
+    epochs: float = opt(1.0, "epochs over the packed blocks")
+    max_steps: int | None = opt(None, "stop after this many optimizer steps (short runs)")
+    lora_r: int = opt(64, "LoRA rank")
+    lora_alpha: float = opt(16.0, "LoRA scaling α")
+    lora_dropout: float = opt(0.1, "LoRA dropout")
+    save_steps: int = opt(100, "save a checkpoint every this many steps (resume point)")
+    seed: int = opt(0, "random seed")
+    overwrite: bool = opt(False, "replace an existing --out")
+    keep_work: bool = opt(False, "keep <out>.work (checkpoints) after success")
+
+    def validate(self) -> None:
+        check_range("--lr", self.lr, 0.0, None, lo_open=True)
+        check_range("--lora-dropout", self.lora_dropout, 0.0, 1.0)
+        if self.mix_ratio is not None:
+            check_range("--mix-ratio", self.mix_ratio, 0.0, 1.0)
+            if self.code_switched is None:
+                raise ConfigError("--mix-ratio", self.mix_ratio, "needs --code-switched (the text to mix in)")
+        for name in ("seq_len", "batch_size", "grad_accum", "lora_r", "save_steps"):
+            if getattr(self, name) < (2 if name == "seq_len" else 1):
+                raise ConfigError("--" + name.replace("_", "-"), getattr(self, name), "must be a positive size")
+
+
+# 1. Data ----------------------------------------------------------------------------------------
+
+
+def build_blocks(cfg: LAPTConfig, tokenizer) -> tuple[list[list[int]], dict]:
+    mono = pack_texts(tokenizer, load_texts(cfg.text, "--text"), cfg.seq_len)
+    if cfg.code_switched is None:
+        blocks, stats = mono, {"blocks": len(mono), "monolingual_blocks": len(mono), "code_switched_blocks": 0}
+    else:
+        mixed = pack_texts(tokenizer, load_texts(cfg.code_switched, "--code-switched"), cfg.seq_len)
+        if cfg.mix_ratio is None:
+            ratio = len(mixed) / max(1, len(mixed) + len(mono))
+        else:
+            ratio = cfg.mix_ratio
+        blocks, stats = mix_blocks(mono, mixed, ratio, cfg.seed)
+    if not blocks:
+        raise ConfigError("--text", cfg.text, f"gives no block of {cfg.seq_len} tokens; give more text or a "
+                                              "smaller --seq-len")
+    return blocks, stats
+
+
+def collate_blocks(examples: list[dict]) -> dict:
+    import torch
+
+    ids = torch.tensor([ex["input_ids"] for ex in examples], dtype=torch.long)
+    return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids.clone()}
+
+
+# 2. Which parameters train ------------------------------------------------------------------------
+
+
+def _module_name(model, module) -> str:
+    return next(n for n, m in model.named_modules() if m is module).split(".")[-1]
+
+
+def read_row_ids(spec: str, vocab_rows: int) -> list[int] | None:
+    """``all`` → None (every row); ``none`` → []; else ids from a JSON file (list, or {'new_ids': [...]})."""
+    if spec in ("all", "none"):
+        return None if spec == "all" else []
+    path = Path(spec)
+    if not path.is_file():
+        raise ConfigError("--embedding-rows", spec, "give 'all', 'none' or a JSON file with a list of token ids")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    ids = data.get("new_ids") if isinstance(data, dict) else data
+    if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
+        raise ConfigError("--embedding-rows", spec, "the file must hold a JSON list of integer ids or an object "
+                                                    "with a 'new_ids' list")
+    bad = [i for i in ids if not 0 <= i < vocab_rows]
+    if bad:
+        raise ConfigError("--embedding-rows", spec, f"ids {bad[:5]} are outside the {vocab_rows} embedding rows")
+    return sorted(set(ids))
+
+
+def lora_model(model, cfg: LAPTConfig):
+    """Wrap ``model`` with LoRA on the attention projections and trainable embedding rows (peft)."""
+    from peft import LoraConfig, get_peft_model
+
+    emb, head = model.get_input_embeddings(), model.get_output_embeddings()
+    tied = head is None or head.weight is emb.weight
+    names = [_module_name(model, emb)] + ([] if tied else [_module_name(model, head)])
+    rows = read_row_ids(cfg.embedding_rows, emb.weight.shape[0])
+    extra: dict = {}
+    if rows is None:  # every row: a trainable copy of the whole matrix (peft modules_to_save)
+        extra["modules_to_save"] = names + ([_module_name(model, head)] if tied and head is not None else [])
+    elif rows:  # only the given rows: peft TrainableTokens keeps a delta for them
+        extra["trainable_token_indices"] = {n: rows for n in names}
+    lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, bias="none",
+                      target_modules=attention_leaf_names(model), task_type="CAUSAL_LM",
+                      ensure_weight_tying=tied and bool(extra), **extra)
+    return get_peft_model(model, lora)
+
+
+def prepare_model(model, cfg: LAPTConfig):
+    """The model to hand to the Trainer, and the number of trainable parameters."""
+    if cfg.mode == "lora":
+        from transformers import set_seed
+
+        set_seed(cfg.seed)  # LoRA's A matrices are drawn here, before the Trainer seeds anything
+        wrapped = lora_model(model, cfg)
+        return wrapped, sum(p.numel() for p in wrapped.parameters() if p.requires_grad)
+    names = embedding_parameter_names(model) if cfg.mode == "embeddings" else None
+    return model, set_trainable(model, names)
+
+
+def unwrap(model):
+    """A plain transformers model: LoRA merged into the weights when ``model`` is a peft model."""
+    return model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
+
+
+# 3. Training ------------------------------------------------------------------------------------
+
+
+def train_lapt(cfg: LAPTConfig, model=None, tokenizer=None) -> Path:
+    from transformers import Trainer
+
+    from ..models import load_model, load_tokenizer
+
+    out = Path(cfg.out)
+    work = prepare_out(out, cfg.overwrite)
+    tokenizer = tokenizer if tokenizer is not None else load_tokenizer(cfg.model, "--model")
+    model = model if model is not None else load_model(cfg.model)
+    blocks, stats = build_blocks(cfg, tokenizer)
+    log.info("LAPT data: %s", stats)
+    trainable_model, trainable = prepare_model(model, cfg)
+    args = training_arguments(work, batch_size=cfg.batch_size, lr=cfg.lr, epochs=cfg.epochs,
+                              max_steps=cfg.max_steps, warmup=cfg.warmup, seed=cfg.seed, save_steps=cfg.save_steps,
+                              grad_accum=cfg.grad_accum, scheduler="linear")
+    trainer = Trainer(model=trainable_model, args=args, train_dataset=[{"input_ids": b} for b in blocks],
+                      data_collator=collate_blocks)
+    summary = run_trainer(trainer, work)
+    if not trainer.is_world_process_zero():  # under accelerate launch only the main process writes
+        return out
+    summary.update({"stage": "lapt", "config": cfg.to_dict(), "data": stats, "trainable_parameters": trainable})
+    final = unwrap(trainer.model).eval()
+    return save_final(final, tokenizer, out, work, cfg.overwrite, summary, cfg.keep_work)

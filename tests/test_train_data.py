@@ -1,0 +1,95 @@
+"""CLO data (fake translator), JSONL validation, the offline instruction builder, the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from langshift.cli import main
+from langshift.errors import LangshiftError
+from langshift.train import clo_data, instructions
+from langshift.train.data import read_jsonl
+
+
+class FakeTranslator:
+    """Upper-cases each line; cannot translate lines containing 'XX'."""
+
+    def __init__(self):
+        self.seen = []
+
+    def translate_sentences(self, sentences):
+        self.seen.extend(sentences)
+        return [None if "XX" in s else s.upper() for s in sentences]
+
+
+def _sft(tmp_path, rows):
+    path = tmp_path / "sft.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def test_translate_keeps_ids_layout_and_reports_untranslated():
+    recs = [{"id": "a", "instruction": "say hi", "response": "hi\n\n  - one"},
+            {"id": "b", "instruction": "fail XX here", "response": "ok"},
+            {"id": "c", "instruction": "say hi", "response": "bye"}]
+    fake = FakeTranslator()
+    kept, failed = clo_data.translate_records(recs, fake)
+    assert [r["id"] for r in kept] == ["a", "c"]
+    assert kept[0] == {"id": "a", "x_en": "say hi", "y_en": "hi\n\n  - one", "x_t": "SAY HI", "y_t": "HI\n\n  - ONE"}
+    assert failed[0]["id"] == "b" and failed[0]["failed_fields"] == ["instruction"]
+    assert fake.seen.count("say hi") == 1  # each distinct line sent once
+
+
+def test_make_clo_data_writes_both_files(tmp_path):
+    sft = _sft(tmp_path, [{"id": 1, "instruction": "q one", "response": "a one"},
+                          {"id": 2, "instruction": "q XX", "response": "a"}])
+    out = tmp_path / "clo.jsonl"
+    stats = clo_data.make_clo_data(str(sft), "fake", "es", str(out), translator_obj=FakeTranslator())
+    assert stats["translated"] == 1 and stats["untranslated"] == 1
+    assert read_jsonl(out, ["id", "x_en", "y_en", "x_t", "y_t"])[0]["x_t"] == "Q ONE"
+    assert json.loads((tmp_path / "clo.untranslated.jsonl").read_text())["id"] == "2"
+
+
+@pytest.mark.parametrize("line, message", [
+    ({"id": "x", "instruction": "q"}, r"line 2: field 'response' is missing"),
+    ({"id": "x", "instruction": "q", "response": ""}, r"line 2: field 'response' is ''"),
+    ({"id": "0", "instruction": "q", "response": "r"}, r"line 2: id '0' appears twice"),
+])
+def test_bad_sft_lines(tmp_path, line, message):
+    sft = _sft(tmp_path, [{"id": "0", "instruction": "q", "response": "r"}, line])
+    with pytest.raises(LangshiftError, match=message):
+        clo_data.make_clo_data(str(sft), "fake", "es", str(tmp_path / "o.jsonl"), translator_obj=FakeTranslator())
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_not_json_line(tmp_path):
+    path = tmp_path / "x.jsonl"
+    path.write_text('{"id": "1", "instruction": "a", "response": "b"}\nnot json\n', encoding="utf-8")
+    with pytest.raises(LangshiftError, match="line 2 is not JSON"):
+        read_jsonl(path, clo_data.SFT_FIELDS)
+
+
+def test_build_sft_is_reproducible_and_honest(tmp_path):
+    a = instructions.build_sft(20, ["man"], seed=1)
+    assert a == instructions.build_sft(20, ["man"], seed=1) and len(a) == 20
+    assert len({r["id"] for r in a}) == 20
+    for r in a:  # each answer repeats its page's own description, nothing invented
+        name = r["id"].split(":")[1].rsplit(".", 1)[0]
+        assert name in r["instruction"] and name in r["response"]
+
+
+def test_cli_build_sft_and_clo_data(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "sft.jsonl"
+    assert main(["train", "build-sft", "--out", str(out), "--n", "5", "--sources", "man"]) == 0
+    assert len(read_jsonl(out, clo_data.SFT_FIELDS)) == 5
+    assert main(["train", "build-sft", "--out", str(out), "--n", "5"]) == 2  # exists, no --overwrite
+    assert "--overwrite" in capsys.readouterr().err
+    import langshift.translate
+
+    monkeypatch.setattr(langshift.translate, "get_translator", lambda *a, **k: FakeTranslator())
+    assert main(["clo", "data", "--sft", str(out), "--translator", "fake", "--lang", "es",
+                 "--out", str(tmp_path / "clo.jsonl")]) == 0
+    assert json.loads(capsys.readouterr().out)["translated"] == 5
+    assert main(["train", "clo", "--model", "m", "--data", "d", "--out", str(tmp_path / "o"), "--lambda", "2"]) == 2
+    assert "--lambda=2.0" in capsys.readouterr().err

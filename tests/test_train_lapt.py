@@ -1,0 +1,120 @@
+"""LAPT: what each mode trains, LoRA merge exactness, packing and mixing, resume."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+import helpers
+from langshift.errors import ConfigError
+from langshift.train import lapt
+from langshift.train.data import mix_blocks, pack_ids
+from langshift.train.runtime import read_log
+
+
+@pytest.fixture()
+def setup(tmp_path, source_bpe):
+    text = helpers.write_lines(tmp_path / "es.txt", helpers.ES_TEXT * 4)
+    return helpers.tiny_llama(len(source_bpe), seed=2), source_bpe, text
+
+
+def _cfg(tmp_path, text, **kw):
+    base = dict(model="unused", text=str(text), out=str(tmp_path / "out"), seq_len=16, batch_size=4, grad_accum=1,
+                max_steps=2, lr=5e-2, save_steps=1, lora_r=4, warmup=0.0)
+    base.update(kw)
+    return lapt.LAPTConfig(**base)
+
+
+def _changed(before, model):
+    after = model.state_dict()
+    return {k for k in before if not torch.equal(before[k], after[k])}
+
+
+def test_pack_and_mix():
+    blocks = pack_ids([[1, 2, 3], [4, 5], [6, 7, 8, 9]], seq_len=4, separator=0)
+    assert blocks == [[1, 2, 3, 0], [4, 5, 0, 6], [7, 8, 9, 0]]
+    mono, mixed = [[i] for i in range(30)], [[100 + i] for i in range(5)]
+    out, stats = mix_blocks(mono, mixed, 0.25, seed=0)
+    assert stats["code_switched_blocks"] == 5 and stats["monolingual_blocks"] == 15
+    assert sum(b[0] >= 100 for b in out) == 5 and len(out) == 20
+    with pytest.raises(ConfigError):
+        mix_blocks(mono, mixed, 1.5, seed=0)
+
+
+def test_lora_merge_reproduces_adapter_logits(setup, tmp_path):
+    model, tok, text = setup
+    wrapped = lapt.lora_model(model, _cfg(tmp_path, text, embedding_rows="all"))
+    opt = torch.optim.AdamW([p for p in wrapped.parameters() if p.requires_grad], lr=1e-2)
+    ids = tok(helpers.ES_TEXT[:2], return_tensors="pt", padding=True)["input_ids"]
+    wrapped.train()
+    for _ in range(3):
+        wrapped(input_ids=ids, labels=ids).loss.backward()
+        opt.step()
+        opt.zero_grad()
+    wrapped.eval()
+    with torch.no_grad():
+        adapter_logits = wrapped(input_ids=ids).logits
+        merged = lapt.unwrap(wrapped)
+        merged_logits = merged(input_ids=ids).logits
+    assert not hasattr(merged, "peft_config")
+    assert (adapter_logits - merged_logits).abs().max().item() < 1e-5
+
+
+def test_lora_with_new_ids_trains_only_those_rows_and_attention(setup, tmp_path):
+    model, tok, text = setup
+    ids_file = tmp_path / "new.json"
+    new_ids = sorted(set(tok(" ".join(helpers.ES_TEXT))["input_ids"]))[:6]
+    ids_file.write_text(json.dumps({"new_ids": new_ids}))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    out = lapt.train_lapt(_cfg(tmp_path, text, embedding_rows=str(ids_file)), model=model, tokenizer=tok)
+    saved = AutoModelForCausalLM.from_pretrained(out)
+    changed = _changed(before, saved)
+    assert all(any(p in k for p in ("q_proj", "k_proj", "v_proj", "o_proj", "embed_tokens", "lm_head")) for k in changed)
+    emb = saved.get_input_embeddings().weight
+    rows = (emb != before["model.embed_tokens.weight"]).any(1).nonzero().flatten().tolist()
+    assert rows and set(rows) <= set(new_ids)
+    log = read_log(out)
+    assert [r["step"] for r in log if "loss" in r] == [1, 2]
+
+
+def test_embeddings_mode_freezes_body(setup, tmp_path):
+    model, tok, text = setup
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    lapt.train_lapt(_cfg(tmp_path, text, mode="embeddings"), model=model, tokenizer=tok)
+    changed = _changed(before, model)
+    assert changed and all("embed_tokens" in k or "lm_head" in k for k in changed)
+
+
+def test_full_mode_trains_body(setup, tmp_path):
+    model, tok, text = setup
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    lapt.train_lapt(_cfg(tmp_path, text, mode="full"), model=model, tokenizer=tok)
+    assert any("mlp" in k for k in _changed(before, model))
+
+
+def test_resume_after_interruption(setup, tmp_path, source_bpe):
+    model, tok, text = setup
+    cfg = _cfg(tmp_path, text, mode="full", max_steps=2, keep_work=True)
+    lapt.train_lapt(cfg, model=model, tokenizer=tok)  # leaves <out>.work/checkpoint-2
+    import shutil
+
+    shutil.rmtree(tmp_path / "out")  # as if the run died after its checkpoint, before the final save
+    model2 = helpers.tiny_llama(len(tok), seed=2)
+    out = lapt.train_lapt(_cfg(tmp_path, text, mode="full", max_steps=4), model=model2, tokenizer=tok)
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert summary["resumed_from_step"] == 2 and summary["global_step"] == 4
+    assert [r["step"] for r in read_log(out) if "loss" in r] == [1, 2, 3, 4]
+
+
+def test_bad_inputs(tmp_path, setup):
+    model, tok, text = setup
+    with pytest.raises(ConfigError, match="--mix-ratio"):
+        _cfg(tmp_path, text, mix_ratio=0.3)
+    with pytest.raises(ConfigError, match="--text"):
+        lapt.train_lapt(_cfg(tmp_path, text, seq_len=100000), model=model, tokenizer=tok)
+    (tmp_path / "out").mkdir()
+    with pytest.raises(ConfigError, match="--out"):
+        lapt.train_lapt(_cfg(tmp_path, text), model=model, tokenizer=tok)
