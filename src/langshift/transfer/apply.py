@@ -29,6 +29,7 @@ from .inputs import (
     aux_model_rows,
     check_same_dim,
     dictionary_vectors,
+    lookup_strings,
     read_dictionary,
     static_matrix,
     static_space,
@@ -113,21 +114,24 @@ def build_problem(needs: frozenset, source: torch.Tensor, overlap: Overlap, sour
     if want_target_space and target_space is None:
         target_space = static_space(cfg.aux_fasttext, cfg.aux_text, target_tok, target_tokens, cfg,
                                     "--aux-fasttext", "--aux-text")
+    form = cfg.aux_token_form
     if "static" in needs:
-        problem.target_static = static_matrix(target_space, target_tokens)
+        problem.target_static = static_matrix(target_space, target_tokens,
+                                              lookup_strings(target_tok, target_tokens, form))
     if "aux" in needs:
         if pre.aux_rows is not None:
             problem.aux = pre.aux_rows.float()
         elif cfg.aux_model is not None:
             problem.aux = aux_model_rows(cfg.aux_model, target_tok)
         else:
-            problem.aux = static_matrix(target_space, target_tokens)
+            problem.aux = static_matrix(target_space, target_tokens, lookup_strings(target_tok, target_tokens, form))
     if "source_static" in needs or "dictionary" in needs:
         source_space = pre.source_space or static_space(cfg.source_fasttext, cfg.source_text, source_tok,
                                                         source_tokens, cfg, "--source-fasttext", "--source-text")
         check_same_dim(source_space, target_space, "--source-fasttext",
                        cfg.source_fasttext or cfg.source_text, "--aux-fasttext")
-        problem.source_static = static_matrix(source_space, source_tokens)
+        problem.source_static = static_matrix(source_space, source_tokens,
+                                              lookup_strings(source_tok, source_tokens, form))
         pairs_words = pre.dictionary or read_dictionary(cfg.dictionary)
         problem.dict_source, problem.dict_target = dictionary_vectors(pairs_words, source_space, target_space)
     return problem, split_how

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from ..config import StageConfig, check_range, opt
 from ..errors import ConfigError
@@ -35,6 +36,11 @@ class TransferConfig(StageConfig):
     block_size: int = opt(1024, "new tokens per vectorised block (memory: block × overlap floats)")
     pad_to_multiple_of: int | None = opt(None, "pad the new embedding matrix to a multiple of this many rows "
                                                "(padding rows = mean of the source rows)")
+    aux_token_form: Literal["text", "native"] = opt(
+        "text", "how target/source tokens are looked up in a static space: 'text' = the token's surface without "
+                "its word-start marker (word-level spaces such as cc.* and MIGRATE's, and spaces trained here); "
+                "'native' = the tokenizer's own token string (Ġcasa, ▁casa), for spaces trained on natively "
+                "tokenised text as deepfocus trains them")
     aux_dim: int = opt(300, "dimension of a fastText space trained from --aux-text / --source-text")
     aux_epochs: int = opt(3, "epochs of a fastText space trained from --aux-text / --source-text")
     provenance: str | None = opt(None, "write a JSON file saying how each target token's row was made")

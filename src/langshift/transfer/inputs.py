@@ -29,20 +29,32 @@ def lookup_text(t: CanonicalToken) -> str:
     return "" if t.kind in _NO_TEXT_KINDS else t.text.strip()
 
 
-def static_matrix(space, tokens: Sequence[CanonicalToken]) -> torch.Tensor:
-    """(n, dim) float32 static vectors of ``tokens``; zero rows where there is none."""
-    texts = [lookup_text(t) for t in tokens]
+def lookup_strings(tokenizer, tokens: Sequence[CanonicalToken], form: str = "text") -> list[str]:
+    """The string each token is looked up by: its canonical text, or (``form="native"``) the tokenizer's
+    own token string (``Ġcasa``), for spaces trained on natively tokenised text as deepfocus trains them."""
+    if form == "text":
+        return [lookup_text(t) for t in tokens]
+    native = tokenizer.convert_ids_to_tokens(list(range(len(tokens))))
+    return ["" if t.kind in _NO_TEXT_KINDS or s is None else s for t, s in zip(tokens, native, strict=True)]
+
+
+def static_matrix(space, tokens: Sequence[CanonicalToken], texts: list[str] | None = None) -> torch.Tensor:
+    """(n, dim) float32 static vectors of ``tokens`` (looked up by ``texts`` when given, else by their
+    canonical text); zero rows where there is none."""
+    texts = [lookup_text(t) for t in tokens] if texts is None else texts
     vectors, missing = space.lookup([s or " " for s in texts])
     vectors[missing | np.array([not s for s in texts], dtype=bool)] = 0.0
     return torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32))
 
 
-def tokenised_sentences(tokenizer, tokens: Sequence[CanonicalToken], lines: Sequence[str]) -> list[list[str]]:
+def tokenised_sentences(tokenizer, tokens: Sequence[CanonicalToken], lines: Sequence[str],
+                        form: str = "text") -> list[list[str]]:
     """Each line as the look-up strings of its tokens (FOCUS trains fastText on tokenised text)."""
     encoded = tokenizer(list(lines), add_special_tokens=False)["input_ids"]
+    strings = lookup_strings(tokenizer, tokens, form)
     out = []
     for ids in encoded:
-        words = [lookup_text(tokens[i]) for i in ids if i < len(tokens)]
+        words = [strings[i] for i in ids if i < len(tokens)]
         words = [w for w in words if w]
         if words:
             out.append(words)
@@ -60,7 +72,7 @@ def static_space(path: str | None, text: str | None, tokenizer, tokens: Sequence
     if path is not None:
         return load_static(path, param=path_param)
     lines = read_lines(text, text_param)
-    sentences = tokenised_sentences(tokenizer, tokens, lines)
+    sentences = tokenised_sentences(tokenizer, tokens, lines, cfg.aux_token_form)
     if not sentences:
         raise ConfigError(text_param, text, "no token of this text has a look-up string; give real text")
     static_cfg = StaticConfig(dim=cfg.aux_dim, epochs=cfg.aux_epochs, min_count=1, workers=1, seed=cfg.seed)

@@ -1,0 +1,101 @@
+"""Language fidelity (Marchisio et al. 2024, as DESIGN.md reads it): does the model answer in the
+language it was asked in?
+
+Per response: split into lines, keep lines of at least ``min_words`` words, identify each kept line's
+language offline (fastText lid.176 "lite" through ``langshift.text.langid``).
+  * LPR  = share of responses whose kept lines are all in the expected language (a response with no
+    kept line passes: nothing in it is in another language).
+  * WPR  = among responses that pass LPR, share with no English word anywhere in the response. An
+    English word is one of wordfreq's ``top_n`` English words that is at least ``margin`` Zipf units
+    (1.5 = ~30×) more frequent in English than in the target language, so words shared with the target
+    ("no", "me", "a", "hotel", Spanish "come"/"once") do not count against it, while "the", "which", "is"
+    do (web corpora leak them into every language, so a plain frequency cut-off in the target fails). For
+    a target without wordfreq data every top English word counts (a warning says so).
+  * LCPR = harmonic mean of LPR and WPR.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+
+from ..errors import ConfigError
+
+_WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?")
+
+Detector = Callable[[list[str]], list[tuple[str, float]]]
+
+
+# 1. English word list -------------------------------------------------------------------------------
+
+@lru_cache(maxsize=8)
+def english_words(target_lang: str, top_n: int = 5000, margin: float = 1.5) -> frozenset[str]:
+    """wordfreq's top English words minus those common in ``target_lang`` (documented in the module doc)."""
+    from ..optional import require
+
+    wf = require("wordfreq", "pip install wordfreq", "the English word list of language fidelity")
+    words = [w for w in wf.top_n_list("en", top_n) if _WORD.fullmatch(w) and len(w) > 1]
+    if target_lang == "en":
+        return frozenset()
+    if target_lang not in wf.available_languages():
+        warnings.warn(f"wordfreq has no data for {target_lang!r}: every top-{top_n} English word counts as English",
+                      stacklevel=2)
+        return frozenset(words)
+    return frozenset(w for w in words if wf.zipf_frequency(w, "en") - wf.zipf_frequency(w, target_lang) >= margin)
+
+
+# 2. Scoring responses --------------------------------------------------------------------------------
+
+def judge_lines(response: str, min_words: int = 5) -> list[str]:
+    return [ln.strip() for ln in response.splitlines() if len(ln.split()) >= min_words]
+
+
+def harmonic(a: float, b: float) -> float:
+    return 0.0 if a + b == 0 else 2 * a * b / (a + b)
+
+
+def score_responses(responses: Sequence[str], lang: str, detect: Detector | None = None, min_words: int = 5,
+                    english: frozenset[str] | None = None, max_examples: int = 5) -> dict:
+    """LPR, WPR and LCPR of ``responses`` expected in ``lang``, with failing examples."""
+    if not responses:
+        raise ConfigError("responses", [], "no responses to score")
+    if detect is None:
+        from ..text.langid import detect
+    english = english_words(lang) if english is None else english
+    kept = [judge_lines(r, min_words) for r in responses]
+    flat = [ln for lines in kept for ln in lines]
+    labels = iter(detect(flat) if flat else [])
+    line_pass, word_pass, fails_line, fails_word, per = [], [], [], [], []
+    for r, lines in zip(responses, kept, strict=True):
+        langs = [next(labels)[0] for _ in lines]
+        ok_lines = all(x == lang for x in langs)
+        line_pass.append(ok_lines)
+        found = sorted({w.lower() for w in _WORD.findall(r)} & english) if ok_lines else []
+        if ok_lines:
+            word_pass.append(not found)
+            if found and len(fails_word) < max_examples:
+                fails_word.append({"response": r, "english_words": found[:10]})
+        elif len(fails_line) < max_examples:
+            fails_line.append({"response": r, "lines": [{"line": ln, "lang": x} for ln, x in zip(lines, langs,
+                                                                                               strict=True)
+                                                        if x != lang]})
+        per.append({"line_pass": ok_lines, "word_pass": ok_lines and not found, "line_langs": langs})
+    lpr = sum(line_pass) / len(line_pass)
+    wpr = sum(word_pass) / len(word_pass) if word_pass else 0.0
+    return {"n": len(responses), "lang": lang, "lpr": lpr, "wpr": wpr, "lcpr": harmonic(lpr, wpr),
+            "responses_without_judged_lines": sum(not k for k in kept),
+            "line_failures": fails_line, "word_failures": fails_word, "per_response": per}
+
+
+def evaluate_fidelity(model, tokenizer, prompts: Sequence[str], lang: str, max_new_tokens: int = 128,
+                      batch_size: int = 4, min_words: int = 5, progress: bool = True) -> dict:
+    """Generate greedy chat replies to ``prompts`` and score their language fidelity."""
+    from .generative import chat_generate
+
+    replies = chat_generate(model, tokenizer, list(prompts), max_new_tokens, batch_size=batch_size,
+                            progress=progress)
+    res = score_responses(replies, lang, min_words=min_words)
+    res["responses"] = [{"prompt": p, "response": r} for p, r in zip(prompts, replies, strict=True)]
+    return res

@@ -1,0 +1,197 @@
+"""``langshift report RUN_DIR… --out DIR``: one HTML page (plus PNGs and a markdown table) that puts
+models and methods side by side. Inputs follow the layout of ``results.py``: result JSON files written
+with ``--save``, and training logs (``trainer_state.json`` or ``train_log.jsonl``) anywhere up to two
+folders deep in a run folder."""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from pathlib import Path
+
+from ..errors import ConfigError
+from ..files import atomic_dir
+from .results import load_results
+
+# 1. Metrics per result kind: {column name: (value, stderr or None)} ---------------------------------
+
+
+def _tag(rec: dict) -> str:
+    cfg = rec.get("config") or {}
+    if cfg.get("tag"):
+        return str(cfg["tag"])
+    for key in ("text", "tasks", "pairs", "prompts", "outputs_b"):
+        if cfg.get(key):
+            value = cfg[key]
+            value = value if isinstance(value, str) else ",".join(map(str, value))
+            return Path(value).stem if "/" in value or value.endswith((".jsonl", ".txt")) else value
+    return ""
+
+
+def metrics(rec: dict) -> dict[str, tuple[float, float | None]]:
+    kind, res, tag = rec["kind"], rec["result"], _tag(rec)
+    sfx = f" [{tag}]" if tag else ""
+    if kind == "bpb":
+        return {f"bits/byte{sfx}": (res["bits_per_byte"], None)}
+    if kind == "mc" and "acc" in res:
+        return {f"acc{sfx}": (res["acc"], res.get("acc_stderr")),
+                f"acc_norm{sfx}": (res["acc_norm"], res.get("acc_norm_stderr"))}
+    if kind == "mc":  # lm-eval: {"results": {task: {"acc,none": …, "acc_stderr,none": …}}}
+        out = {}
+        for task, vals in res.get("results", {}).items():
+            for key, value in vals.items():
+                name, _, _filter = key.partition(",")
+                if isinstance(value, (int, float)) and not name.endswith("_stderr") and name != "sample_len":
+                    se = vals.get(f"{name}_stderr,{_filter}")
+                    out[f"{task} {name}"] = (value, se if isinstance(se, (int, float)) else None)
+        return out
+    if kind == "gen_mc":
+        return {f"gen acc{sfx}": (res["acc"], res.get("acc_stderr")),
+                f"gen extraction failures{sfx}": (res["extraction_failures"], None)}
+    if kind == "mexa":
+        return {f"MEXA mean{sfx}": (res["mean"], None), f"MEXA max{sfx}": (res["max"], None)}
+    if kind == "fidelity":
+        return {f"{m.upper()}{sfx}": (res[m], None) for m in ("lpr", "wpr", "lcpr")}
+    if kind == "judge" and not res.get("skipped"):
+        against = (rec.get("config") or {}).get("against", "B")
+        return {f"win rate vs {against}": (res["win_rate_a"], res.get("stderr"))}
+    if kind == "fertility":
+        return {f"{k}{sfx}": (v, None) for k, v in res.items() if isinstance(v, (int, float))
+                and not isinstance(v, bool)}
+    return {}
+
+
+def _fmt(value: float, se: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    text = f"{value:.4g}" if isinstance(value, float) else str(value)
+    if se is not None and not (isinstance(se, float) and math.isnan(se)):
+        text += f" ± {se:.2g}"
+    return text
+
+
+def table(records: list[dict], multi_run: bool) -> tuple[list[str], list[str], dict]:
+    from .results import KINDS
+
+    rows, cols, cells = [], [], {}
+    for rec in sorted(records, key=lambda r: KINDS.index(r["kind"])):  # stable: runs keep their order
+        row = f"{rec['run']}/{rec['model']}" if multi_run else rec["model"]
+        for col, (value, se) in metrics(rec).items():
+            rows += [row] if row not in rows else []
+            cols += [col] if col not in cols else []
+            cells[row, col] = _fmt(value, se)
+    return rows, cols, cells
+
+
+def markdown_table(rows, cols, cells) -> str:
+    head = "| model | " + " | ".join(cols) + " |\n|---|" + "---|" * len(cols) + "\n"
+    return head + "".join("| " + r + " | " + " | ".join(cells.get((r, c), "") for c in cols) + " |\n" for r in rows)
+
+
+# 2. Training logs ------------------------------------------------------------------------------------
+
+def training_curves(run_dir: Path) -> dict[str, tuple[list[float], list[float]]]:
+    """label → (steps, losses) from trainer_state.json / train_log.jsonl up to two levels deep."""
+    curves = {}
+    for path in sorted([*run_dir.glob("trainer_state.json"), *run_dir.glob("*/trainer_state.json"),
+                        *run_dir.glob("*/*/trainer_state.json")]):
+        logs = json.loads(path.read_text(encoding="utf-8")).get("log_history", [])
+        pts = [(e["step"], e["loss"]) for e in logs if "loss" in e and "step" in e]
+        if pts:
+            curves[f"{run_dir.name}/{path.parent.relative_to(run_dir)}"] = tuple(map(list, zip(*pts, strict=True)))
+    for path in sorted([*run_dir.glob("train_log.jsonl"), *run_dir.glob("*/train_log.jsonl"),
+                        *run_dir.glob("*/*/train_log.jsonl")]):
+        pts = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                e = json.loads(line)
+                if "loss" in e and "step" in e:
+                    pts.append((e["step"], e["loss"]))
+        if pts:
+            curves[f"{run_dir.name}/{path.parent.relative_to(run_dir)}"] = tuple(map(list, zip(*pts, strict=True)))
+    return curves
+
+
+def _plot_curves(curves: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for label, (steps, losses) in curves.items():
+        ax.plot(steps, losses, label=label.rstrip("/."))
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# 3. The page -----------------------------------------------------------------------------------------
+
+_CSS = ("body{font-family:sans-serif;margin:2em;max-width:1100px;color:#222}table{border-collapse:collapse;"
+        "font-size:14px}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td{white-space:nowrap}th{background:#f0f0f0}"
+        "td:first-child,th:first-child{text-align:left}img{max-width:100%;border:1px solid #eee}"
+        ".note{color:#666;font-size:13px}pre{background:#f7f7f7;padding:8px;white-space:pre-wrap}")
+
+
+def build_report(run_dirs: list[str | Path], out: str | Path, overwrite: bool = False,
+                 title: str = "langshift report") -> dict:
+    """Write ``index.html``, ``results.md`` and PNGs into ``out``; returns what it wrote."""
+    from .mexa import plot_mexa
+
+    if not run_dirs:
+        raise ConfigError("RUN_DIR", [], "give at least one run folder")
+    dirs = [Path(d) for d in run_dirs]
+    records = [r for d in dirs for r in load_results(d)]
+    curves = {k: v for d in dirs for k, v in training_curves(d).items()}
+    if not records and not curves:
+        raise ConfigError("RUN_DIR", [str(d) for d in dirs], "holds no result files (*.json written with --save) "
+                                                             "and no training logs")
+    multi = len({d.name for d in dirs}) > 1
+    rows, cols, cells = table(records, multi)
+    md = markdown_table(rows, cols, cells) if rows else "(no evaluation results)\n"
+    label = (lambda r: f"{r['run']}/{r['model']}") if multi else (lambda r: r["model"])
+    parts = [f"<h1>{html.escape(title)}</h1>",
+             f"<p class=note>Runs: {', '.join(html.escape(str(d)) for d in dirs)}. Values ± standard error "
+             "where known. Bits per byte: lower is better; everything else: higher is better.</p>"]
+    written = ["index.html", "results.md"]
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        parts.append("<h2>Side by side</h2>" + _html_table(rows, cols, cells))
+        mexa = {label(r) + (f" [{_tag(r)}]" if _tag(r) else ""): r["result"] for r in records if r["kind"] == "mexa"}
+        if mexa:
+            plot_mexa(mexa, tmp / "mexa.png")
+            written.append("mexa.png")
+            parts.append("<h2>MEXA alignment per layer</h2><img src='mexa.png' alt='MEXA per layer'>")
+        if curves:
+            _plot_curves(curves, tmp / "training_loss.png")
+            written.append("training_loss.png")
+            parts.append("<h2>Training loss</h2><img src='training_loss.png' alt='training loss'>")
+        for r in records:
+            if r["kind"] == "fidelity" and (r["result"].get("line_failures") or r["result"].get("word_failures")):
+                ex = (r["result"].get("line_failures") or r["result"]["word_failures"])[0]["response"]
+                parts.append(f"<h3>Fidelity failure example — {html.escape(label(r))}</h3>"
+                             f"<pre>{html.escape(ex[:800])}</pre>")
+        for png in sorted({p for d in dirs for p in d.glob("*.png")}):
+            target = f"{png.parent.name}__{png.name}"
+            (tmp / target).write_bytes(png.read_bytes())
+            written.append(target)
+            parts.append(f"<h2>{html.escape(png.stem)} ({html.escape(png.parent.name)})</h2><img src='{target}'>")
+        (tmp / "results.md").write_text(md, encoding="utf-8")
+        page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+                f"<style>{_CSS}</style></head><body>{''.join(parts)}</body></html>\n")
+        (tmp / "index.html").write_text(page, encoding="utf-8")
+    return {"out": str(out), "files": written, "models": rows, "columns": cols}
+
+
+def _html_table(rows, cols, cells) -> str:
+    if not rows:
+        return "<p>(no evaluation results)</p>"
+    head = "<tr><th>model</th>" + "".join(f"<th>{html.escape(c)}</th>" for c in cols) + "</tr>"
+    body = "".join("<tr><td>" + html.escape(r) + "</td>" + "".join(
+        f"<td>{html.escape(cells.get((r, c), ''))}</td>" for c in cols) + "</tr>" for r in rows)
+    return f"<table>{head}{body}</table>"

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import pytest
+
+from langshift.evaluate.fidelity import english_words, harmonic, judge_lines, score_responses
+
+# hand-labelled responses expected in Spanish; the fake detector returns the label written after '#'
+RESPONSES = [
+    "El perro corre por el campo verde #es\nok",                               # pass, pass
+    "La casa es muy grande y bonita #es\nThe house is very big indeed #en",    # line fail
+    "El rey habló con el pueblo en la plaza #es\nSí.",                         # pass, pass ('Sí.' too short)
+    "El médico dijo que the patient necesita descanso #es",                    # line pass, word fail (the, patient)
+    "Hola",                                                                    # no judged line: passes both
+]
+
+
+def fake_detect(lines):
+    return [(ln.rsplit("#", 1)[1].strip(), 0.99) for ln in lines]
+
+
+def test_lpr_wpr_lcpr_on_hand_labelled():
+    res = score_responses(RESPONSES, "es", detect=fake_detect, english=frozenset({"the", "patient", "house"}))
+    assert res["lpr"] == pytest.approx(4 / 5)
+    assert res["wpr"] == pytest.approx(3 / 4)
+    assert res["lcpr"] == pytest.approx(harmonic(4 / 5, 3 / 4))
+    assert res["responses_without_judged_lines"] == 1
+    assert res["line_failures"][0]["lines"] == [{"line": "The house is very big indeed #en", "lang": "en"}]
+    assert res["word_failures"][0]["english_words"] == ["patient", "the"]
+    assert [p["line_pass"] for p in res["per_response"]] == [True, False, True, True, True]
+
+
+def test_short_lines_dropped():
+    assert judge_lines("uno dos tres cuatro\nuno dos tres cuatro cinco\n\n", 5) == ["uno dos tres cuatro cinco"]
+
+
+def test_english_word_list_excludes_target_words():
+    words = english_words("es")
+    assert {"the", "which", "would", "is"} <= words
+    assert not {"no", "me", "a", "de", "he", "hotel", "once", "come"} & words
+    assert english_words("en") == frozenset()
+
+
+def test_real_language_id():
+    res = score_responses(["El hombre viejo dio el libro a su hija en la casa.",
+                           "The old man gave the book to his daughter in the house."], "es")
+    assert res["lpr"] == 0.5 and res["per_response"][1]["line_langs"] == ["en"]
