@@ -1,0 +1,190 @@
+"""The tiny recipe end to end: a clean run, a rerun that skips, a run killed with SIGKILL in the middle
+of LAPT and continued (same artefacts bit for bit), a config change that re-runs only what follows,
+and a training stage under `accelerate launch`. Also the tiny recipe's inputs and a run-folder digest,
+shared with the other pipeline tests."""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import helpers
+from langshift.pipeline import run_recipe
+
+TINY = Path(__file__).parent / "data" / "pipeline_tiny.yaml"
+# Files whose bytes legitimately differ between two runs with the same results: records and step
+# summaries (timings), training/transfer summaries and logs (timings), gensim pickles (timestamps in
+# lifecycle_events), evaluation result files ("created"). Their numbers are compared separately.
+VOLATILE = (".done.json", ".step.*.json", "train_summary.json", "train_log.jsonl", "langshift_transfer.json",
+            "model.gensim*", "bpb.*.json", "*.lock", ".hashes.json")
+
+
+def tiny_inputs(root: Path) -> list[str]:
+    """Build the tiny model and texts under ``root``; returns the --set overrides for the tiny recipe."""
+    root.mkdir(parents=True, exist_ok=True)
+    if not (root / "model" / "config.json").is_file():
+        tok = helpers.byte_level_bpe(helpers.EN_TEXT * 3, vocab_size=320)
+        model = helpers.tiny_llama(len(tok), bos_id=tok.bos_token_id, eos_id=tok.eos_token_id)
+        helpers.save_model_folder(model, tok, root / "model")
+        helpers.write_lines(root / "es.txt", helpers.ES_TEXT * 5)
+        helpers.write_lines(root / "eval.txt", helpers.ES_TEXT[:5])
+    return [f"inputs.model={root / 'model'}", f"inputs.target_text={root / 'es.txt'}",
+            f"inputs.eval_text={root / 'eval.txt'}"]
+
+
+def digest_run(out: Path) -> dict[str, str]:
+    """Relative path → SHA-256 of every artefact file of a run folder except the volatile ones."""
+    files = {}
+    for path in sorted(p for p in out.rglob("*") if p.is_file()):
+        if any(fnmatch.fnmatch(path.name, pat) for pat in VOLATILE):
+            continue
+        files[path.relative_to(out).as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return files
+
+
+def static_vectors_digest(out: Path) -> str:
+    from langshift.static.fasttext import load_static
+
+    space = load_static(out / "static" / "static")
+    return hashlib.sha256(space.wv.vectors.tobytes() + space.wv.vectors_ngrams.tobytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    return tiny_inputs(tmp_path_factory.mktemp("tiny_inputs"))
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, inputs):
+    """One uninterrupted run of the tiny recipe."""
+    out = tmp_path_factory.mktemp("reference") / "out"
+    lines: list[str] = []
+    start = time.perf_counter()
+    result = run_recipe(TINY, out, inputs, progress=lines.append)
+    return {"out": out, "result": result, "lines": lines, "seconds": time.perf_counter() - start}
+
+
+def test_tiny_recipe_runs_end_to_end(reference):
+    result = reference["result"]
+    assert list(result["stages"]) == ["tokenizer", "static", "transfer", "lapt", "eval"]
+    assert all(s["status"] == "run" or s["status"] == "ran" for s in result["stages"].values())
+    out = reference["out"]
+    for stage, artefact in (("tokenizer", "tokenizer/tokenizer.json"), ("static", "static/static.json"),
+                            ("transfer", "model/model.safetensors"), ("lapt", "model/model.safetensors")):
+        assert (out / stage / artefact).is_file()
+        assert (out / stage / ".done.json").is_file()
+        assert not (out / f"{stage}.work").exists()
+    bpb = result["stages"]["eval"]["summary"]["lapt"]["bpb"]["bits_per_byte"]
+    assert 0 < bpb < 20
+    assert result["stages"]["lapt"]["summary"]["global_step"] == 24
+    assert any("lapt: done" in line for line in reference["lines"])
+    assert reference["seconds"] < 120
+
+
+def test_rerun_skips_everything(reference, inputs):
+    result = run_recipe(TINY, reference["out"], inputs, progress=None)
+    assert {s["status"] for s in result["stages"].values()} == {"skipped"}
+    assert result["stages"]["eval"]["summary"] == reference["result"]["stages"]["eval"]["summary"]
+
+
+def test_sigkill_in_the_middle_then_rerun_gives_the_same_artefacts(reference, inputs, tmp_path):
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "langshift.cli", "run", str(TINY), "--out", str(out)]
+    for item in inputs:
+        cmd += ["--set", item]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    checkpoints = out / "lapt.work" / "model.work"
+    deadline = time.monotonic() + 100
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            # kill once a checkpoint is complete (Trainer writes trainer_state.json last), mid-LAPT
+            if checkpoints.is_dir() and any(checkpoints.glob("checkpoint-*/trainer_state.json")):
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, "the run finished before it could be killed"
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    # Killed inside LAPT: the stages before it are done, LAPT is not, nothing after it exists.
+    for stage in ("tokenizer", "static", "transfer"):
+        assert (out / stage / ".done.json").is_file()
+    assert not (out / "lapt" / ".done.json").exists() and not (out / "eval").exists()
+
+    dry = run_recipe(TINY, out, inputs, dry_run=True, progress=None)["stages"]
+    assert [dry[s]["action"] for s in ("tokenizer", "static", "transfer")] == ["skip"] * 3
+    assert dry["lapt"]["action"] == "continue"
+
+    result = run_recipe(TINY, out, inputs, progress=None)
+    stages = result["stages"]
+    assert [stages[s]["status"] for s in ("tokenizer", "static", "transfer", "lapt", "eval")] == [
+        "skipped", "skipped", "skipped", "continued", "ran"]
+    assert stages["lapt"]["summary"]["resumed_from_step"] > 0  # LAPT resumed from its own checkpoint
+    assert digest_run(out) == digest_run(reference["out"])
+    assert static_vectors_digest(out) == static_vectors_digest(reference["out"])
+    ref_eval = reference["result"]["stages"]["eval"]["summary"]
+    assert stages["eval"]["summary"] == ref_eval
+
+
+def test_changing_one_stage_reruns_it_and_the_ones_after(reference, inputs, tmp_path):
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(reference["out"], out)
+    before = {s: json.loads((out / s / ".done.json").read_text())["hash"] for s in reference["result"]["stages"]}
+    result = run_recipe(TINY, out, [*inputs, "transfer.method=fvt"], progress=None)
+    status = {s: v["status"] for s, v in result["stages"].items()}
+    assert status == {"tokenizer": "skipped", "static": "skipped", "transfer": "re-ran", "lapt": "re-ran",
+                      "eval": "re-ran"}
+    assert "method: 'focus' → 'fvt'" in result["stages"]["transfer"]["reason"]
+    after = {s: json.loads((out / s / ".done.json").read_text())["hash"] for s in status}
+    assert after["tokenizer"] == before["tokenizer"] and after["static"] == before["static"]
+    assert after["transfer"] != before["transfer"] and after["lapt"] != before["lapt"]
+    # A field that does not change the result (eval.batch_size) re-runs nothing.
+    again = run_recipe(TINY, out, [*inputs, "transfer.method=fvt", "eval.batch_size=2"], progress=None)
+    assert {v["status"] for v in again["stages"].values()} == {"skipped"}
+
+
+def test_partial_checkpoints_are_dropped_before_resuming(tmp_path):
+    from langshift.pipeline.stages import drop_partial_checkpoints
+
+    work = tmp_path / "model.work"
+    good, cut, empty = work / "checkpoint-4", work / "checkpoint-8", work / "checkpoint-12"
+    for folder in (good, cut, empty):
+        folder.mkdir(parents=True)
+    (good / "trainer_state.json").write_text(json.dumps({"global_step": 4}))
+    (cut / "trainer_state.json").write_text('{"global_st')  # killed while writing
+    assert drop_partial_checkpoints(work) == ["checkpoint-12", "checkpoint-8"]
+    assert good.is_dir() and not cut.exists() and not empty.exists()
+
+
+def test_training_stage_under_accelerate_launch_matches_in_process(inputs, tmp_path):
+    """The launch path (`accelerate launch -m langshift.pipeline.launch`) on one CPU process gives the
+    same LAPT weights as training in the runner's own process."""
+    import hashlib
+
+    cpu = tmp_path / "cpu.yaml"
+    cpu.write_text("compute_environment: LOCAL_MACHINE\ndistributed_type: 'NO'\nnum_processes: 1\n"
+                   "num_machines: 1\nmixed_precision: 'no'\nuse_cpu: true\n")
+    recipe = {"name": "lapt-only", "inputs": {"model": None, "target_text": None},
+              "stages": {"lapt": {"seq_len": 32, "batch_size": 2, "max_steps": 3, "save_steps": 2, "lora_r": 4,
+                                  "lr": 1e-3, "warmup": 0}}}
+    sets = inputs[:2]
+    local = run_recipe(recipe, tmp_path / "local", sets, progress=None)
+    launched = run_recipe(recipe, tmp_path / "launched", [*sets, f"launch.accelerate_config={cpu}",
+                                                          "launch.num_processes=1"], progress=None)
+    assert launched["stages"]["lapt"]["status"] == "ran"
+    assert (tmp_path / "launched" / "lapt" / "lapt.launch.json").is_file()
+    weights = [hashlib.sha256((tmp_path / o / "lapt" / "model" / "model.safetensors").read_bytes()).hexdigest()
+               for o in ("local", "launched")]
+    assert weights[0] == weights[1]
+    assert local["stages"]["lapt"]["summary"]["global_step"] == 3
