@@ -48,15 +48,44 @@ def test_apertium_finds_the_nouns_in_one_batch():
     assert batch[2] == ["NNP", "XX", "NNS"] and batch[3] == []
 
 
-@needs_apertium
-def test_apertium_tagger_is_batched_in_one_subprocess(monkeypatch):
+def _count_popen(monkeypatch):
     import subprocess
 
-    calls = []
-    real = subprocess.run
-    monkeypatch.setattr(subprocess, "run", lambda *a, **k: calls.append(a) or real(*a, **k))
-    get_tagger("apertium").tag_many([SENT] * 300)
-    assert len(calls) == 1
+    started = []
+    real = subprocess.Popen
+
+    def counting(args, *a, **k):
+        started.append(" ".join(map(str, args)))
+        return real(args, *a, **k)
+
+    monkeypatch.setattr(subprocess, "Popen", counting)
+    return started
+
+
+@needs_apertium
+def test_apertium_tagger_keeps_the_analyser_and_starts_one_tagger_per_call(monkeypatch):
+    started = _count_popen(monkeypatch)
+    tagger = get_tagger("apertium")
+    first = tagger.tag_many([SENT] * 300)
+    assert len(started) == 2 and "lt-proc" in started[0] and "apertium-tagger" in started[1]
+    assert tagger.tag_many([SENT] * 3) == first[:3]
+    assert len(started) == 3 and "apertium-tagger" in started[2] and "lt-proc" not in started[2]
+    tagger.close()
+    tagger.tag_many([SENT])  # a closed tagger starts its analyser again
+    assert len(started) == 5
+
+
+@needs_apertium
+def test_apertium_tags_depend_on_the_call_not_on_earlier_calls():
+    # apertium-tagger carries state across null flushes: after "till", "lived" below turns VBN. One fresh
+    # tagger process per call keeps a call's tags free of what earlier calls tagged.
+    sent = "And Shem lived after he begat Arphaxad five hundred years , and begat sons and daughters .".split()
+    tagger = get_tagger("apertium")
+    alone = tagger.tag_many([sent])[0]
+    assert alone[2] == "VBD"
+    tagger.tag_many([["to", "till", "the", "ground"]] * 3)
+    assert tagger.tag_many([sent])[0] == alone
+    assert get_tagger("apertium").tag_many([sent, sent])[1] == alone
 
 
 def test_apertium_tag_mapping():

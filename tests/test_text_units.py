@@ -54,3 +54,27 @@ def test_replacement_by_offsets_preserves_spacing():
         last = w.end
     out.append(text[last:])
     assert "".join(out) == "The  BOOK,\tthe BOOKS."
+
+
+def test_lines_without_an_inner_full_stop_skip_pysbd_and_match_it(monkeypatch):
+    from langshift.text import units
+
+    seg = units._segmenter("en", "en")
+    lines = ["  And God said, Let there be light: and there was light.  ", "Selah", "He came (not he.) Then left.",
+             "Dr. Who spoke. Then left!", "Is it? Yes", "No end mark here"]
+    expected = [[p.strip() for p in seg.segment(line)] for line in lines]
+    calls = []
+    real = seg.segment
+    monkeypatch.setattr(seg, "segment", lambda text: calls.append(text) or real(text))
+    text = "\n".join(lines)
+    got = [[line[a:b] for a, b in sentence_spans(line, "en")] for line in lines]
+    assert got == expected
+    assert calls == lines[2:5]  # only lines with a full stop (or ?/!) before more text reach pysbd
+    spans = sentence_spans(text, "en")
+    assert [text[a:b] for a, b in spans] == [s for line in expected for s in line]
+
+
+def test_the_fast_path_knows_each_language_s_own_full_stops():
+    assert split_sentences("Τι είναι αυτό; Δεν ξέρω.", "el") == ["Τι είναι αυτό;", "Δεν ξέρω."]
+    assert split_sentences("Բարեւ։ Ինչպես ես։", "hy") == ["Բարեւ։", "Ինչպես ես։"]
+    assert split_sentences("ይህ ምንድን ነው። አላውቅም።", "am") == ["ይህ ምንድን ነው።", "አላውቅም።"]

@@ -168,7 +168,17 @@ _WORKER: dict = {}
 
 
 def _init_worker(tagger, lang: str, noun_tags: list[str]) -> None:
+    import multiprocessing.util
+
     _WORKER.update(tagger=tagger, lang=lang, noun_tags=noun_tags)
+    # a worker that ends normally stops the subprocesses its tagger keeps (and has waited for them)
+    multiprocessing.util.Finalize(None, _close_worker_tagger, exitpriority=10)
+
+
+def _close_worker_tagger() -> None:
+    close = getattr(_WORKER.get("tagger"), "close", None)
+    if close is not None:
+        close()
 
 
 def _analyse_in_worker(job: tuple[list[str], int]):
@@ -189,6 +199,8 @@ def _analysed(documents: Iterable[str], tagger, cfg: MigrateConfig) -> Iterator[
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(cfg.num_proc, _init_worker, (tagger, cfg.src_lang, list(cfg.noun_tags))) as pool:
         yield from pool.imap(_analyse_in_worker, jobs)
+        pool.close()  # all done: let the workers end normally (leaving early terminates them)
+        pool.join()
 
 
 def migrate(documents: Iterable[str], tagger, translator, cfg: MigrateConfig, counter: TokenCounter | None = None,

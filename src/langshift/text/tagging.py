@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any, ClassVar
 
 from ..errors import ConfigError
@@ -48,6 +49,9 @@ class Tagger:
 
     def tag_many(self, sentences: Sequence[Sequence[str]]) -> list[list[str]]:
         raise NotImplementedError
+
+    def close(self) -> None:
+        """Stop any subprocess the tagger keeps between calls (none by default)."""
 
 
 def get_tagger(name: str, lang: str = "en", **options: Any) -> Tagger:
@@ -163,30 +167,45 @@ class ApertiumTagger(Tagger):
         self.pair.tool("lt-proc")
         self.pair.tool("apertium-tagger")
 
+    def close(self) -> None:
+        self.pair.close()
+
     def tag_many(self, sentences: Sequence[Sequence[str]]) -> list[list[str]]:
-        from ..translate.apertium import escape, lemma_tags, split_unescaped, stream_tokens
+        from ..translate.apertium import UNITS, escape_words
 
         # Each word is followed by a superblank "[]": the analyser keeps blanks in order and moves them
         # after a multi-word unit ("in front of" → one unit then three blanks), so counting blanks
         # aligns units with our words; a word inside a multi-word unit gets that unit's tag.
-        items = ["".join(escape(w) + "[]" for w in words) for words in sentences]
-        outs = self.pair.run([self.pair.analyse_stage(), self.pair.tagger_stage()], items, desc="apertium tag")
+        items = [escape_words(words, "[]") + "[]" if words else "" for words in sentences]
+        # the analyser stays running between calls; the tagger is a fresh process per call: it carries state
+        # across null flushes, so only this way are a call's tags a function of its sentences alone
+        outs = self.pair.run([self.pair.analyse_stage(), self.pair.tagger_stage()], items, desc="apertium tag",
+                             keep=1)
         result = []
         for words, chunk in zip(sentences, outs, strict=True):
-            tags: list[str | None] = [None] * len(words)
+            n = len(words)
+            tags: list[str | None] = [None] * n
             index, last = 0, UNKNOWN
-            for kind, content in stream_tokens(chunk):
-                if kind == "superblank":
-                    if index < len(words) and tags[index] is None:
+            for unit, blank in UNITS.findall(chunk):
+                if blank:  # one of our superblanks: it ends a word
+                    if index < n and tags[index] is None:
                         tags[index] = last  # no unit of its own: part of the previous multi-word unit
                     index += 1
-                elif kind == "lu" and index < len(words):
-                    reading = split_unescaped(content, "/")[0]
-                    last = UNKNOWN if reading.startswith("*") else apertium_to_penn(*lemma_tags(reading))
+                elif unit and index < n:  # a lexical unit ^…$: the tagger's one reading
+                    last = _penn_of_reading(unit[1:-1])
                     if tags[index] is None:  # John's → John<np> + 's<gen>: the first unit decides
                         tags[index] = last
             result.append([t or UNKNOWN for t in tags])
         return result
+
+
+@lru_cache(maxsize=1 << 16)
+def _penn_of_reading(unit: str) -> str:
+    """Penn tag of a tagged unit (``book<n><pl>``; ``*xyzzy`` when unknown); readings repeat, so cached."""
+    from ..translate.apertium import lemma_tags, split_unescaped
+
+    reading = split_unescaped(unit, "/")[0]
+    return UNKNOWN if reading.startswith("*") else apertium_to_penn(*lemma_tags(reading))
 
 
 # --- spaCy -----------------------------------------------------------------------------------------
