@@ -40,8 +40,10 @@ def _ls(args: argparse.Namespace) -> int:
     for kind, reg in sorted(registry.ALL.items()):
         print(f"{kind}:")
         for name, obj in reg.items():
-            doc = (getattr(obj, "__doc__", None) or "").strip().splitlines()
-            print(f"  {name:<18} {doc[0] if doc else ''}")
+            # A plugin describes itself by a `help` attribute (e.g. pipeline stages) or its docstring.
+            text = getattr(obj, "help", None) if isinstance(getattr(obj, "help", None), str) else obj.__doc__
+            lines = (text or "").strip().splitlines()
+            print(f"  {name:<18} {lines[0] if lines else ''}")
     return 0
 
 

@@ -55,7 +55,7 @@ def _train(args: argparse.Namespace) -> int:
 def _continue(args: argparse.Namespace) -> int:
     check_out_dir(args.out, args.overwrite)
     cfg = StaticConfig.from_namespace(args)
-    space = load_static(args.model)
+    space = load_static(args.model, trainable=True)
     space = continue_static(space, _read(args, space.lowercase), cfg)
     space.save(args.out, overwrite=args.overwrite)
     return _report(space, args)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import struct
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -159,9 +160,13 @@ class StaticSpace:
 
 # 3. Loading ------------------------------------------------------------------------------------
 
-def load_static(path: str | os.PathLike, lowercase: bool | None = None, param: str = "--model") -> StaticSpace:
+def load_static(path: str | os.PathLike, lowercase: bool | None = None, param: str = "--model",
+                trainable: bool = False) -> StaticSpace:
     """A folder saved by ``StaticSpace.save``, a gensim model file, a Facebook ``.bin``, or a ``.vec``
-    text file (vectors only: unseen strings get a zero row, flagged in ``lookup``)."""
+    text file (vectors only: unseen strings get a zero row, flagged in ``lookup``).
+
+    A ``.bin`` is memory-mapped for look-ups (fast, not trainable) unless ``trainable`` asks for the
+    full model, which continuing training needs."""
     from gensim.models import FastText, KeyedVectors
     from gensim.models.fasttext import load_facebook_model
 
@@ -182,6 +187,10 @@ def load_static(path: str | os.PathLike, lowercase: bool | None = None, param: s
     low = bool(lowercase)
     name = path.name.lower()
     try:
+        if name.endswith(".bin") and not trainable:
+            from .facebook_bin import load_facebook_bin
+
+            return StaticSpace(load_facebook_bin(path), None, low, str(path))
         if name.endswith(".bin"):
             model = load_facebook_model(str(path))
             return StaticSpace(model.wv, model, low, str(path))
@@ -190,7 +199,7 @@ def load_static(path: str | os.PathLike, lowercase: bool | None = None, param: s
                         "(no character n-grams); use a .bin model to compose them", path)
             return StaticSpace(KeyedVectors.load_word2vec_format(str(path), binary=False), None, low, str(path))
         model = FastText.load(str(path))
-    except (ValueError, OSError, EOFError, UnicodeDecodeError) as exc:
+    except (ValueError, OSError, EOFError, UnicodeDecodeError, struct.error) as exc:
         raise ConfigError(param, str(path), f"could not be read as fastText/gensim vectors ({exc}); give a "
                                             "Facebook .bin, a .vec text file or a gensim-saved model") from exc
     return StaticSpace(model.wv, model, low, str(path))
