@@ -27,6 +27,7 @@ from ..vocab.overlap import Overlap, compute_overlap
 from .config import TransferConfig
 from .inputs import (
     aux_model_rows,
+    bpe_merges,
     check_same_dim,
     dictionary_vectors,
     lookup_strings,
@@ -125,6 +126,9 @@ def build_problem(needs: frozenset, source: torch.Tensor, overlap: Overlap, sour
             problem.aux = aux_model_rows(cfg.aux_model, target_tok)
         else:
             problem.aux = static_matrix(target_space, target_tokens, lookup_strings(target_tok, target_tokens, form))
+    if "merges" in needs:
+        problem.source_merges = bpe_merges(source_tok, "--model", n_rows=source.shape[0])
+        problem.target_merges = bpe_merges(target_tok, "--tokenizer", n_rows=len(target_tokens))
     if "source_static" in needs or "dictionary" in needs:
         source_space = pre.source_space or static_space(cfg.source_fasttext, cfg.source_text, source_tok,
                                                         source_tokens, cfg, "--source-fasttext", "--source-text")
@@ -239,7 +243,7 @@ def transfer(model, source_tok, target_tok, method: str | None = None, cfg: Tran
     seconds["inputs"] = time.perf_counter() - start
     start = time.perf_counter()
     result = fn(problem, MethodParams(k=cfg.k, temperature=cfg.temperature, ridge=cfg.ridge,
-                                      block_size=cfg.block_size))
+                                      block_size=cfg.block_size, mix=cfg.mix))
     seconds["method"] = time.perf_counter() - start
     install(model, padded_rows(result.matrix, source, cfg.pad_to_multiple_of), tied, d)
     special_ids = retarget_specials(model, source_tok, target_tok, overlap)

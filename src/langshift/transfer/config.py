@@ -15,7 +15,7 @@ class TransferConfig(StageConfig):
                                   "smollm2-135m-instruct (its own tokenizer is the source tokenizer)")
     tokenizer: str | None = opt(None, "target tokenizer: a tokenizer folder (tokenizer.json) or a model folder")
     out: str | None = opt(None, "output folder for the new model (safetensors, tokenizer, config)")
-    method: str = opt("focus", "init method for new tokens: random, mean, fvt, focus, migrate, wechsel, salt "
+    method: str = opt("focus", "init method for new tokens: random, mean, fvt, compose, focus, migrate, wechsel, salt "
                                "(`langshift ls` lists them)")
     seed: int = opt(0, "random seed (random init; fastText training when --aux-text is given)")
     aux_fasttext: str | None = opt(None, "fastText model of the TARGET language (gensim folder/file, .bin or .vec): "
@@ -33,6 +33,8 @@ class TransferConfig(StageConfig):
     temperature: float = opt(0.1, "wechsel: softmax temperature over cosine similarities")
     ridge: float = opt(1e-3, "salt: ridge strength relative to the neighbours' mean squared norm (0 = "
                              "minimum-norm least squares)")
+    mix: float = opt(0.5, "compose: weight of the merge-composed row against the FVT row (1 = composed only, "
+                          "0 = FVT)")
     block_size: int = opt(1024, "new tokens per vectorised block (memory: block × overlap floats)")
     pad_to_multiple_of: int | None = opt(None, "pad the new embedding matrix to a multiple of this many rows "
                                                "(padding rows = mean of the source rows)")
@@ -55,6 +57,7 @@ class TransferConfig(StageConfig):
         check_range("--temperature", self.temperature, 0, lo_open=True)
         check_range("--ridge", self.ridge, 0)
         check_range("--block-size", self.block_size, 1)
+        check_range("--mix", self.mix, 0, 1)
         check_range("--aux-dim", self.aux_dim, 1)
         check_range("--aux-epochs", self.aux_epochs, 1)
         if self.pad_to_multiple_of is not None:

@@ -138,3 +138,23 @@ def check_same_dim(a, b, param_a: str, value_a, param_b: str) -> None:
         raise ConfigError(param_a, value_a, f"its static space has dimension {a.dim} but {param_b}'s has {b.dim}; "
                                             "the two spaces are aligned by an orthogonal map, so give spaces of "
                                             "equal dimension (or set --aux-dim to match when training one)")
+
+
+def bpe_merges(tokenizer, param: str, n_rows: int | None = None) -> torch.Tensor:
+    """The tokenizer's BPE merges as (a, b, merged) id triples, in merge order; merges whose parts or
+    result are not vocabulary ids (below ``n_rows`` when given) are left out."""
+    import json
+
+    model = json.loads(tokenizer.backend_tokenizer.to_str())["model"]
+    if model.get("type") != "BPE" or not model.get("merges"):
+        raise ConfigError(param, getattr(tokenizer, "name_or_path", "") or model.get("type"),
+                          f"is a {model.get('type')} tokenizer without BPE merges; --method compose composes new "
+                          "tokens along BPE merges, so both tokenizers must be BPE (use fvt or focus otherwise)")
+    vocab, limit = model["vocab"], n_rows if n_rows is not None else float("inf")
+    triples = []
+    for merge in model["merges"]:
+        a, b = merge if isinstance(merge, list) else merge.split(" ", 1)
+        ids = (vocab.get(a), vocab.get(b), vocab.get(a + b))
+        if None not in ids and max(ids) < limit:
+            triples.append(ids)
+    return torch.tensor(triples, dtype=torch.long).reshape(-1, 3)

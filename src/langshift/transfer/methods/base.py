@@ -27,6 +27,7 @@ INIT_METHODS: Registry[Callable] = Registry("init method", modules=[
     "langshift.transfer.methods.focus",
     "langshift.transfer.methods.wechsel",
     "langshift.transfer.methods.salt",
+    "langshift.transfer.methods.compose",
 ])
 
 # What a method may ask ``apply`` to build for it (``fn.needs``).
@@ -35,6 +36,7 @@ NEEDS = {
     "source_static": "static vectors of every source token in a source-language space",
     "dictionary": "static vectors of bilingual dictionary pairs (source space, target space)",
     "aux": "auxiliary vectors of every target token: a target-language model's input rows or static vectors",
+    "merges": "the BPE merges of both tokenizers as (a, b, merged) id triples",
 }
 
 
@@ -57,6 +59,7 @@ class MethodParams:
     temperature: float = 0.1        # softmax temperature over cosine similarities (wechsel)
     ridge: float = 1e-3             # salt: ridge strength relative to the neighbours' mean squared norm
     block_size: int = 1024          # new tokens per vectorised block (bounds memory)
+    mix: float = 0.5                # compose: weight of the composed row against the FVT row
 
 
 @dataclass
@@ -80,6 +83,8 @@ class TransferProblem:
     dict_source: torch.Tensor | None = None    # (m, a) dictionary source words, source space
     dict_target: torch.Tensor | None = None    # (m, a) their translations, target space
     aux: torch.Tensor | None = None            # (n_target, b) salt's auxiliary vectors
+    source_merges: torch.Tensor | None = None  # (m, 3) long: source BPE merges as (a, b, merged) ids
+    target_merges: torch.Tensor | None = None  # (m', 3) long: target BPE merges, in merge order
 
     def __post_init__(self) -> None:
         if self.overlap_target.shape != self.overlap_source.shape:

@@ -1,0 +1,200 @@
+"""Wall time of every init method, SmolLM2-135M → a 32k Spanish byte-level BPE, side by side with
+deepfocus 1.0.1 ``FOCUS`` and wechsel 0.0.4 on the same tokenizer and the same fastText models.
+
+fastText training is timed separately (both sides read the same trained .bin files). Each method is
+timed from the loaded model and tokenizers to the finished matrix (overlap, fastText loading and
+provenance included); each library does its own fastText loading. Run:
+
+    python bench/transfer_speed.py            # writes bench/results/transfer_speed.json
+
+Needs the bench extra: pip install -e ".[bench]" (deepfocus, wechsel and the fasttext package).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import transfer_data as data
+
+RESULTS = Path(__file__).parent / "results" / "transfer_speed.json"
+
+
+def timed(fn):
+    wall, cpu = time.perf_counter(), time.process_time()
+    out = fn()
+    return out, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def ours(model, src, tgt, method: str, inputs: dict):
+    from langshift.transfer.apply import transfer
+    from langshift.transfer.config import TransferConfig
+
+    if method == "wechsel":
+        cfg = TransferConfig(method=method, aux_fasttext=str(inputs["es_words"]),
+                             source_fasttext=str(inputs["en_words"]), dictionary=str(inputs["dictionary"]))
+    elif method in ("focus", "migrate", "salt"):
+        cfg = TransferConfig(method=method, aux_fasttext=str(inputs["native"]), aux_token_form="native")
+    else:
+        cfg = TransferConfig(method=method)
+    fresh = copy.deepcopy(model)
+    (new_model, prov), wall, cpu = timed(lambda: transfer(fresh, src, tgt, method, cfg))
+    return new_model.get_input_embeddings().weight.detach().clone(), prov, wall, cpu
+
+
+def deepfocus_focus(model, src, tgt, native: Path):
+    from deepfocus import FOCUS
+
+    emb = model.get_input_embeddings().weight.detach()
+    return timed(lambda: FOCUS(target_tokenizer=tgt, source_tokenizer=src, source_embeddings=emb,
+                               fasttext_model_path=str(native), verbosity="silent"))
+
+
+def deepfocus_random_rows(src, tgt, native: Path) -> list[int]:
+    """Target ids deepfocus initialises randomly: new tokens missing from its fastText vocabulary."""
+    import fasttext
+    from deepfocus.focus import get_overlapping_tokens, is_very_rare_token
+
+    ft = fasttext.load_model(str(native))
+    _, new = get_overlapping_tokens(tgt, src, match_symbols=False, exact_match_all=True, fuzzy_match_all=False)
+    return sorted(info.target.id for info in new.values() if is_very_rare_token(info.target.native_form, ft))
+
+
+def same_numbers(model, src, tgt, native: Path, deepfocus_matrix: torch.Tensor) -> dict:
+    """Run our vectorised sparsemax on deepfocus's exact inputs (its overlap, its anchors, the .bin's
+    vectors) and compare with deepfocus's rows: the rows both compute must agree."""
+    import fasttext
+    from deepfocus.focus import get_overlapping_tokens, is_very_rare_token
+
+    from langshift.transfer.sparsemax import sparsemax_mix
+
+    ft = fasttext.load_model(str(native))
+    overlap, new = get_overlapping_tokens(tgt, src, match_symbols=False, exact_match_all=True, fuzzy_match_all=False)
+    emb = model.get_input_embeddings().weight.detach()
+    anchors = [(tok, info) for tok, info in sorted(overlap.items(), key=lambda x: x[1].target.id)
+               if not is_very_rare_token(tok, ft)]
+    news = [info for tok, info in sorted(new.items(), key=lambda x: x[1].target.id)
+            if not is_very_rare_token(info.target.native_form, ft)]
+    keys = torch.tensor(np.stack([ft[tok] for tok, _ in anchors]))
+    values = torch.stack([emb[info.source[0].id] for _, info in anchors])
+    queries = torch.tensor(np.stack([ft[info.target.native_form] for info in news]))
+    rows, _, _ = sparsemax_mix(queries, keys, values, progress=False)
+    ids = torch.tensor([info.target.id for info in news])
+    copied = torch.tensor([info.target.id for info in overlap.values()])
+    copied_src = torch.tensor([info.source[0].id for info in overlap.values()])
+    return {"focus_rows_compared": len(news),
+            "focus_rows_max_abs_diff": float((rows - deepfocus_matrix[ids]).abs().max()),
+            "copied_rows_compared": len(copied),
+            "copied_rows_identical": bool(torch.equal(deepfocus_matrix[copied], emb[copied_src]))}
+
+
+def wechsel_apply(model, src, tgt, en_words: Path, es_words: Path, dictionary: Path):
+    import fasttext
+    from wechsel import WECHSEL
+
+    emb = model.get_input_embeddings().weight.detach().numpy()
+
+    def run():
+        w = WECHSEL(fasttext.load_model(str(en_words)), fasttext.load_model(str(es_words)),
+                    bilingual_dictionary=str(dictionary))
+        matrix, _info = w.apply(src, tgt, emb)
+        return torch.from_numpy(np.asarray(matrix, dtype=np.float32))
+
+    return timed(run)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--vocab-size", type=int, default=32000)
+    ap.add_argument("--dim", type=int, default=300, help="fastText dimension")
+    ap.add_argument("--methods", nargs="+", default=None, help="our methods to time (default: all)")
+    ap.add_argument("--skip-peers", action="store_true", help="time only our methods")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+    from langshift.models import load_model, load_tokenizer
+    from langshift.transfer.methods import INIT_METHODS
+
+    # 1. Shared inputs: tokenizer and fastText models (training timed separately).
+    tok_dir = data.target_tokenizer(args.vocab_size)
+    native, t_native = data.fasttext_native(tok_dir, dim=args.dim)
+    es_train, _ = data.spanish_split()
+    es_words, t_es = data.fasttext_words(es_train, "es", dim=args.dim)
+    en_words, t_en = data.fasttext_words(data.english_text(), "en", dim=args.dim)
+    inputs = {"native": native, "es_words": es_words, "en_words": en_words, "dictionary": data.dictionary_tsv()}
+    src = load_tokenizer("smollm2-135m-instruct")
+    tgt = load_tokenizer(str(tok_dir))
+    model = load_model("smollm2-135m-instruct")
+    report = {"vocab_size": len(tgt), "fasttext_dim": args.dim, "load": os.getloadavg(),
+              "fasttext_training_seconds": {"target_tokens": round(t_native, 1), "es_words": round(t_es, 1),
+                                            "en_words": round(t_en, 1)}, "ours": {}, "peers": {}}
+
+    # 2. Our methods.
+    ours_focus = None
+    for method in args.methods or INIT_METHODS.names():
+        matrix, prov, wall, cpu = ours(model, src, tgt, method, inputs)
+        report["ours"][method] = {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "stages_s": prov.seconds,
+                                  "copied": prov.counts["copied"], "new": prov.counts["new"],
+                                  "left_random": 0, "fallback_fvt": prov.counts["fallback_fvt"],
+                                  "fallback_mean": prov.counts["fallback_mean"]}
+        if method == "focus":
+            ours_focus = matrix
+        print(f"ours {method:8s} {wall:7.2f} s wall {cpu:7.2f} s cpu  {prov.seconds}", flush=True)
+
+    # 3. Peers on the same tokenizer and fastText models.
+    if not args.skip_peers:
+        df_matrix, wall, cpu = deepfocus_focus(model, src, tgt, native)
+        random_rows = deepfocus_random_rows(src, tgt, native)
+        report["peers"]["deepfocus FOCUS"] = {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
+                                              "left_random": len(random_rows)}
+        print(f"deepfocus FOCUS {wall:7.2f} s wall {cpu:7.2f} s cpu, {len(random_rows)} rows left random", flush=True)
+        report["same_numbers"] = same_numbers(model, src, tgt, native, df_matrix)
+        if ours_focus is not None:
+            report["same_numbers"].update(copied_rows_vs_ours(model, src, tgt, ours_focus, df_matrix))
+        print("same numbers:", report["same_numbers"], flush=True)
+        w_matrix, wall, cpu = wechsel_apply(model, src, tgt, en_words, es_words, inputs["dictionary"])
+        report["peers"]["wechsel"] = {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2)}
+        print(f"wechsel         {wall:7.2f} s wall {cpu:7.2f} s cpu", flush=True)
+        if "focus" in report["ours"]:
+            df = report["peers"]["deepfocus FOCUS"]
+            report["ratios"] = {"deepfocus_over_ours_focus_wall": round(df["wall_s"] / report["ours"]["focus"]["wall_s"], 2),
+                                "deepfocus_over_ours_focus_cpu": round(df["cpu_s"] / report["ours"]["focus"]["cpu_s"], 2)}
+        if "wechsel" in report["ours"]:
+            report["ratios"]["wechsel_over_ours_wechsel_wall"] = round(
+                report["peers"]["wechsel"]["wall_s"] / report["ours"]["wechsel"]["wall_s"], 2)
+        print("ratios:", report.get("ratios"), flush=True)
+    report["load_after"] = os.getloadavg()
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {RESULTS}")
+
+
+def copied_rows_vs_ours(model, src, tgt, ours_matrix: torch.Tensor, df_matrix: torch.Tensor) -> dict:
+    """On the rows deepfocus copies: where both copy the same source row the values must be identical;
+    where the source rows differ, deepfocus decoded a partial-UTF-8 byte token to U+FFFD and copied the
+    row of whatever source token also decodes to U+FFFD (DESIGN.md, 'Where peers go wrong')."""
+    from deepfocus.focus import get_overlapping_tokens
+
+    from langshift.vocab.overlap import compute_overlap
+
+    overlap, _ = get_overlapping_tokens(tgt, src, match_symbols=False, exact_match_all=True, fuzzy_match_all=False)
+    pairs = compute_overlap(src, tgt).pairs
+    same = [i.target.id for i in overlap.values() if pairs.get(i.target.id) == i.source[0].id]
+    differ = [i.target.id for i in overlap.values() if pairs.get(i.target.id) != i.source[0].id]
+    return {"copied_rows_same_source": len(same),
+            "copied_rows_same_source_identical": bool(torch.equal(ours_matrix[same], df_matrix[same])),
+            "copied_rows_deepfocus_other_source": len(differ),
+            "deepfocus_other_source_examples": tgt.convert_ids_to_tokens(differ[:8])}
+
+
+if __name__ == "__main__":
+    main()
