@@ -31,11 +31,16 @@ def make_problem(seed: int = 0, zero_static: tuple[int, ...] = (), no_pieces: tu
     rot = torch.linalg.qr(torch.randn(A, A, generator=g))[0]
     source_static = torch.randn(N_SOURCE, A, generator=g)
     dict_source = torch.randn(20, A, generator=g)
+    def merges(first: int, n: int) -> torch.Tensor:  # each id from `first` on merges two earlier ids
+        return torch.tensor([(int(torch.randint(0, t, (1,), generator=g)), int(torch.randint(0, t, (1,), generator=g)),
+                              t) for t in range(first, n)])
+
     return TransferProblem(source=source, n_target=N_TARGET, overlap_target=overlap_target,
                            overlap_source=overlap_source, generator=torch.Generator().manual_seed(seed),
                            pieces=pieces, target_static=target_static, source_static=source_static,
                            dict_source=dict_source, dict_target=dict_source @ rot.T,
-                           aux=torch.randn(N_TARGET, A, generator=g))
+                           aux=torch.randn(N_TARGET, A, generator=g),
+                           source_merges=merges(10, N_SOURCE), target_merges=merges(20, N_TARGET))
 
 
 def run(name: str, problem: TransferProblem, **kw):
