@@ -58,6 +58,25 @@ def test_scores_equal_hand_computation(tiny):
     assert flat(one) == pytest.approx(flat(res), abs=1e-9)
 
 
+def test_kept_logits_equal_full_logits_and_bfloat16_is_close(tiny):
+    from langshift.evaluate.bpb import score_windows
+    from langshift.evaluate.mc import encode_request, score_continuations
+
+    model, tok = tiny
+    items = [MCItem("Who gave the book to the old man?", ["The old man", "A dog", "The king of the city"], 2),
+             MCItem("What came?", ["light", "water and more water"], 0, passage="In the beginning.")]
+    windows = [encode_request(tok, c, x, 1024) for it in items for c, x in build_requests(it, "en")]
+    full = score_windows(model, windows, batch_size=4, pad_id=0, progress=False)
+    kept = score_continuations(model, windows, batch_size=4, progress=False)
+    assert kept == pytest.approx(full, abs=1e-9)
+    exact = score_continuations(model.float(), windows, batch_size=4, progress=False)
+    fast = score_continuations(model, windows, batch_size=4, precision="bfloat16", progress=False)
+    model.double()
+    assert fast != exact and fast == pytest.approx(exact, rel=0.02)
+    with pytest.raises(ConfigError, match="precision"):
+        score_continuations(model, windows, batch_size=4, precision="int4", progress=False)
+
+
 def test_letters_format_scores_labels(tiny):
     model, tok = tiny
     item = MCItem("Q?", ["x", "y", "z"], 1, passage="P.", language="de")

@@ -37,7 +37,7 @@ def middle_layer_points(model, tokenizer, pairs: Sequence[tuple[str, str]], laye
     if not 1 <= layer <= n_layers:
         raise ConfigError("--layer", layer, f"must be in 1..{n_layers} (transformer block outputs)")
     texts = [p[0] for p in pairs] + [p[1] for p in pairs]
-    vecs = sentence_vectors(model, tokenizer, texts, batch_size, layers=[layer - 1], progress=progress,
+    vecs = sentence_vectors(model, tokenizer, texts, batch_size, layers=[layer], progress=progress,
                             desc=f"hidden states (layer {layer})")[0]
     pts = project(vecs, method, seed)
     return {"layer": layer, "method": method, "en": pts[:len(pairs)], "xx": pts[len(pairs):]}

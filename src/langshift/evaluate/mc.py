@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Literal
 
 from ..errors import ConfigError, LangshiftError
-from .bpb import Window, context_token_id, score_windows
+from .bpb import Window, context_token_id
 from .templates import get_template
 
 Format = Literal["text", "letters"]
@@ -124,12 +124,55 @@ def encode_request(tokenizer, context: str, continuation: str, max_length: int) 
 
 
 def continuation_logprobs(model, tokenizer, requests: list[tuple[str, str]], batch_size: int = 8,
-                          max_length: int = 1024, progress: bool = True) -> list[float]:
+                          max_length: int = 1024, progress: bool = True, precision: str = "model") -> list[float]:
     """log p(continuation | context) (natural log) for each request."""
     windows = [encode_request(tokenizer, c, x, max_length) for c, x in requests]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    return [-v for v in score_windows(model, windows, batch_size, pad_id=pad, progress=progress,
-                                       desc="multiple choice")]
+    return [-v for v in score_continuations(model, windows, batch_size, pad, precision, progress)]
+
+
+def score_continuations(model, windows: list[Window], batch_size: int, pad_id: int = 0, precision: str = "model",
+                        progress: bool = True) -> list[float]:
+    """Summed NLL (nats) of each window's scored tokens, as ``bpb.score_windows``, but the LM head runs only
+    on the positions that predict scored tokens (``logits_to_keep``): with a 49k vocabulary the head over
+    every context position costs a fifth of the compute and most of the memory traffic."""
+    import inspect
+
+    import torch
+    from tqdm.auto import tqdm
+
+    from .mexa import precision_context
+
+    if batch_size < 1:
+        raise ConfigError("batch_size", batch_size, "must be at least 1")
+    device = next(model.parameters()).device
+    can_keep = "logits_to_keep" in inspect.signature(model.forward).parameters
+    order = sorted(range(len(windows)), key=lambda k: -len(windows[k].ids))  # similar lengths per batch
+    out = [0.0] * len(windows)
+    bar = tqdm(total=len(windows), desc="multiple choice", unit="req", disable=not progress or len(windows) < 2)
+    with torch.inference_mode(), precision_context(model, precision):
+        for start in range(0, len(order), batch_size):
+            chunk = [windows[k] for k in order[start:start + batch_size]]
+            width = max(len(w.ids) for w in chunk)
+            ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
+            mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            for r, w in enumerate(chunk):
+                ids[r, :len(w.ids)] = torch.tensor(w.ids)
+                mask[r, :len(w.ids)] = 1
+            # logits at position t predict token t+1: keep positions lo..hi-1 covering every row's scored span
+            lo = min(w.first_scored for w in chunk) - 1 if can_keep else 0
+            hi = max(len(w.ids) for w in chunk) - 1 if can_keep else width
+            kwargs = {"logits_to_keep": torch.arange(lo, hi, device=device)} if can_keep else {}
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False,
+                           **kwargs).logits
+            for r, w in enumerate(chunk):
+                pred = logits[r, w.first_scored - 1 - lo:len(w.ids) - 1 - lo]
+                pred = pred.to(torch.promote_types(pred.dtype, torch.float32))  # half → float32, keep float64
+                target = ids[r, w.first_scored:len(w.ids)].to(pred.device)
+                out[order[start + r]] = float(torch.nn.functional.cross_entropy(pred, target, reduction="sum"))
+            bar.update(len(chunk))
+    bar.close()
+    return out
 
 
 # 3. Metrics ------------------------------------------------------------------------------------------
@@ -169,13 +212,15 @@ def score_items(items: list[MCItem], logprobs: list[list[float]], continuations:
 
 def evaluate_mc(model, tokenizer, items: list[MCItem], lang: str = "en", fmt: Format = "text",
                 batch_size: int = 8, max_length: int = 1024, fallback_english: bool = False,
-                progress: bool = True) -> dict:
-    """Run every item: one scored continuation per choice; returns metrics and predictions."""
+                progress: bool = True, precision: str = "model") -> dict:
+    """Run every item: one scored continuation per choice; returns metrics and predictions.
+
+    ``precision="bfloat16"`` autocasts the matrix products (see ``mexa.precision_context``)."""
     if not items:
         raise ConfigError("items", [], "no items to evaluate")
     per_item = [build_requests(it, lang, fmt, fallback_english) for it in items]
     flat = [r for reqs in per_item for r in reqs]
-    lps = continuation_logprobs(model, tokenizer, flat, batch_size, max_length, progress)
+    lps = continuation_logprobs(model, tokenizer, flat, batch_size, max_length, progress, precision)
     grouped, k = [], 0
     for reqs in per_item:
         grouped.append(lps[k:k + len(reqs)])
