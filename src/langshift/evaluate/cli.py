@@ -57,6 +57,16 @@ def register(sub) -> None:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--plot", default=None, help="also write the per-layer plot to this PNG")
+    p.add_argument("--pooling", choices=["weighted", "last"], default="weighted",
+                   help="sentence vector: position-weighted mean (MEXA) or the last token")
+    p.add_argument("--blocks-only", action="store_true", help="score the block outputs only, not layer 0 "
+                                                              "(the embedding output)")
+    p.add_argument("--exclude-first", action="store_true", help="not MEXA: drop the first position (attention "
+                                                                "sink) from the sentence vector")
+    p.add_argument("--centre", action="store_true", help="not MEXA: subtract each language's mean vector "
+                                                         "before the cosines")
+    p.add_argument("--precision", choices=["model", "bfloat16"], default="model",
+                   help="model = the model's own dtype; bfloat16 = bf16 autocast for the matrix products")
     _save_arg(p)
     p.set_defaults(func=_mexa)
 
@@ -263,7 +273,8 @@ def _mexa(args) -> int:
 
     pairs = _read_pairs(args)
     model, tok = _load(args)
-    res = mexa(model, tok, pairs, args.batch_size, args.max_length)
+    res = mexa(model, tok, pairs, args.batch_size, args.max_length, include_embeddings=not args.blocks_only,
+               pooling=args.pooling, exclude_first=args.exclude_first, centre=args.centre, precision=args.precision)
     if args.plot:
         plot_mexa({args.name or args.model: res}, args.plot)
     _emit(args, "mexa", res, {"pairs": args.pairs or f"bible en-{args.tgt}", "n": len(pairs), "seed": args.seed})
