@@ -11,7 +11,7 @@ from transformers import AutoModelForCausalLM
 import helpers
 from langshift.errors import ConfigError
 from langshift.train import lapt
-from langshift.train.data import mix_blocks, pack_ids
+from langshift.train.data import document_separator, mix_blocks, pack_ids, pack_texts
 from langshift.train.runtime import read_log
 
 
@@ -42,6 +42,22 @@ def test_pack_and_mix():
     assert sum(b[0] >= 100 for b in out) == 5 and len(out) == 20
     with pytest.raises(ConfigError):
         mix_blocks(mono, mixed, 1.5, seed=0)
+
+
+def test_packing_separates_documents_with_end_of_text_not_end_of_turn():
+    # eos <|im_end|> ends chat turns: packing with it made a LAPT'd chat model answer with an empty turn
+    chat = helpers.byte_level_bpe(helpers.ES_TEXT)
+    eot, doc_end = chat.convert_tokens_to_ids("<|im_end|>"), chat.convert_tokens_to_ids("<|endoftext|>")
+    assert chat.eos_token_id == eot and document_separator(chat) == doc_end
+    blocks = pack_texts(chat, helpers.ES_TEXT, seq_len=8)
+    flat = [t for b in blocks for t in b]
+    assert doc_end in flat and eot not in flat
+    # a base model (no end-of-turn in a template) keeps its EOS; so does one whose only end token is in it
+    chat.chat_template = None
+    assert document_separator(chat) == eot
+    only = helpers.byte_level_bpe(helpers.ES_TEXT, specials=["<unk>", "<s>", "</s>"])
+    only.chat_template = "{% for m in messages %}<s>{{ m['content'] }}</s>{% endfor %}"
+    assert document_separator(only) == only.eos_token_id
 
 
 def test_lora_merge_reproduces_adapter_logits(setup, tmp_path):

@@ -72,9 +72,35 @@ def pack_ids(documents: Sequence[Sequence[int]], seq_len: int, separator: int | 
     return [stream[i:i + seq_len] for i in range(0, len(stream) - seq_len + 1, seq_len)]
 
 
+# Names under which tokenizers of common families store their end-of-document token.
+DOCUMENT_END_NAMES = ("<|endoftext|>", "<|end_of_text|>", "</s>", "<eos>", "<|end_of_document|>")
+
+
+def document_separator(tokenizer) -> int | None:
+    """The token put between packed documents: the pre-training end-of-document token.
+
+    A chat model's ``eos_token`` is often its end-of-turn marker (SmolLM2/Qwen ``<|im_end|>``, Llama 3
+    ``<|eot_id|>``); packing with it teaches the model that a turn ends anywhere, and after LAPT it
+    answers every chat prompt with an empty turn. So when the EOS token appears in the chat template, a
+    special token named like an end-of-document token that the template does not use is taken instead;
+    when there is none (e.g. Mistral, whose template ends turns with its only EOS ``</s>``), EOS stays.
+    """
+    eos = tokenizer.eos_token_id
+    template = getattr(tokenizer, "chat_template", None)
+    template = template if isinstance(template, str) else ""
+    if eos is None or tokenizer.eos_token not in template:
+        return eos
+    added = getattr(tokenizer, "added_tokens_decoder", {})  # id → AddedToken: the tokens that surely exist
+    specials = {str(tok): tid for tid, tok in added.items()}
+    for name in DOCUMENT_END_NAMES:
+        if name in specials and name not in template:
+            return specials[name]
+    return eos
+
+
 def pack_texts(tokenizer, texts: Sequence[str], seq_len: int) -> list[list[int]]:
     ids = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
-    return pack_ids(ids, seq_len, tokenizer.eos_token_id)
+    return pack_ids(ids, seq_len, document_separator(tokenizer))
 
 
 def mix_blocks(mono: list[list[int]], mixed: list[list[int]], ratio: float, seed: int) -> tuple[list[list[int]], dict]:
