@@ -69,6 +69,8 @@ def main() -> None:
     ap.add_argument("--heldout", type=int, default=300, help="held-out verses scored (of ~1,000)")
     ap.add_argument("--epochs", type=int, default=5, help="epochs of the fastText spaces trained here")
     ap.add_argument("--skip-peers", action="store_true")
+    ap.add_argument("--only", nargs="+", default=None,
+                    help="re-run only these rows of ours (names as printed) and merge them into the existing results")
     args = ap.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     torch.manual_seed(0)
@@ -91,7 +93,12 @@ def main() -> None:
         rows[name] = {"bits_per_byte": round(value, 4), **extra}
         print(f"{name:34s} {value:.4f}", flush=True)
 
-    record("original model, own tokenizer", bpb(model, src, texts))
+    if args.only:
+        previous = json.loads(RESULTS.read_text())
+        rows.update(previous["results"])
+        settings_only = set(args.only)
+    else:
+        record("original model, own tokenizer", bpb(model, src, texts))
     # 1. Our methods.
     settings = {
         "random": {}, "mean": {}, "fvt": {}, "compose": {},
@@ -103,13 +110,15 @@ def main() -> None:
                     "dictionary": str(data.dictionary_tsv())},
     }
     for name, opts in settings.items():
+        if args.only and name not in settings_only:
+            continue
         method = opts.pop("method", name)
         start = time.perf_counter()
         new, prov = transfer(copy.deepcopy(model), src, tgt, method, TransferConfig(method=method, **opts))
         record(name, bpb(new, tgt, texts), seconds=round(time.perf_counter() - start, 1), counts=prov.counts)
         del new
     # 2. Peers on the same tokenizer.
-    if not args.skip_peers:
+    if not args.skip_peers and not args.only:
         from deepfocus import FOCUS
 
         emb = model.get_input_embeddings().weight.detach()

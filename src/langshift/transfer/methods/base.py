@@ -57,7 +57,7 @@ def init_method(name: str, needs: tuple[str, ...] = ()) -> Callable[[Callable], 
 class MethodParams:
     k: int | None = None            # neighbours (wechsel: 10, salt: 32 when None)
     temperature: float = 0.1        # softmax temperature over cosine similarities (wechsel)
-    ridge: float = 1e-3             # salt: ridge strength relative to the neighbours' mean squared norm
+    ridge: float = 10.0             # salt: ridge strength relative to the neighbours' mean squared norm
     block_size: int = 1024          # new tokens per vectorised block (bounds memory)
     mix: float = 0.5                # compose: weight of the composed row against the FVT row
 

@@ -1,0 +1,111 @@
+"""``langshift demo``: make the inputs, run the shipped demo recipe, print the table and the report path.
+
+Everything that trains or evaluates is the pipeline's (``recipes/demo.yaml``); this module only makes
+the input files offline, wires them in as recipe inputs and reads the results back.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError, LangshiftError
+from .inputs import Sizes, make_inputs
+
+PROFILES: dict[str, tuple[str, Sizes]] = {
+    "full": ("demo", Sizes(target_lines=None, source_verses=2000, select_verses=80, eval_verses=150, mc_items=20,
+                           mexa_pairs=40, sft_pairs=16, prompts=8)),
+    "quick": ("demo-quick", Sizes(target_lines=6000, source_verses=300, select_verses=30, eval_verses=40,
+                                  mc_items=6, mexa_pairs=12, sft_pairs=6, prompts=4)),
+}
+ROWS = ("original", "transferred", "aligned")
+COLUMNS = (("bits/byte", "bpb", "bits_per_byte"), ("fidelity LPR", "fidelity", "lpr"), ("MEXA", "mexa", "mean"),
+           ("MC acc", "mc", "acc"))
+
+
+def check_out(out: Path, profile: str) -> None:
+    """``out`` must be a folder (or absent) that holds no demo of the other size."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError("--out", str(out), "is a file; give a folder for the demo run")
+    manifest = out / "inputs" / "manifest.json"
+    if manifest.is_file():
+        sizes = json.loads(manifest.read_text(encoding="utf-8")).get("params", {}).get("sizes")
+        for other, (_, other_sizes) in PROFILES.items():
+            if other != profile and sizes == other_sizes.__dict__:
+                flag = "add --quick" if other == "quick" else "leave out --quick"
+                raise ConfigError("--out", str(out), f"holds a {other} demo run; {flag} to continue it, or choose "
+                                                     "another --out")
+
+
+def run_demo(out: str | Path, quick: bool = False, overrides: list[str] | None = None, dry_run: bool = False,
+             progress=None) -> dict[str, Any]:
+    """Run the demo into ``out`` (resumable); returns the pipeline result plus ``table`` and ``report``."""
+    from ..pipeline import run_recipe
+    from ..resources import BUILTIN_MODEL, resolve_model
+
+    profile = "quick" if quick else "full"
+    recipe, sizes = PROFILES[profile]
+    out = Path(out).expanduser().resolve()
+    check_out(out, profile)
+    from ..pipeline import load_recipe, resolve
+
+    resolve(load_recipe(recipe, overrides))  # a bad --set fails here, before any work
+    # 1. Resources: the built-in model and the offline corpora, as input files of the recipe.
+    resolve_model(BUILTIN_MODEL)
+    cache = str(out / "inputs" / "translations.sqlite")
+    paths = make_inputs(out / "inputs", sizes, translation_cache=cache)  # cheap: made on a dry run too
+    sets = [f"inputs.{k}={v}" for k, v in paths.items()]
+    sets += [f"migrate.cache={cache}", f"clo_data.cache={cache}"]
+    # 2. The pipeline: every stage resumable, skipped when done.
+    kwargs = {"progress": progress} if progress is not None else {}
+    result = run_recipe(recipe, out, sets + list(overrides or []), dry_run=dry_run, **kwargs)
+    if dry_run:
+        return result
+    # 3. What to print.
+    result["table"] = results_table(result["stages"]["eval"]["summary"])
+    result["candidates"] = (result["stages"]["transfer"]["summary"] or {}).get("candidates", {})
+    result["chosen"] = (result["stages"]["transfer"]["summary"] or {}).get("method")
+    report = out / "report" / "report" / "index.html"
+    if not report.is_file():
+        raise LangshiftError(f"the report stage finished but {report} is missing")
+    result["report"] = str(report)
+    return result
+
+
+def results_table(summary: dict) -> list[dict[str, Any]]:
+    """One row per model (original, transferred, aligned) with the demo's four numbers."""
+    rows = []
+    for label in ROWS:
+        if label not in summary:
+            raise LangshiftError(f"the evaluation has no results for {label!r} (it has {', '.join(summary)})")
+        row: dict[str, Any] = {"model": label}
+        for col, task, key in COLUMNS:
+            row[col] = summary[label].get(task, {}).get(key)
+        fid = summary[label].get("fidelity", {})
+        if "n" in fid:  # replies with no line long enough to judge (e.g. empty) count as passes in LPR
+            row["judged"] = f"{fid['n'] - fid.get('responses_without_judged_lines', 0)}/{fid['n']}"
+        rows.append(row)
+    return rows
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    cols = ["model"] + [c for c, _, _ in COLUMNS] + (["judged"] if any("judged" in r for r in rows) else [])
+
+    def cell(v) -> str:
+        if isinstance(v, float):
+            return "nan" if math.isnan(v) else f"{v:.3f}"
+        return "–" if v is None else str(v)
+
+    cells = [[cell(r.get(c)) for c in cols] for r in rows]
+    widths = [max(len(c), *(len(line[i]) for line in cells)) for i, c in enumerate(cols)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)) for line in cells]
+    return "\n".join(lines)
+
+
+def format_candidates(candidates: dict, chosen: str | None) -> str:
+    parts = [f"{m} {c['bits_per_byte']:.3f}" + (" ←" if m == chosen else "") for m, c in candidates.items()]
+    return "init methods (held-out bits/byte before LAPT): " + ", ".join(parts)

@@ -1,0 +1,87 @@
+"""`langshift demo --quick` end to end on the real SmolLM2-135M-Instruct (offline), then a rerun that
+skips every stage. Budget: about 5 minutes on 2 otherwise idle cores (CI runs it)."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.real_model
+
+
+def _demo(out: Path) -> tuple[list[str], str, float]:
+    start = time.perf_counter()
+    res = subprocess.run([sys.executable, "-m", "langshift.cli", "demo", "--quick", "--out", str(out)],
+                         capture_output=True, text=True, timeout=1800,
+                         env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+    assert res.returncode == 0, res.stderr[-3000:]
+    return res.stdout.strip().splitlines(), res.stderr, time.perf_counter() - start
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "run"
+    lines, err, seconds = _demo(out)
+    return out, lines, err, seconds
+
+
+def test_quick_demo_report_table_and_models(demo_run):
+    out, lines, err, _ = demo_run
+    # The report's path is the last line printed, and the page exists.
+    report = Path(lines[-1])
+    assert report.is_absolute() and report.is_file() and report.name == "index.html"
+    assert report.is_relative_to(out)
+    page = report.read_text(encoding="utf-8")
+    for label in ("original", "transferred", "aligned"):
+        assert label in page
+    # The table: header, rule, then the three models in order.
+    head = next(i for i, line in enumerate(lines) if line.startswith("model "))
+    assert lines[head].split()[:2] == ["model", "bits/byte"]
+    rows = [line.split() for line in lines[head + 2:head + 5]]
+    assert [r[0] for r in rows] == ["original", "transferred", "aligned"]
+    bpb = {r[0]: float(r[1]) for r in rows}
+    assert math.isfinite(bpb["transferred"]) and 0 < bpb["transferred"] < 10
+    # The four inits were compared and the lowest kept.
+    init_line = next(line for line in lines if line.startswith("init methods"))
+    for method in ("migrate", "salt", "focus", "mean"):
+        assert method in init_line
+    scores = {p.split()[0]: float(p.split()[1]) for p in init_line.split(": ", 1)[1].split(", ")}
+    chosen = next(p.split()[0] for p in init_line.split(": ", 1)[1].split(", ") if p.endswith("←"))
+    assert chosen == min(scores, key=scores.get)
+    assert "[1/9] tokenizer" in err  # stage progress goes to stderr
+
+
+def test_aligned_model_reloads_and_generates(demo_run):
+    from langshift.models import load_model, load_tokenizer
+
+    out = demo_run[0]
+    folder = str(out / "clo" / "model")
+    model, tok = load_model(folder), load_tokenizer(folder)
+    assert model.get_input_embeddings().weight.shape[0] >= len(tok)
+    ids = tok.apply_chat_template([{"role": "user", "content": "Hola, ¿cómo estás?"}], add_generation_prompt=True,
+                                  return_tensors="pt", return_dict=True)
+    gen = model.generate(**ids, max_new_tokens=4, do_sample=False)
+    assert gen.shape[1] > ids["input_ids"].shape[1]
+
+
+def test_heldout_text_is_not_in_training_text(demo_run):
+    inputs = demo_run[0] / "inputs"
+    train = set((inputs / "target.es.txt").read_text(encoding="utf-8").splitlines())
+    for name in ("heldout.es.txt", "select.es.txt"):
+        held = set((inputs / name).read_text(encoding="utf-8").splitlines())
+        assert held and not (held & train), name
+
+
+def test_rerun_skips_every_stage_quickly(demo_run):
+    out, first_lines, _, _ = demo_run
+    lines, err, seconds = _demo(out)
+    assert "9 of 9" not in lines[-2] and "0 of 9 stages ran" in lines[-2]
+    assert err.count(": skip — done") == 9
+    assert lines[-1] == first_lines[-1]
+    assert seconds < 60
