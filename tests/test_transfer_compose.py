@@ -7,7 +7,6 @@ import torch
 
 from langshift.errors import ConfigError
 from langshift.transfer.apply import transfer
-from langshift.transfer.config import TransferConfig
 from langshift.transfer.methods import INIT_METHODS, MethodParams, TransferProblem
 from langshift.transfer.methods.compose import fit_merge_map, merge_levels
 
