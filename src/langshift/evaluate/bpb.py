@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError
+from .batching import pad_right
 
 _DEFAULT_MAX_LENGTH_CAP = 1024
 
@@ -124,12 +125,7 @@ def score_windows(model, windows: list[Window], batch_size: int, device=None, pa
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
             chunk = [windows[k] for k in order[start:start + batch_size]]
-            width = max(len(w.ids) for w in chunk)
-            ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
-            mask = torch.zeros((len(chunk), width), dtype=torch.long)
-            for r, w in enumerate(chunk):
-                ids[r, :len(w.ids)] = torch.tensor(w.ids)
-                mask[r, :len(w.ids)] = 1
+            ids, mask = pad_right([w.ids for w in chunk], pad_id)
             logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
             for r, w in enumerate(chunk):
                 # logits at position t predict token t+1: scored tokens first_scored.. use logits from first_scored-1.

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Literal
 
 from ..errors import ConfigError, LangshiftError
+from .batching import pad_right
 from .bpb import Window, context_token_id
 from .templates import get_template
 
@@ -153,15 +154,10 @@ def score_continuations(model, windows: list[Window], batch_size: int, pad_id: i
     with torch.inference_mode(), precision_context(model, precision):
         for start in range(0, len(order), batch_size):
             chunk = [windows[k] for k in order[start:start + batch_size]]
-            width = max(len(w.ids) for w in chunk)
-            ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
-            mask = torch.zeros((len(chunk), width), dtype=torch.long)
-            for r, w in enumerate(chunk):
-                ids[r, :len(w.ids)] = torch.tensor(w.ids)
-                mask[r, :len(w.ids)] = 1
+            ids, mask = pad_right([w.ids for w in chunk], pad_id)
             # logits at position t predict token t+1: keep positions lo..hi-1 covering every row's scored span
             lo = min(w.first_scored for w in chunk) - 1 if can_keep else 0
-            hi = max(len(w.ids) for w in chunk) - 1 if can_keep else width
+            hi = max(len(w.ids) for w in chunk) - 1 if can_keep else ids.shape[1]
             kwargs = {"logits_to_keep": torch.arange(lo, hi, device=device)} if can_keep else {}
             logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False,
                            **kwargs).logits
