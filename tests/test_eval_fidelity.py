@@ -44,3 +44,11 @@ def test_real_language_id():
     res = score_responses(["El hombre viejo dio el libro a su hija en la casa.",
                            "The old man gave the book to his daughter in the house."], "es")
     assert res["lpr"] == 0.5 and res["per_response"][1]["line_langs"] == ["en"]
+
+
+def test_an_empty_response_fails_fidelity():
+    res = score_responses(RESPONSES + ["", "  \n "], "es", detect=fake_detect,
+                          english=frozenset({"the", "patient", "house"}))
+    assert res["lpr"] == pytest.approx(4 / 7)
+    assert res["empty_responses"] == 2
+    assert [p["line_pass"] for p in res["per_response"]][-2:] == [False, False]

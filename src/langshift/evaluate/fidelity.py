@@ -4,7 +4,8 @@ language it was asked in?
 Per response: split into lines, keep lines of at least ``min_words`` words, identify each kept line's
 language offline (fastText lid.176 "lite" through ``langshift.text.langid``).
   * LPR  = share of responses whose kept lines are all in the expected language (a response with no
-    kept line passes: nothing in it is in another language).
+    kept line passes: nothing in it is in another language — except an empty response, which fails:
+    a model that ends its turn at once has not answered in the language either).
   * WPR  = among responses that pass LPR, share with no English word anywhere in the response. An
     English word is one of wordfreq's ``top_n`` English words that is at least ``margin`` Zipf units
     (1.5 = ~30×) more frequent in English than in the target language, so words shared with the target
@@ -70,7 +71,7 @@ def score_responses(responses: Sequence[str], lang: str, detect: Detector | None
     line_pass, word_pass, fails_line, fails_word, per = [], [], [], [], []
     for r, lines in zip(responses, kept, strict=True):
         langs = [next(labels)[0] for _ in lines]
-        ok_lines = all(x == lang for x in langs)
+        ok_lines = bool(r.strip()) and all(x == lang for x in langs)
         line_pass.append(ok_lines)
         found = sorted({w.lower() for w in _WORD.findall(r)} & english) if ok_lines else []
         if ok_lines:
@@ -86,6 +87,7 @@ def score_responses(responses: Sequence[str], lang: str, detect: Detector | None
     wpr = sum(word_pass) / len(word_pass) if word_pass else 0.0
     return {"n": len(responses), "lang": lang, "lpr": lpr, "wpr": wpr, "lcpr": harmonic(lpr, wpr),
             "responses_without_judged_lines": sum(not k for k in kept),
+            "empty_responses": sum(not r.strip() for r in responses),
             "line_failures": fails_line, "word_failures": fails_word, "per_response": per}
 
 
