@@ -54,49 +54,44 @@ def target_tokenizer(vocab_size: int) -> Path:
     return out
 
 
-def fasttext_native(tokenizer_dir: Path, dim: int = 300, epochs: int = 3, min_count: int = 10) -> tuple[Path, float]:
-    """A fastText .bin trained on the text tokenised into the target tokenizer's native token strings,
-    exactly as deepfocus trains its own (``fasttext`` package, CBOW, 10 negatives). Returns (path, seconds)."""
+def _fasttext_bin(out: Path, lines: list[str], dim: int, epochs: int, min_count: int) -> tuple[Path, float]:
+    """A CBOW fastText .bin (``fasttext`` package, 10 negatives) on whitespace-split ``lines``, made once;
+    returns (path, seconds to write the training file and train)."""
     import fasttext
-    from transformers import AutoTokenizer
 
-    out = WORK / f"ft-native-{tokenizer_dir.name}-d{dim}-e{epochs}-m{min_count}.bin"
     meta = out.with_suffix(".json")
     if out.is_file() and meta.is_file():
         return out, json.loads(meta.read_text())["seconds"]
-    train_file, _ = spanish_split()
-    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
-    lines = train_file.read_text(encoding="utf-8").splitlines()
     start = time.perf_counter()
-    tokenised = _write(WORK / f"{tokenizer_dir.name}.native.txt", [" ".join(tok.tokenize(x)) for x in lines])
-    model = fasttext.train_unsupervised(str(tokenised), model="cbow", dim=dim, epoch=epochs, neg=10,
+    corpus = _write(out.with_suffix(".txt"), lines)
+    model = fasttext.train_unsupervised(str(corpus), model="cbow", dim=dim, epoch=epochs, neg=10,
                                         minCount=min_count, thread=2, verbose=0)
     seconds = time.perf_counter() - start
     model.save_model(str(out))
     meta.write_text(json.dumps({"seconds": seconds}))
     return out, seconds
+
+
+def fasttext_native(tokenizer_dir: Path, dim: int = 300, epochs: int = 3, min_count: int = 10) -> tuple[Path, float]:
+    """A fastText .bin trained on the text tokenised into the target tokenizer's native token strings,
+    exactly as deepfocus trains its own. Returns (path, seconds)."""
+    from transformers import AutoTokenizer
+
+    out = WORK / f"ft-native-{tokenizer_dir.name}-d{dim}-e{epochs}-m{min_count}.bin"
+    train_file, _ = spanish_split()
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    lines = [] if out.is_file() else train_file.read_text(encoding="utf-8").splitlines()
+    return _fasttext_bin(out, [" ".join(tok.tokenize(x)) for x in lines], dim, epochs, min_count)
 
 
 def fasttext_words(text_file: Path, name: str, dim: int = 300, epochs: int = 3, min_count: int = 3
                    ) -> tuple[Path, float]:
     """A word-level fastText .bin (``fasttext`` package) on ``text_file`` split into words, for WECHSEL."""
-    import fasttext
-
     from langshift.static.fasttext import tokenise
 
     out = WORK / f"ft-words-{name}-d{dim}-e{epochs}.bin"
-    meta = out.with_suffix(".json")
-    if out.is_file() and meta.is_file():
-        return out, json.loads(meta.read_text())["seconds"]
-    start = time.perf_counter()
-    words = _write(WORK / f"{name}.words.txt",
-                   [" ".join(tokenise(x)) for x in text_file.read_text(encoding="utf-8").splitlines()])
-    model = fasttext.train_unsupervised(str(words), model="cbow", dim=dim, epoch=epochs, neg=10,
-                                        minCount=min_count, thread=2, verbose=0)
-    seconds = time.perf_counter() - start
-    model.save_model(str(out))
-    meta.write_text(json.dumps({"seconds": seconds}))
-    return out, seconds
+    lines = [] if out.is_file() else text_file.read_text(encoding="utf-8").splitlines()
+    return _fasttext_bin(out, [" ".join(tokenise(x)) for x in lines], dim, epochs, min_count)
 
 
 def dictionary_tsv() -> Path:

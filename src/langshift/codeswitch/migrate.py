@@ -19,7 +19,17 @@ from tqdm.auto import tqdm
 from ..config import StageConfig, check_range, opt
 from ..errors import ConfigError
 from ..files import atomic_write_json
-from .provenance import Edit, Quota, Record, TokenCounter, batched, check_share, splice, split_documents
+from .provenance import (
+    Edit,
+    Quota,
+    Record,
+    TokenCounter,
+    batched,
+    check_share,
+    splice,
+    split_documents,
+    translator_counts,
+)
 
 log = logging.getLogger(__name__)
 
@@ -209,8 +219,7 @@ def migrate(documents: Iterable[str], tagger, translator, cfg: MigrateConfig, co
     counter = counter or TokenCounter(cfg.tokenizer)
     stats = stats if stats is not None else Stats()
     quota, memo = Quota(cfg.share, cfg.seed), {}
-    calls0 = getattr(translator, "calls", 0)
-    requests0 = getattr(translator, "stats", {}).get("requests", 0)
+    calls0, requests0 = translator_counts(translator)
     start = time.perf_counter()
     docs_seen: set[int] = set()
     bar = tqdm(desc="MIGRATE code-switching", unit="tok", total=cfg.budget)
@@ -234,8 +243,8 @@ def migrate(documents: Iterable[str], tagger, translator, cfg: MigrateConfig, co
     finally:
         bar.close()
         stats.documents = len(docs_seen)
-        stats.translator_calls = getattr(translator, "calls", 0) - calls0
-        stats.translator_requests = getattr(translator, "stats", {}).get("requests", 0) - requests0
+        calls, requests = translator_counts(translator)
+        stats.translator_calls, stats.translator_requests = calls - calls0, requests - requests0
         stats.seconds = time.perf_counter() - start
 
 

@@ -198,3 +198,8 @@ def write_outputs(records: Iterable[Record], out: str | os.PathLike, text_out: s
 def check_share(name: str, value: float) -> None:
     if not 0.0 <= value <= 1.0:
         raise ConfigError(name, value, "a share must lie in [0, 1] (e.g. 0.5 for half)")
+
+
+def translator_counts(translator) -> tuple[int, int]:
+    """(items sent to the backend, backend requests) so far; a run reports the difference of two reads."""
+    return getattr(translator, "calls", 0), getattr(translator, "stats", {}).get("requests", 0)

@@ -43,6 +43,7 @@ from .provenance import (
     check_share,
     splice,
     split_documents,
+    translator_counts,
 )
 
 log = logging.getLogger(__name__)
@@ -212,8 +213,7 @@ def syncs(documents: Iterable[str], translator, cfg: SyncsConfig, tagger=None, c
         raise ConfigError("words", cfg.words, "choosing nouns or content words needs a tagger; pass one, or use "
                                               "words=random")
     run = _Run(tagger, translator, cfg, counter, stats)
-    calls0 = getattr(translator, "calls", 0)
-    requests0 = getattr(translator, "stats", {}).get("requests", 0)
+    calls0, requests0 = translator_counts(translator)
     start, docs = time.perf_counter(), set()
     bar = tqdm(desc="SynCS code-switching", unit="sent")
     try:
@@ -227,8 +227,8 @@ def syncs(documents: Iterable[str], translator, cfg: SyncsConfig, tagger=None, c
     finally:
         bar.close()
         stats.documents = len(docs)
-        stats.translator_calls = getattr(translator, "calls", 0) - calls0
-        stats.translator_requests = getattr(translator, "stats", {}).get("requests", 0) - requests0
+        calls, requests = translator_counts(translator)
+        stats.translator_calls, stats.translator_requests = calls - calls0, requests - requests0
         stats.seconds = time.perf_counter() - start
 
 
