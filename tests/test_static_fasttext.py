@@ -113,6 +113,48 @@ def test_facebook_bin_and_vec(tmp_path, en_space):
         continue_static(vec, [["a", "b"]])
 
 
+def test_facebook_bin_mapped_vectors_match_gensim_for_every_word_and_string(tmp_path, en_space):
+    from gensim.models.fasttext import save_facebook_model
+
+    save_facebook_model(en_space.model, str(tmp_path / "m.bin"))
+    fb = load_static(tmp_path / "m.bin")
+    words = en_space.wv.index_to_key
+    np.testing.assert_allclose(fb.wv.vectors, en_space.wv.vectors, atol=1e-5)  # composed on demand
+    strings = [*words[::3], "kingdomz", "çañón", "日本", "x", " "]
+    np.testing.assert_allclose(fb.vectors(strings), np.stack([en_space.wv[s] for s in strings]), atol=1e-5)
+    assert fb.most_similar(words[0], topn=3) == pytest.approx(en_space.most_similar(words[0], topn=3))
+
+
+@pytest.mark.parametrize("min_n,max_n", [(3, 6), (1, 3), (1, 1), (5, 5)])
+def test_vectorised_ngram_buckets_equal_gensims_per_word_hashes(min_n, max_n):
+    from gensim.models.fasttext import ft_ngram_hashes
+
+    from langshift.static.ngrams import ngram_buckets
+
+    rng = np.random.default_rng(0)
+    alphabet = list("abcñé€😀 Ġ<>") + ["日", "ß"]
+    words = ["", "a", "ab", "Ġcorazón", "naïve", "日本語テキスト", "😀x"] + [
+        "".join(rng.choice(alphabet, size=rng.integers(0, 14))) for _ in range(400)]
+    owner, buckets = ngram_buckets(words, min_n, max_n, 2_000_000)
+    assert (np.diff(owner) >= 0).all()
+    for i, w in enumerate(words):
+        assert sorted(buckets[owner == i].tolist()) == sorted(int(h) for h in ft_ngram_hashes(w, min_n, max_n, 2_000_000))
+
+
+def test_mean_rows_averages_each_owners_rows_and_its_base_row():
+    from langshift.static.ngrams import mean_rows
+
+    matrix = np.arange(40, dtype=np.float32).reshape(10, 4)
+    owner, rows = np.array([0, 0, 0, 2]), np.array([1, 7, 1, 3])
+    out = mean_rows(matrix, owner, rows, 3)
+    np.testing.assert_allclose(out[0], (2 * matrix[1] + matrix[7]) / 3)
+    assert not out[1].any()  # no rows: zeros
+    np.testing.assert_allclose(out[2], matrix[3])
+    base = np.ones((3, 4), dtype=np.float32)
+    np.testing.assert_allclose(mean_rows(matrix, owner, rows, 3, base=base)[1], base[1])
+    np.testing.assert_allclose(mean_rows(matrix, owner, rows, 3, base=base)[2], (matrix[3] + 1) / 2)
+
+
 def test_empty_and_untokenised_input():
     with pytest.raises(ConfigError, match="no words"):
         train_static([[], []], StaticConfig(**TINY))

@@ -51,6 +51,7 @@ def test_every_method_copies_the_overlap_into_both_matrices(method, tied, source
     model = source_model(source_bpe, tied=tied)
     src_in, src_out = (m.clone() for m in matrices(model))
     model, prov = transfer(model, source_bpe, target_bpe, method, config(method, files))
+    assert "tokens" not in vars(prov)  # per-token provenance is built only when read
     new_in, new_out = matrices(model)
     assert new_in.shape[0] == len(target_bpe) and model.config.vocab_size == len(target_bpe)
     assert (new_in.data_ptr() == new_out.data_ptr()) == tied

@@ -137,16 +137,28 @@ def test_blocked_sparsemax_equals_a_per_token_loop(dim, exact_queries):
     assert (top_w >= 0).all()
 
 
-@pytest.mark.parametrize("scale", [1.0, 30.0])
-def test_sparsemax_rows_equals_entmax(scale):
+@pytest.mark.parametrize("scale,width", [(1.0, 1000), (30.0, 1000), (1e-4, 999), (0.05, 37), (1.0, 1)])
+def test_sparsemax_rows_equals_entmax(scale, width):
+    """Supports from one entry (large scale) to the whole row (tiny scale); widths that are not whole chunks."""
     from entmax import sparsemax
 
     from langshift.transfer.sparsemax import sparsemax_rows
 
-    z = torch.randn(257, 1000, generator=torch.Generator().manual_seed(1)) * scale
+    z = torch.randn(257, width, generator=torch.Generator().manual_seed(1)) * scale
     ours, oracle = sparsemax_rows(z), sparsemax(z, dim=-1)
     assert torch.allclose(ours, oracle, atol=1e-6)
     assert torch.allclose(ours.sum(1), torch.ones(257), atol=1e-5)
+
+
+def test_sparsemax_ignores_minus_infinity_and_ranks_the_support_heaviest_first():
+    from langshift.transfer.sparsemax import sparsemax_ranked
+
+    z = torch.tensor([[0.5, float("-inf"), 0.2, 0.45], [float("-inf"), 3.0, float("-inf"), 0.0]])
+    weights, cols = sparsemax_ranked(z)
+    # τ = (0.5 + 0.45 + 0.2 − 1) / 3 = 0.05
+    assert weights[0, :3].tolist() == pytest.approx([0.45, 0.4, 0.15]) and cols[0, :3].tolist() == [0, 3, 2]
+    assert weights[0, 3:].abs().sum() == 0
+    assert weights[1, 0].item() == 1.0 and cols[1, 0].item() == 1 and weights[1, 1:].abs().sum() == 0
 
 
 @pytest.mark.parametrize("name", ["focus", "migrate"])
@@ -162,6 +174,11 @@ def test_focus_equals_the_per_token_formula_and_falls_back_without_vectors(name)
         w = sparsemax_reference(kn @ (static[t] / static[t].norm()).numpy())
         hand = w @ problem.source[problem.overlap_source].double().numpy()
         np.testing.assert_allclose(result.matrix[t].numpy(), hand, atol=1e-5)
+        # provenance: the heaviest sources (overlap source ids), unused slots -1 with weight 0
+        used = result.sources[t] >= 0
+        assert torch.equal(used, result.weights[t] > 0)
+        heaviest = problem.overlap_source[int(np.argmax(w))].item()
+        assert result.sources[t, 0].item() == heaviest and result.weights[t, 0].item() == pytest.approx(w.max(), abs=1e-6)
     assert result.fallback == {1: "fvt", 3: "mean"}
     hand1 = problem.source[problem.pieces[1]].mean(0)
     assert torch.allclose(result.matrix[1], hand1, atol=1e-6)

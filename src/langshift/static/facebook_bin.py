@@ -1,10 +1,10 @@
-"""Read a Facebook fastText ``.bin`` for look-ups, memory-mapping its n-gram matrix.
+"""Read a Facebook fastText ``.bin`` for look-ups, memory-mapping its input matrix.
 
-Written here because gensim's ``load_facebook_vectors`` copies the whole matrix and grows its
-vocabulary arrays word by word: 50 s for a 2.4 GB model here, against ~1 s when the matrix is
-memory-mapped and only the rows a look-up needs are read. The result is a gensim
-``FastTextKeyedVectors`` (same n-gram hashing and word-vector composition as gensim and fastText);
-training further needs the full model, which ``load_static(..., trainable=True)`` loads with gensim.
+Written here because gensim's ``load_facebook_vectors`` copies the whole matrix and composes every
+vocabulary word's vector word by word: 50 s for a 2.4 GB model here, against a fraction of a second
+when the matrix is memory-mapped and only the rows a look-up needs are read. Same n-gram hashing and
+word-vector composition as fastText and gensim (tests compare them); training further needs the full
+model, which ``load_static(..., trainable=True)`` loads with gensim.
 
 File layout (fastText ``FastText::saveModel``): magic and version (int32), 12 int32 arguments and
 one float64, the dictionary (int32 size, nwords, nlabels; int64 ntokens, pruneidx_size; entries of
@@ -18,9 +18,9 @@ import struct
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..errors import LangshiftError
+from .ngrams import mean_rows, ngram_buckets
 
 MAGIC = 793712314
 _ARGS = ("dim", "ws", "epoch", "min_count", "neg", "word_ngrams", "loss", "model", "bucket", "minn", "maxn",
@@ -53,10 +53,43 @@ def _read_entries(fh, size: int) -> list[str]:
     return words
 
 
-def load_facebook_bin(path: str | Path):
-    """A gensim ``FastTextKeyedVectors`` over a memory-mapped Facebook ``.bin`` (not trainable)."""
-    from gensim.models.fasttext import FastTextKeyedVectors
+class FacebookVectors:
+    """Look-ups in a memory-mapped ``.bin`` without gensim (whose import alone takes a second): a
+    word's vector is the mean of its own row and its n-gram rows, as in fastText, composed for the
+    words asked for. ``to_gensim()`` gives gensim keyed vectors for everything else (neighbours, saving)."""
 
+    def __init__(self, dim: int, min_n: int, max_n: int, bucket: int, words: list[str], matrix: np.ndarray):
+        self.vector_size, self.min_n, self.max_n, self.bucket = dim, min_n, max_n, bucket
+        self.index_to_key = words
+        self.key_to_index = {w: i for i, w in enumerate(words)}
+        self.vectors_vocab, self.vectors_ngrams = matrix[: len(words)], matrix[len(words):]
+        self._composed: np.ndarray | None = None
+
+    @property
+    def vectors(self) -> np.ndarray:
+        """Composed vectors of the whole vocabulary (computed once, on first use)."""
+        if self._composed is None:
+            self._composed = self.word_vectors(np.arange(len(self.index_to_key)))
+        return self._composed
+
+    def word_vectors(self, rows: np.ndarray) -> np.ndarray:
+        """float32 (len(rows), dim): composed vectors of the vocabulary words at ``rows``."""
+        owner, buckets = ngram_buckets([self.index_to_key[r] for r in rows], self.min_n, self.max_n, self.bucket)
+        return mean_rows(self.vectors_ngrams, owner, buckets, len(rows), base=self.vectors_vocab[rows])
+
+    def to_gensim(self):
+        """gensim ``FastTextKeyedVectors`` with the same vectors (composes the whole vocabulary)."""
+        from gensim.models.fasttext import FastTextKeyedVectors
+
+        kv = FastTextKeyedVectors(self.vector_size, self.min_n, self.max_n, self.bucket)
+        kv.index_to_key, kv.key_to_index = list(self.index_to_key), dict(self.key_to_index)
+        kv.vectors_vocab, kv.vectors_ngrams = np.asarray(self.vectors_vocab), self.vectors_ngrams
+        kv.vectors = self.vectors
+        return kv
+
+
+def load_facebook_bin(path: str | Path) -> FacebookVectors:
+    """Look-up vectors over a memory-mapped Facebook ``.bin`` (not trainable)."""
     path = Path(path)
     with open(path, "rb") as fh:
         # 1. Header: the format's magic number and the training arguments we need for look-ups.
@@ -81,20 +114,5 @@ def load_facebook_bin(path: str | Path):
     if rows != nwords + args["bucket"] or cols != args["dim"]:
         raise LangshiftError(f"{path}: input matrix is {rows}×{cols}, expected {nwords + args['bucket']}×{args['dim']}")
     matrix = np.memmap(path, dtype=np.float32, mode="r", offset=offset, shape=(rows, cols))
-    # 4. Keyed vectors: a word's vector is the mean of its own row and its n-gram rows, as in fastText
-    #    (gensim's adjust_vectors computes the same word by word; here it is one gather and one scatter-add).
-    kv = FastTextKeyedVectors(args["dim"], args["minn"], args["maxn"], args["bucket"])
-    kv.index_to_key = words[:nwords]
-    kv.key_to_index = {w: i for i, w in enumerate(kv.index_to_key)}
-    kv.vectors_vocab = np.array(matrix[:nwords])
-    kv.vectors_ngrams = matrix[nwords:]
-    kv.recalc_char_ngram_buckets()
-    counts = np.array([len(b) for b in kv.buckets_word], dtype=np.int64)
-    flat = np.concatenate(kv.buckets_word).astype(np.int64) if counts.sum() else np.zeros(0, np.int64)
-    order = np.argsort(flat, kind="stable")  # read the memory-mapped rows in file order
-    rows = np.empty((len(flat), cols), dtype=np.float32)
-    rows[order] = kv.vectors_ngrams[flat[order]]
-    vectors = torch.from_numpy(kv.vectors_vocab.astype(np.float32, copy=True))
-    vectors.index_add_(0, torch.from_numpy(np.repeat(np.arange(nwords), counts)), torch.from_numpy(rows))
-    kv.vectors = (vectors / torch.from_numpy(counts + 1).unsqueeze(1).float()).numpy()
-    return kv
+    # 4. Look-ups compose word vectors when asked for (see the class).
+    return FacebookVectors(args["dim"], args["minn"], args["maxn"], args["bucket"], words[:nwords], matrix)

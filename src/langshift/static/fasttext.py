@@ -26,6 +26,7 @@ import numpy as np
 from ..config import StageConfig, check_range, opt
 from ..errors import ConfigError, LangshiftError
 from ..files import atomic_dir
+from .ngrams import mean_rows, ngram_buckets
 
 log = logging.getLogger(__name__)
 
@@ -124,26 +125,32 @@ class StaticSpace:
 
     def lookup(self, strings: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """(vectors float32 (n, dim), missing bool (n,)) in one pass."""
-        from gensim.models.fasttext import ft_ngram_hashes
-
         keys = [self._key(s) for s in strings]
         out = np.zeros((len(keys), self.dim), dtype=np.float32)
         missing = np.zeros(len(keys), dtype=bool)
         index = self.wv.key_to_index
         rows = np.array([index.get(k, -1) for k in keys], dtype=np.int64)
         hit = rows >= 0
-        out[hit] = self.wv.vectors[rows[hit]]
-        ngrams = self.has_ngrams
-        for i in np.flatnonzero(~hit):
-            hashes = ft_ngram_hashes(keys[i], self.wv.min_n, self.wv.max_n, self.wv.bucket) if ngrams else []
-            if len(hashes) == 0:
-                missing[i] = True
-            else:
-                out[i] = self.wv.vectors_ngrams[hashes].mean(axis=0)
+        if hit.any():  # a memory-mapped .bin composes only the words asked for (facebook_bin)
+            compose = getattr(self.wv, "word_vectors", None)
+            out[hit] = compose(rows[hit]) if compose is not None else self.wv.vectors[rows[hit]]
+        miss = np.flatnonzero(~hit)
+        if len(miss) and self.has_ngrams:
+            owner, buckets = ngram_buckets([keys[i] for i in miss], self.wv.min_n, self.wv.max_n, self.wv.bucket)
+            out[miss] = mean_rows(self.wv.vectors_ngrams, owner, buckets, len(miss))
+            missing[miss] = np.bincount(owner, minlength=len(miss)) == 0
+        else:
+            missing[miss] = True
         return out, missing
 
     def most_similar(self, word: str, topn: int = 10) -> list[tuple[str, float]]:
-        return self.wv.most_similar(self._key(word), topn=topn)
+        return self._gensim_wv().most_similar(self._key(word), topn=topn)
+
+    def _gensim_wv(self):
+        """gensim keyed vectors (a memory-mapped .bin is converted on first use)."""
+        if hasattr(self.wv, "to_gensim"):
+            self.wv = self.wv.to_gensim()
+        return self.wv
 
     def save(self, out: str | os.PathLike, overwrite: bool = False) -> Path:
         """Write the space to folder ``out`` in one rename (never half-written)."""
@@ -151,7 +158,7 @@ class StaticSpace:
             if self.model is not None:
                 self.model.save(str(tmp / MODEL_FILE))
             else:
-                self.wv.save(str(tmp / VECTORS_FILE))
+                self._gensim_wv().save(str(tmp / VECTORS_FILE))
             meta = {"dim": self.dim, "words": len(self), "ngrams": self.has_ngrams,
                     "trainable": self.model is not None, "lowercase": self.lowercase, "source": self.source}
             (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
@@ -167,10 +174,11 @@ def load_static(path: str | os.PathLike, lowercase: bool | None = None, param: s
 
     A ``.bin`` is memory-mapped for look-ups (fast, not trainable) unless ``trainable`` asks for the
     full model, which continuing training needs."""
-    from gensim.models import FastText, KeyedVectors
-    from gensim.models.fasttext import load_facebook_model
-
     path = Path(path)
+    fast_bin = path.is_file() and path.name.lower().endswith(".bin") and not trainable
+    if not fast_bin:  # the memory-mapped .bin needs no gensim, whose import alone takes a second
+        from gensim.models import FastText, KeyedVectors
+        from gensim.models.fasttext import load_facebook_model
     if path.is_dir():
         meta_path = path / META_FILE
         meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
@@ -187,7 +195,7 @@ def load_static(path: str | os.PathLike, lowercase: bool | None = None, param: s
     low = bool(lowercase)
     name = path.name.lower()
     try:
-        if name.endswith(".bin") and not trainable:
+        if fast_bin:
             from .facebook_bin import load_facebook_bin
 
             return StaticSpace(load_facebook_bin(path), None, low, str(path))

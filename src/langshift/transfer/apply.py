@@ -16,13 +16,16 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property, partial
 from typing import Any
 
 import torch
 
 from ..errors import ConfigError, LangshiftError
 from ..files import atomic_dir, atomic_write_json, check_out_dir
+from ..perf import gc_paused
 from ..vocab.overlap import Overlap, compute_overlap
 from .config import TransferConfig
 from .inputs import (
@@ -36,7 +39,7 @@ from .inputs import (
     static_space,
 )
 from .methods import INIT_METHODS, InitResult, MethodParams, TransferProblem
-from .pieces import source_pieces, surface
+from .pieces import SourcePieces, surface
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +61,15 @@ class Provenance:
     method: str
     tied: bool
     overlap: dict[str, Any]
-    tokens: list[dict[str, Any]] = field(repr=False)
+    make_tokens: Callable[[], list[dict[str, Any]]] = field(repr=False)
     counts: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+
+    @cached_property
+    def tokens(self) -> list[dict[str, Any]]:
+        """One record per target token (how its row was made); built on first use — a second or two
+        at a 32k vocabulary that a transfer without ``--provenance`` need not spend."""
+        return self.make_tokens()
 
     def summary(self) -> dict[str, Any]:
         return {"method": self.method, "tied": self.tied, "counts": self.counts, "seconds": self.seconds,
@@ -85,9 +94,11 @@ def source_rows(model, source_tok, param: str = "--model") -> tuple[torch.Tensor
                                        f"{emb_in.shape[0]} rows, so some ids have no row; give the tokenizer that "
                                        "belongs to this model, or resize the model's embeddings to the tokenizer first")
     tied = head is None or head.weight is emb_in or head.weight.data_ptr() == emb_in.data_ptr()
+    # Not copied: the methods never write into the source rows, and ``install`` writes the model's
+    # rows only after the new matrices are complete.
     rows = emb_in.detach()[:n_tok].float()
     if tied:
-        return rows.clone(), True, rows.shape[1]
+        return rows, True, rows.shape[1]
     if getattr(head, "bias", None) is not None:
         raise LangshiftError(f"{param}={name!r}: its LM head has a bias; only bias-free heads are supported")
     if head.weight.shape[0] < n_tok:
@@ -102,8 +113,7 @@ def build_problem(needs: frozenset, source: torch.Tensor, overlap: Overlap, sour
                   cfg: TransferConfig, pre: Prebuilt) -> tuple[TransferProblem, dict[int, str]]:
     target_tokens, source_tokens = overlap.target_tokens, overlap.source_tokens
     pairs = sorted(overlap.pairs.items())
-    pieces_by_id, split_how = source_pieces(source_tok, source_tokens, target_tokens, overlap.new_ids)
-    pieces = [pieces_by_id.get(i, []) for i in range(len(target_tokens))]
+    pieces = SourcePieces(source_tok, source_tokens, target_tokens)
     problem = TransferProblem(
         source=source, n_target=len(target_tokens),
         overlap_target=torch.tensor([t for t, _ in pairs], dtype=torch.long),
@@ -138,7 +148,7 @@ def build_problem(needs: frozenset, source: torch.Tensor, overlap: Overlap, sour
                                               lookup_strings(source_tok, source_tokens, form))
         pairs_words = pre.dictionary or read_dictionary(cfg.dictionary)
         problem.dict_source, problem.dict_target = dictionary_vectors(pairs_words, source_space, target_space)
-    return problem, split_how
+    return problem, pieces.how
 
 
 # 3. Writing the new matrices into the model ------------------------------------------------------
@@ -154,7 +164,10 @@ def padded_rows(matrix: torch.Tensor, source: torch.Tensor, multiple: int | None
 
 def install(model, matrix: torch.Tensor, tied: bool, d: int) -> None:
     """Resize the model's embeddings to ``matrix``'s rows and write them (input | output when untied)."""
-    model.resize_token_embeddings(matrix.shape[0], mean_resizing=False)
+    from transformers.initialization import no_init_weights
+
+    with no_init_weights():  # every row is overwritten below: skip drawing random ones (0.15 s at 32k × 576)
+        model.resize_token_embeddings(matrix.shape[0], mean_resizing=False)
     emb_in = model.get_input_embeddings().weight
     with torch.no_grad():
         emb_in.copy_(matrix[:, :d].to(emb_in.dtype))
@@ -196,6 +209,7 @@ def retarget_specials(model, source_tok, target_tok, overlap: Overlap) -> dict[s
 
 # 4. Provenance -------------------------------------------------------------------------------------
 
+@gc_paused()
 def provenance_tokens(result: InitResult, overlap: Overlap, split_how: dict[int, str]) -> list[dict[str, Any]]:
     def show(tok) -> str:
         return surface(tok).decode("utf-8", errors="replace")
@@ -252,7 +266,7 @@ def transfer(model, source_tok, target_tok, method: str | None = None, cfg: Tran
               "fallback_mean": sum(v == "mean" for v in result.fallback.values()),
               "rows": model.get_input_embeddings().weight.shape[0], **{f"{k}_id": v for k, v in special_ids.items()
                                                                           if not isinstance(v, list)}}
-    prov = Provenance(method, tied, overlap.report(), provenance_tokens(result, overlap, split_how), counts,
+    prov = Provenance(method, tied, overlap.report(), partial(provenance_tokens, result, overlap, split_how), counts,
                       {k: round(v, 3) for k, v in seconds.items()})
     return model, prov
 

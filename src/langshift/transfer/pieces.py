@@ -47,13 +47,40 @@ def greedy_split(target: bytes, index: dict[bytes, int], longest: int) -> list[i
     return out
 
 
+class SourcePieces(Sequence):
+    """Per target id, the source ids spelling it — spelt on first use, in batches.
+
+    FVT and compose read every new token's pieces; the other methods only those of the few tokens
+    they fall back on, so spelling all 30k new tokens up front (the slowest step of a FOCUS transfer
+    before) is left until someone asks. ``how`` holds, per spelt id, "tokenizer", "bytes" or "none".
+    """
+
+    def __init__(self, source_tok, source_tokens: Sequence[CanonicalToken], target_tokens: Sequence[CanonicalToken]):
+        self.source_tok, self.source_tokens, self.target_tokens = source_tok, source_tokens, target_tokens
+        self.pieces: dict[int, list[int]] = {}
+        self.how: dict[int, str] = {}
+
+    def __len__(self) -> int:
+        return len(self.target_tokens)
+
+    def __getitem__(self, i: int) -> list[int]:
+        if i not in self.pieces:
+            self.spell([i])
+        return self.pieces[i]
+
+    def spell(self, ids: Sequence[int]) -> None:
+        """Spell every id of ``ids`` not spelt yet (one batched call of the source tokenizer)."""
+        todo = [i for i in dict.fromkeys(ids) if i not in self.pieces]
+        if todo:
+            pieces, how = source_pieces(self.source_tok, self.source_tokens, self.target_tokens, todo)
+            self.pieces.update(pieces)
+            self.how.update(how)
+
+
 def source_pieces(source_tok, source_tokens: Sequence[CanonicalToken], target_tokens: Sequence[CanonicalToken],
                   ids: Sequence[int]) -> tuple[dict[int, list[int]], dict[int, str]]:
     """For each target id in ``ids``: the source ids spelling it, and how they were found
     ("tokenizer", "bytes" or "none"). Special and unused target tokens get no pieces."""
-    index = surface_index(source_tokens)
-    longest = max((len(s) for s in index), default=1)
-    by_surface = {i: surface(source_tokens[i]) for i in range(len(source_tokens))}
     pieces: dict[int, list[int]] = {}
     how: dict[int, str] = {}
     # 1. The source tokenizer itself, on every target token whose surface is complete UTF-8.
@@ -71,12 +98,15 @@ def source_pieces(source_tok, source_tokens: Sequence[CanonicalToken], target_to
     if texts:
         encoded = source_tok(texts, add_special_tokens=False)["input_ids"]
         for i, enc in zip(todo, encoded, strict=True):
-            spelled = b"".join(by_surface.get(s, b"\0") for s in enc)
+            spelled = b"".join(surface(source_tokens[s]) if s < len(source_tokens) else b"\0" for s in enc)
             if enc and spelled == surface(target_tokens[i]):
                 pieces[i], how[i] = list(enc), "tokenizer"
     # 2. Byte-exact greedy match for what the tokenizer could not reproduce.
-    for i in ids:
-        if i not in how:
+    rest = [i for i in ids if i not in how]
+    if rest:
+        index = surface_index(source_tokens)
+        longest = max((len(s) for s in index), default=1)
+        for i in rest:
             split = greedy_split(surface(target_tokens[i]), index, longest)
             pieces[i], how[i] = split, "bytes" if split else "none"
     return pieces, how

@@ -13,6 +13,7 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from ..errors import LangshiftError
+from ..perf import gc_paused
 from .canonical import CanonicalToken, canonical_vocab
 
 # Roles in the order they claim a target token: a target token that holds two roles (pad == eos) takes
@@ -92,6 +93,7 @@ def _role_id(tokenizer, role: str) -> int | None:
     return tid if isinstance(tid, int) and 0 <= tid < len(tokenizer) else None
 
 
+@gc_paused()
 def compute_overlap(source_tok, target_tok) -> Overlap:
     """Match target tokens to source tokens byte-exactly; raise when no ordinary token is shared."""
     src, tgt = canonical_vocab(source_tok), canonical_vocab(target_tok)

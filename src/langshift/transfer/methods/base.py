@@ -14,7 +14,7 @@ Rules common to all methods (one place, so they cannot drift apart):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -77,7 +77,7 @@ class TransferProblem:
     overlap_target: torch.Tensor               # (n_o,) long: target ids copied ...
     overlap_source: torch.Tensor               # (n_o,) long: ... from these source ids
     generator: torch.Generator
-    pieces: list[list[int]] | None = None      # per target id: source ids spelling it ([] = none)
+    pieces: Sequence[list[int]] | None = None  # per target id: source ids spelling it ([] = none)
     target_static: torch.Tensor | None = None  # (n_target, a)
     source_static: torch.Tensor | None = None  # (n_source, a)
     dict_source: torch.Tensor | None = None    # (m, a) dictionary source words, source space
@@ -139,8 +139,10 @@ def record(result: InitResult, ids: torch.Tensor, src: torch.Tensor, w: torch.Te
     result.weights[ids, m:] = 0.0
 
 
-def piece_means(source: torch.Tensor, pieces: list[list[int]], ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+def piece_means(source: torch.Tensor, pieces: Sequence[list[int]], ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean source row over each token's pieces (FVT), and a mask of tokens that have pieces."""
+    if hasattr(pieces, "spell"):  # lazily spelt pieces (transfer.pieces.SourcePieces): one batch for all ids
+        pieces.spell(ids)
     rows, cols = [], []
     for r, t in enumerate(ids):
         for s in pieces[t]:

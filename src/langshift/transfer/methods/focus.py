@@ -39,7 +39,7 @@ def sparse_overlap_mix(problem: TransferProblem, params: MethodParams, name: str
         rows, top_i, top_w = sparsemax_mix(static[ids], static[key_target], problem.source[key_source],
                                            block_size=params.block_size, slots=SLOTS)
         result.matrix[ids] = rows
-        record(result, ids, key_source[top_i], top_w)
+        record(result, ids, key_source[top_i.clamp_min(0)].masked_fill(top_i < 0, -1), top_w)
     # 3. ... and FVT / mean for the few that have none (e.g. partial UTF-8 bytes without n-grams).
     fill_fallback(problem, result, new[~placed])
     return result
