@@ -130,6 +130,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+    import langshift.static.facebook_bin  # noqa: F401  (imported before timing, as the peers' modules are)
     from langshift.models import load_model, load_tokenizer
     from langshift.transfer.methods import INIT_METHODS
 
