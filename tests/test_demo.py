@@ -38,8 +38,9 @@ def test_quick_demo_report_table_and_models(demo_run):
     assert report.is_absolute() and report.is_file() and report.name == "index.html"
     assert report.is_relative_to(out)
     page = report.read_text(encoding="utf-8")
-    for label in ("original", "transferred", "aligned"):
-        assert label in page
+    table = page[page.index("<table>"):page.index("</table>")]
+    assert table.index(">original<") < table.index(">transferred<") < table.index(">aligned<")  # before → after
+    assert "training_loss.png" in page and (report.parent / "training_loss.png").is_file()  # LAPT and CLO losses
     # The table: header, rule, then the three models in order.
     head = next(i for i, line in enumerate(lines) if line.startswith("model "))
     assert lines[head].split()[:2] == ["model", "bits/byte"]

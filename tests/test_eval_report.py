@@ -86,6 +86,26 @@ def test_report(tmp_path, capsys):
         build_report([tmp_path / "missing"], tmp_path / "r3")
 
 
+def test_report_keeps_the_recorded_model_order_and_plots_given_training_logs(tmp_path):
+    from langshift.evaluate.results import save_model_order
+
+    run = tmp_path / "run"
+    for label, bpb in (("original", 2.7), ("transferred", 2.3), ("aligned", 2.2)):
+        save_result(run, "bpb", {"bits_per_byte": bpb, "tokens": 10, "bytes": 40}, label, {"text": "t"})
+    res = build_report([run], tmp_path / "r0")
+    assert res["models"] == ["aligned", "original", "transferred"]  # no recorded order: by file name
+    save_model_order(run, ["original", "transferred", "aligned"])
+    trained = tmp_path / "lapt-model"
+    trained.mkdir()
+    (trained / "train_log.jsonl").write_text('{"step": 1, "loss": 4.0}\n{"step": 2, "loss": 3.5}\n')
+    res = build_report([run], tmp_path / "r1", training={"lapt": trained})
+    assert res["models"] == ["original", "transferred", "aligned"]
+    assert "training_loss.png" in res["files"]
+    from langshift.evaluate.report import training_curves
+
+    assert training_curves(trained, label="lapt") == {"lapt": ([1, 2], [4.0, 3.5])}
+
+
 def test_hidden_view(source_bpe, tmp_path):
     from langshift.evaluate.hidden import middle_layer_points, plot_points
 

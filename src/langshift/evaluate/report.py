@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..files import atomic_dir
-from .results import load_results
+from .results import ORDER_FILE, load_results
 
 # 1. Metrics per result kind: {column name: (value, stderr or None)} ---------------------------------
 
@@ -71,11 +71,28 @@ def _fmt(value: float, se: float | None) -> str:
     return text
 
 
-def table(records: list[dict], multi_run: bool) -> tuple[list[str], list[str], dict]:
+def model_order(run_dir: Path) -> list[str]:
+    """The order a run's models were evaluated in (before → after), when the run recorded it."""
+    path = run_dir / ORDER_FILE
+    return json.loads(path.read_text(encoding="utf-8")).get("models", []) if path.is_file() else []
+
+
+def in_order(records: list[dict], order: dict[str, list[str]]) -> list[dict]:
+    """By kind, then each run's models in its recorded order (else by file name); stable, so runs keep
+    the order given."""
     from .results import KINDS
 
+    def rank(r: dict) -> tuple:
+        known = order.get(r["run"], [])
+        return (KINDS.index(r["kind"]), known.index(r["model"]) if r["model"] in known else len(known))
+
+    return sorted(records, key=rank)
+
+
+def table(records: list[dict], multi_run: bool) -> tuple[list[str], list[str], dict]:
+    """Rows (models) and columns (metrics) of ``records``, in the order given."""
     rows, cols, cells = [], [], {}
-    for rec in sorted(records, key=lambda r: KINDS.index(r["kind"])):  # stable: runs keep their order
+    for rec in records:
         row = f"{rec['run']}/{rec['model']}" if multi_run else rec["model"]
         for col, (value, se) in metrics(rec).items():
             rows += [row] if row not in rows else []
@@ -91,8 +108,9 @@ def markdown_table(rows, cols, cells) -> str:
 
 # 2. Training logs ------------------------------------------------------------------------------------
 
-def training_curves(run_dir: Path) -> dict[str, tuple[list[float], list[float]]]:
-    """label → (steps, losses) from trainer_state.json / train_log.jsonl up to two levels deep."""
+def training_curves(run_dir: Path, label: str | None = None) -> dict[str, tuple[list[float], list[float]]]:
+    """label → (steps, losses) from trainer_state.json / train_log.jsonl up to two levels deep; with
+    ``label``, the folder's own log is called that (a model folder named e.g. ``model``)."""
     curves = {}
     for path in sorted([*run_dir.glob("trainer_state.json"), *run_dir.glob("*/trainer_state.json"),
                         *run_dir.glob("*/*/trainer_state.json")]):
@@ -110,6 +128,9 @@ def training_curves(run_dir: Path) -> dict[str, tuple[list[float], list[float]]]
                     pts.append((e["step"], e["loss"]))
         if pts:
             curves[f"{run_dir.name}/{path.parent.relative_to(run_dir)}"] = tuple(map(list, zip(*pts, strict=True)))
+    if label is not None:
+        rels = {key: key[len(run_dir.name) + 1:] for key in curves}
+        curves = {label + ("" if rels[key] == "." else f"/{rels[key]}"): v for key, v in curves.items()}
     return curves
 
 
@@ -140,15 +161,20 @@ _CSS = ("body{font-family:sans-serif;margin:2em;max-width:1100px;color:#222}tabl
 
 
 def build_report(run_dirs: list[str | Path], out: str | Path, overwrite: bool = False,
-                 title: str = "langshift report") -> dict:
-    """Write ``index.html``, ``results.md`` and PNGs into ``out``; returns what it wrote."""
+                 title: str = "langshift report", training: dict[str, str | Path] | None = None) -> dict:
+    """Write ``index.html``, ``results.md`` and PNGs into ``out``; returns what it wrote.
+
+    ``training``: label → a folder with a training log (e.g. a trained model folder), plotted
+    with the logs found in the run folders."""
     from .mexa import plot_mexa
 
     if not run_dirs:
         raise ConfigError("RUN_DIR", [], "give at least one run folder")
     dirs = [Path(d) for d in run_dirs]
-    records = [r for d in dirs for r in load_results(d)]
+    records = in_order([r for d in dirs for r in load_results(d)], {d.name: model_order(d) for d in dirs})
     curves = {k: v for d in dirs for k, v in training_curves(d).items()}
+    for name, folder in (training or {}).items():
+        curves.update(training_curves(Path(folder), label=name))
     if not records and not curves:
         raise ConfigError("RUN_DIR", [str(d) for d in dirs], "holds no result files (*.json written with --save) "
                                                              "and no training logs")

@@ -35,6 +35,16 @@ def save_result(run_dir, kind: str, result: dict, model: str, config: dict | Non
     return atomic_write_json(Path(run_dir) / name, payload)
 
 
+ORDER_FILE = "models.json"  # {"models": [labels before → after]}: the report's row order (not a result)
+
+
+def save_model_order(run_dir, labels: list[str]) -> None:
+    """Record the order models were evaluated in, so the report lists them before → after."""
+    from ..files import atomic_write_json
+
+    atomic_write_json(Path(run_dir) / ORDER_FILE, {"models": list(labels)})
+
+
 def load_results(run_dir) -> list[dict]:
     """Every result file of a run folder (files that are not results are ignored); adds ``path``, ``run``."""
     run_dir = Path(run_dir)

@@ -540,7 +540,7 @@ class EvalStageConfig(StageConfig):
 
 
 def run_eval(cfg: EvalStageConfig, ctx: Context) -> dict:
-    from ..evaluate.results import save_result
+    from ..evaluate.results import save_model_order, save_result
     from ..models import load_model, load_tokenizer
 
     tasks = [t for t, on in (("bpb", cfg.bpb_text), ("mc", cfg.mc_tasks), ("lm_eval", cfg.lm_eval_tasks),
@@ -558,6 +558,7 @@ def run_eval(cfg: EvalStageConfig, ctx: Context) -> dict:
     if len(set(labels)) != len(labels):
         raise ConfigError("eval.names", cfg.names, f"two evaluated models share a label ({', '.join(labels)}); "
                                                    "give each role its own label")
+    save_model_order(results_dir, labels)
     summary: dict[str, dict] = {}
     for label, name in models:
         loaded = None
@@ -632,17 +633,22 @@ _add(Stage("eval", EvalStageConfig,
 class ReportStageConfig(StageConfig):
     runs: str | None = opt(None, "folder of evaluation results (default: the eval stage's)")
     title: str = opt("langshift report", "page title")
+    lapt: str | None = opt(None, "trained model folder whose training loss is plotted (default: the lapt stage's)")
+    clo: str | None = opt(None, "trained model folder whose training loss is plotted (default: the clo stage's)")
 
 
 def run_report(cfg: ReportStageConfig, ctx: Context) -> dict:
     from ..evaluate.report import build_report
 
     def make() -> dict:
-        res = build_report([cfg.runs], ctx.work / "report", title=cfg.title)
+        training = {name: folder for name, folder in (("lapt", cfg.lapt), ("clo", cfg.clo)) if folder}
+        res = build_report([cfg.runs], ctx.work / "report", title=cfg.title, training=training)
         return {"files": res["files"], "models": res["models"]}
 
     return ctx.step("report", ("report",), make)
 
 
-_add(Stage("report", ReportStageConfig, (Slot("runs", ("@eval",), kind="dir"),), "report", run_report,
-           help="HTML report of the evaluation results"))
+_add(Stage("report", ReportStageConfig, (Slot("runs", ("@eval",), kind="dir"),
+                                         Slot("lapt", ("@lapt",), required=False, kind="dir"),
+                                         Slot("clo", ("@clo",), required=False, kind="dir")), "report", run_report,
+           help="HTML report of the evaluation results and the training losses"))
