@@ -41,6 +41,7 @@ def test_quick_demo_report_table_and_models(demo_run):
     table = page[page.index("<table>"):page.index("</table>")]
     assert table.index(">original<") < table.index(">transferred<") < table.index(">aligned<")  # before → after
     assert "training_loss.png" in page and (report.parent / "training_loss.png").is_file()  # LAPT and CLO losses
+    assert "Init methods compared" in page and " (kept)" in page
     # The table: header, rule, then the three models in order.
     head = next(i for i, line in enumerate(lines) if line.startswith("model "))
     assert lines[head].split()[:2] == ["model", "bits/byte"]

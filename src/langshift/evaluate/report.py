@@ -161,11 +161,13 @@ _CSS = ("body{font-family:sans-serif;margin:2em;max-width:1100px;color:#222}tabl
 
 
 def build_report(run_dirs: list[str | Path], out: str | Path, overwrite: bool = False,
-                 title: str = "langshift report", training: dict[str, str | Path] | None = None) -> dict:
+                 title: str = "langshift report", training: dict[str, str | Path] | None = None,
+                 transfer: str | Path | None = None) -> dict:
     """Write ``index.html``, ``results.md`` and PNGs into ``out``; returns what it wrote.
 
     ``training``: label → a folder with a training log (e.g. a trained model folder), plotted
-    with the logs found in the run folders."""
+    with the logs found in the run folders. ``transfer``: a transferred model folder; when the
+    pipeline compared init methods to make it, the comparison is shown."""
     from .mexa import plot_mexa
 
     if not run_dirs:
@@ -188,6 +190,7 @@ def build_report(run_dirs: list[str | Path], out: str | Path, overwrite: bool = 
     written = ["index.html", "results.md"]
     with atomic_dir(out, overwrite=overwrite) as tmp:
         parts.append("<h2>Side by side</h2>" + _html_table(rows, cols, cells))
+        parts += _init_comparison(transfer)
         mexa = {label(r) + (f" [{_tag(r)}]" if _tag(r) else ""): r["result"] for r in records if r["kind"] == "mexa"}
         if mexa:
             plot_mexa(mexa, tmp / "mexa.png")
@@ -212,6 +215,22 @@ def build_report(run_dirs: list[str | Path], out: str | Path, overwrite: bool = 
                 f"<style>{_CSS}</style></head><body>{''.join(parts)}</body></html>\n")
         (tmp / "index.html").write_text(page, encoding="utf-8")
     return {"out": str(out), "files": written, "models": rows, "columns": cols}
+
+
+def _init_comparison(transfer: str | Path | None) -> list[str]:
+    """The init methods the transfer stage compared (bits per byte on held-out text, before training)."""
+    from ..transfer.apply import CANDIDATES_FILE
+
+    path = Path(transfer) / CANDIDATES_FILE if transfer else None
+    if path is None or not path.is_file():
+        return []
+    data = json.loads(path.read_text(encoding="utf-8"))
+    ranked = sorted(data["candidates"].items(), key=lambda kv: kv[1]["bits_per_byte"])
+    rows = [m + (" (kept)" if m == data["method"] else "") for m, _ in ranked]
+    cells = {(r, "bits/byte"): f"{c['bits_per_byte']:.4g}" for r, (_, c) in zip(rows, ranked, strict=True)}
+    return ["<h2>Init methods compared</h2>",
+            f"<p class=note>Each transferred with no training yet; {html.escape(data['selected_by'])}.</p>",
+            _html_table(rows, ["bits/byte"], cells).replace("<th>model</th>", "<th>init method</th>")]
 
 
 def _html_table(rows, cols, cells) -> str:

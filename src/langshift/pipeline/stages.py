@@ -323,12 +323,16 @@ def run_transfer_stage(cfg: TransferStageConfig, ctx: Context) -> dict:
     best = min(changes, key=lambda m: scores[m]["bits_per_byte"])
 
     def keep() -> dict:
+        from ..files import atomic_write_json
+        from ..transfer.apply import CANDIDATES_FILE
+
         if not (ctx.work / "model").exists():
             os.replace(ctx.work / "candidates" / best / "model", ctx.work / "model")
         shutil.rmtree(ctx.work / "candidates", ignore_errors=True)
-        return {**scores[best]["transfer"], "method": best,
-                "selected_by": f"lowest bits per byte on {cfg.select_text}",
-                "candidates": {m: {k: v for k, v in s.items() if k != "transfer"} for m, s in scores.items()}}
+        chosen = {"method": best, "selected_by": f"lowest bits per byte on {cfg.select_text}",
+                  "candidates": {m: {k: v for k, v in s.items() if k != "transfer"} for m, s in scores.items()}}
+        atomic_write_json(ctx.work / "model" / CANDIDATES_FILE, chosen)  # the report shows the comparison
+        return {**scores[best]["transfer"], **chosen}
 
     return ctx.step("select", (), keep)
 
@@ -633,6 +637,8 @@ _add(Stage("eval", EvalStageConfig,
 class ReportStageConfig(StageConfig):
     runs: str | None = opt(None, "folder of evaluation results (default: the eval stage's)")
     title: str = opt("langshift report", "page title")
+    transfer: str | None = opt(None, "transferred model folder whose init-method comparison is shown (default: the "
+                                     "transfer stage's, when it compared candidates)")
     lapt: str | None = opt(None, "trained model folder whose training loss is plotted (default: the lapt stage's)")
     clo: str | None = opt(None, "trained model folder whose training loss is plotted (default: the clo stage's)")
 
@@ -642,13 +648,15 @@ def run_report(cfg: ReportStageConfig, ctx: Context) -> dict:
 
     def make() -> dict:
         training = {name: folder for name, folder in (("lapt", cfg.lapt), ("clo", cfg.clo)) if folder}
-        res = build_report([cfg.runs], ctx.work / "report", title=cfg.title, training=training)
+        res = build_report([cfg.runs], ctx.work / "report", title=cfg.title, training=training,
+                           transfer=cfg.transfer)
         return {"files": res["files"], "models": res["models"]}
 
     return ctx.step("report", ("report",), make)
 
 
 _add(Stage("report", ReportStageConfig, (Slot("runs", ("@eval",), kind="dir"),
+                                         Slot("transfer", ("@transfer",), required=False, kind="dir"),
                                          Slot("lapt", ("@lapt",), required=False, kind="dir"),
                                          Slot("clo", ("@clo",), required=False, kind="dir")), "report", run_report,
-           help="HTML report of the evaluation results and the training losses"))
+           help="HTML report: evaluation results, the init methods compared, training losses"))
