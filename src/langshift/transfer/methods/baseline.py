@@ -38,5 +38,5 @@ def sample_like(source: torch.Tensor, n: int, generator: torch.Generator) -> tor
     cov = (centred.T @ centred).double() / max(x.shape[0] - 1, 1)   # float32 product, float64 factorisation
     jitter = 1e-6 * cov.diagonal().mean().clamp_min(1e-12)
     chol = torch.linalg.cholesky(cov + jitter * torch.eye(cov.shape[0], dtype=cov.dtype))
-    z = torch.randn(n, x.shape[1], generator=generator, dtype=torch.float64)
-    return (mu.double() + z @ chol.T).to(source.dtype)
+    z = torch.randn(n, x.shape[1], generator=generator)  # float32 product: float64 took 0.5 s at 27k × 576
+    return (mu + z @ chol.T.float()).to(source.dtype)
