@@ -147,7 +147,9 @@ def test_transfer_candidates_keep_the_lowest_bpb_and_eval_labels(tmp_path):
         bits_per_byte(load_model(folder), load_tokenizer(folder), helpers.ES_TEXT[4:8],
                       progress=False)["bits_per_byte"], rel=1e-5)
     files = sorted(p.name for p in (tmp_path / "out" / "eval" / "results").glob("*.json"))
-    assert files == ["bpb.adapted.json", "bpb.init.json", "bpb.original.json"]
+    assert files == ["bpb.adapted.json", "bpb.init.json", "bpb.original.json", "models.json"]
+    order = json.loads((tmp_path / "out" / "eval" / "results" / "models.json").read_text())
+    assert order == {"models": ["original", "init", "adapted"]}  # the report's row order: before → after
     # A rerun skips everything.
     again_run = run_recipe(recipe, tmp_path / "out", progress=None)
     assert {s["status"] for s in again_run["stages"].values()} == {"skipped"}
