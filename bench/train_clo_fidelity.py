@@ -99,12 +99,14 @@ def free_prompts(data_dir: Path, n: int, translator: str, lang: str) -> list[dic
     return read_jsonl(path, ["id", "x_t", "x_en"])
 
 
-def make_data(data_dir: Path, n: int, translator: str, lang: str) -> list[dict]:
-    """The translated instruction pairs (made once; a later run with the same folder reuses them)."""
+def make_data(data_dir: Path, n: int, translator: str, lang: str, sft: str | None = None) -> list[dict]:
+    """The translated instruction pairs (made once; a later run with the same folder reuses them):
+    the offline builder's pairs, or the first ``n`` of an English SFT file of your own."""
     data_dir.mkdir(parents=True, exist_ok=True)
     sft_path, clo_path = data_dir / "sft.jsonl", data_dir / "clo.jsonl"
     if not clo_path.is_file():
-        atomic_write_text(sft_path, write_jsonl_text(build_sft(n, ["man", "bible"], seed=0)))
+        rows = read_jsonl(sft, ["id", "instruction", "response"])[:n] if sft else build_sft(n, ["man", "bible"], seed=0)
+        atomic_write_text(sft_path, write_jsonl_text(rows))
         make_clo_data(str(sft_path), translator, lang, str(clo_path), overwrite=True,
                       cache=str(data_dir / "translations.sqlite"))
     return read_jsonl(clo_path, ["id", "x_en", "y_en", "x_t", "y_t"])
@@ -117,6 +119,8 @@ def main() -> None:
                                                   "built-in model, else the model folder's name)")
     ap.add_argument("--lang", default="es")
     ap.add_argument("--translator", default="apertium")
+    ap.add_argument("--sft", default=None, help="English SFT JSONL (id, instruction, response) to use instead of the "
+                                                "offline builder's, e.g. OpenAssistant turns; use a new --data-dir")
     ap.add_argument("--pairs", type=int, default=128)
     ap.add_argument("--eval-n", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-4)
@@ -139,7 +143,8 @@ def main() -> None:
     result_path = RESULTS / f"train_clo_fidelity_{label}.json"
 
     # 1. Data: offline English pairs → target language; a margin for records the translator drops.
-    records = make_data(Path(args.data_dir), int((args.pairs + args.eval_n) * 1.1) + 8, args.translator, args.lang)
+    records = make_data(Path(args.data_dir), int((args.pairs + args.eval_n) * 1.1) + 8, args.translator, args.lang,
+                        args.sft)
     if len(records) < args.pairs + args.eval_n:
         raise SystemExit(f"only {len(records)} translated pairs for --pairs {args.pairs} + --eval-n {args.eval_n}")
     train, held = records[:args.pairs], records[-args.eval_n:]
