@@ -57,6 +57,7 @@ def test_quick_demo_report_table_and_models(demo_run):
     chosen = next(p.split()[0] for p in init_line.split(": ", 1)[1].split(", ") if p.endswith("←"))
     assert chosen == min(scores, key=scores.get)
     assert "[1/9] tokenizer" in err  # stage progress goes to stderr
+    assert not any(line.startswith("{'") for line in lines) and "'loss'" in err  # so do the trainers' logs
 
 
 def test_aligned_model_reloads_and_generates(demo_run):

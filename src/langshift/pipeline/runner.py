@@ -316,7 +316,8 @@ def run_recipe(recipe: str | Path | dict | Recipe, out: str | Path, overrides: l
                 record = read_record(out / step.name)
                 entry.update(status="skipped", summary=record.get("summary"), seconds=0.0)
                 continue
-            record = run_stage(item, step, out, recipe.launch, cache)
+            with contextlib.redirect_stdout(sys.stderr):  # stages' chatter (trainer logs) off the result's stream
+                record = run_stage(item, step, out, recipe.launch, cache)
             entry.update(status=done_names[step.action], summary=record["summary"], seconds=record["seconds"])
             say(f"[{i}/{len(items)}] {step.name}: done in {record['seconds']:.1f} s → {out / step.name}")
         cache.save()
