@@ -203,7 +203,17 @@ def test_salt_weights_equal_a_hand_lstsq_with_intercept():
     coef = np.linalg.pinv((nb[0].double() - xm).numpy()) @ (y.double() - ym).numpy()
     hand = ym.numpy() + (x[0].double() - xm).numpy() @ coef
     np.testing.assert_allclose((w[0] @ y).numpy(), hand, atol=1e-5)
+    # with a ridge (Gram products in float32): the closed-form ridge fit on centred data, in float64
+    nb, y, x = torch.randn(3, 12, 30, generator=g), torch.randn(12, 5, generator=g), torch.randn(3, 30, generator=g)
+    w = local_regression_weights(x, nb, ridge=0.5)
+    for b in range(3):
+        xc = (nb[b] - nb[b].mean(0)).double().numpy()
+        lam = 0.5 * np.trace(xc @ xc.T) / 12
+        coef = xc.T @ np.linalg.solve(xc @ xc.T + lam * np.eye(12), (y.double() - y.double().mean(0)).numpy())
+        hand = y.double().mean(0).numpy() + (x[b].double() - nb[b].double().mean(0)).numpy() @ coef
+        np.testing.assert_allclose((w[b] @ y).numpy(), hand, atol=1e-5)
     # ridge shrinks toward the neighbours' mean
+    nb, x = nb[:1, :4, :8], x[:1, :8]
     w_big = local_regression_weights(x, nb, ridge=1e6)
     assert torch.allclose(w_big, torch.full_like(w_big, 0.25), atol=1e-4)
 
