@@ -25,6 +25,9 @@ def test_fit_merge_map_recovers_an_exact_linear_composition():
     x = torch.cat([rows[[a for a, _, _ in merges]], rows[[b for _, b, _ in merges]], torch.ones(len(merges), 1,
                                                                                                   dtype=rows.dtype)], 1)
     assert torch.allclose(x @ w, rows[[t for _, _, t in merges]], atol=1e-6)
+    # float32 rows (a model's): Gram products in float32, still the same map to float32 accuracy
+    w32 = fit_merge_map(rows.float(), torch.tensor(merges), ridge=1e-9)
+    assert torch.allclose(x @ w32, rows[[t for _, _, t in merges]], rtol=1e-3, atol=1e-3)
 
 
 def test_merge_levels_respect_dependencies():

@@ -159,6 +159,28 @@ def piece_means(source: torch.Tensor, pieces: Sequence[list[int]], ids: list[int
     return out, has
 
 
+def record_pieces(result: InitResult, pieces: Sequence[list[int]], ids: list[int]) -> None:
+    """Provenance of FVT-made rows: each token's first pieces (as many as there are slots), each
+    weighing 1/len(pieces); other slots unused. One scatter for all tokens (a 27k-token loop took 1 s)."""
+    slots = result.sources.shape[1]
+    rows, cols, srcs, weights = [], [], [], []
+    for r, t in enumerate(ids):
+        found = pieces[t]
+        for c, s in enumerate(found[:slots]):
+            rows.append(r)
+            cols.append(c)
+            srcs.append(s)
+            weights.append(1.0 / len(found))
+    at = torch.tensor(ids, dtype=torch.long)
+    result.sources[at] = -1
+    result.weights[at] = 0.0
+    if rows:
+        target = at[torch.tensor(rows, dtype=torch.long)]
+        col = torch.tensor(cols, dtype=torch.long)
+        result.sources[target, col] = torch.tensor(srcs, dtype=torch.long)
+        result.weights[target, col] = torch.tensor(weights, dtype=result.weights.dtype)
+
+
 def fill_fallback(problem: TransferProblem, result: InitResult, ids: torch.Tensor) -> None:
     """Rows a method could not place: FVT from the token's source pieces, else the source mean."""
     if ids.numel() == 0:
@@ -172,12 +194,7 @@ def fill_fallback(problem: TransferProblem, result: InitResult, ids: torch.Tenso
     result.matrix[ids] = rows
     for t, h in zip(id_list, has.tolist(), strict=True):
         result.fallback[t] = "fvt" if h else "mean"
-        result.sources[t] = -1
-        result.weights[t] = 0.0
-        if h:
-            src = problem.pieces[t][: result.sources.shape[1]]
-            result.sources[t, : len(src)] = torch.tensor(src, dtype=torch.long)
-            result.weights[t, : len(src)] = 1.0 / len(problem.pieces[t])
+    record_pieces(result, problem.pieces if problem.pieces is not None else [[]] * problem.n_target, id_list)
 
 
 def unit_rows(x: torch.Tensor) -> torch.Tensor:

@@ -17,18 +17,30 @@ from __future__ import annotations
 
 import torch
 
-from .base import InitResult, MethodParams, TransferProblem, init_method, piece_means, start_result
+from .base import (
+    InitResult,
+    MethodParams,
+    TransferProblem,
+    init_method,
+    piece_means,
+    record_pieces,
+    start_result,
+)
 
 SLOTS = 8
 RIDGE = 1.0  # absolute ridge on a Gram matrix summed over ~10⁴-10⁵ merges: only guards rank deficiency
 
 
 def fit_merge_map(source: torch.Tensor, merges: torch.Tensor, ridge: float = RIDGE) -> torch.Tensor:
-    """W ((2d+1) × d) with [E(a), E(b), 1] @ W ≈ E(t) over the source merges (rows a, b, t), in float64."""
-    s = source.double()
+    """W ((2d+1) × d) with [E(a), E(b), 1] @ W ≈ E(t) over the source merges (rows a, b, t).
+
+    The Gram products run in the rows' precision, at least float32 (for a model's float32 rows 2.5×
+    faster than float64 over ~50k merges; the map's predictions move by ~4e-5 relative), the solve
+    in float64."""
+    s = source if source.dtype == torch.float64 else source.float()
     x = torch.cat([s[merges[:, 0]], s[merges[:, 1]], torch.ones(len(merges), 1, dtype=s.dtype)], dim=1)
-    gram = x.T @ x + ridge * torch.eye(x.shape[1], dtype=s.dtype)
-    return torch.linalg.solve(gram, x.T @ s[merges[:, 2]])
+    gram = (x.T @ x).double() + ridge * torch.eye(x.shape[1], dtype=torch.float64)
+    return torch.linalg.solve(gram, (x.T @ s[merges[:, 2]]).double())
 
 
 def merge_levels(merges: torch.Tensor, known: torch.Tensor) -> list[torch.Tensor]:
@@ -85,11 +97,7 @@ def compose_init(problem: TransferProblem, params: MethodParams) -> InitResult:
     mix = params.mix
     ids = new[reached[new]]
     result.matrix[ids] = (mix * composed[ids] + (1 - mix) * result.matrix[ids].double()).to(result.matrix.dtype)
-    for i, t in enumerate(new.tolist()):
-        src = problem.pieces[t][:SLOTS]
-        if src:
-            result.sources[t, : len(src)] = torch.tensor(src, dtype=torch.long)
-            result.weights[t, : len(src)] = 1.0 / len(problem.pieces[t])
-        if not reached[t]:
-            result.fallback[t] = "fvt" if has[i] else "mean"
+    record_pieces(result, problem.pieces, new.tolist())
+    result.fallback.update({t: "fvt" if h else "mean"
+                            for t, h, r in zip(new.tolist(), has.tolist(), reached[new].tolist(), strict=True) if not r})
     return result

@@ -3,9 +3,15 @@ the pieces the SOURCE tokenizer splits it into (``problem.pieces``, built by ``t
 
 from __future__ import annotations
 
-import torch
-
-from .base import InitResult, MethodParams, TransferProblem, init_method, piece_means, start_result
+from .base import (
+    InitResult,
+    MethodParams,
+    TransferProblem,
+    init_method,
+    piece_means,
+    record_pieces,
+    start_result,
+)
 
 SLOTS = 8  # pieces kept in the provenance
 
@@ -20,11 +26,6 @@ def fvt_init(problem: TransferProblem, params: MethodParams) -> InitResult:
     rows, has = piece_means(problem.source, problem.pieces, new)
     rows[~has] = problem.source.mean(0)
     result.matrix[new] = rows
-    for t, h in zip(new, has.tolist(), strict=True):
-        if not h:
-            result.fallback[t] = "mean"
-            continue
-        src = problem.pieces[t][:SLOTS]
-        result.sources[t, : len(src)] = torch.tensor(src, dtype=torch.long)
-        result.weights[t, : len(src)] = 1.0 / len(problem.pieces[t])
+    record_pieces(result, problem.pieces, new)
+    result.fallback.update({t: "mean" for t, h in zip(new, has.tolist(), strict=True) if not h})
     return result
