@@ -5,7 +5,9 @@ fastText training is timed separately (both sides read the same trained .bin fil
 timed from the loaded model and tokenizers to the finished matrix (overlap, fastText loading and
 look-ups included), as `langshift transfer` runs it without --provenance; building the per-token
 provenance (only done when asked for) is timed separately. Each library does its own fastText
-loading; every .bin is read through just before each timed run, so no one pays the disk. Run:
+loading; every .bin is read through just before each timed run, so no one pays the disk. Every
+method, ours and the peers', runs --repeats times (3) in interleaved rounds; medians are reported,
+as this machine's speed varies from run to run. Run:
 
     python bench/transfer_speed.py            # writes bench/results/transfer_speed.json
 
@@ -126,6 +128,7 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=300, help="fastText dimension")
     ap.add_argument("--methods", nargs="+", default=None, help="our methods to time (default: all)")
     ap.add_argument("--skip-peers", action="store_true", help="time only our methods")
+    ap.add_argument("--repeats", type=int, default=3, help="rounds of every method; medians are reported")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -154,47 +157,62 @@ def main() -> None:
     model = load_model("smollm2-135m-instruct")
     report = {"vocab_size": len(tgt), "fasttext_dim": args.dim, "load": os.getloadavg(),
               "fasttext_training_seconds": {"target_tokens": round(t_native, 1), "es_words": round(t_es, 1),
-                                            "en_words": round(t_en, 1)}, "ours": {}, "peers": {}}
+                                            "en_words": round(t_en, 1)}, "repeats": args.repeats,
+              "ours": {}, "peers": {}}
 
-    # 2. Our methods.
-    ours_focus = None
-    for method in args.methods or INIT_METHODS.names():
-        warm(native, es_words, en_words)
-        matrix, prov, wall, cpu, prov_wall = ours(model, src, tgt, method, inputs)
-        report["ours"][method] = {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "stages_s": prov.seconds,
-                                  "provenance_s": round(prov_wall, 2),
-                                  "copied": prov.counts["copied"], "new": prov.counts["new"],
-                                  "left_random": 0, "fallback_fvt": prov.counts["fallback_fvt"],
+    # 2-3. Rounds: every method of ours, then the peers on the same tokenizer and fastText models;
+    #      the medians over --repeats rounds are reported (this machine's speed varies run to run).
+    runs: dict[str, list[tuple[float, float]]] = {}
+    last: dict[str, object] = {}
+    methods = args.methods or INIT_METHODS.names()
+    for rnd in range(1, args.repeats + 1):
+        for method in methods:
+            warm(native, es_words, en_words)
+            matrix, prov, wall, cpu, prov_wall = ours(model, src, tgt, method, inputs)
+            runs.setdefault(method, []).append((wall, cpu))
+            last[method] = (matrix, prov, prov_wall)
+            print(f"[{rnd}] ours {method:8s} {wall:7.2f} s wall {cpu:7.2f} s cpu  {prov.seconds}  "
+                  f"(+{prov_wall:.2f} s for the per-token provenance)", flush=True)
+        if not args.skip_peers:
+            warm(native, es_words, en_words)
+            df_matrix, wall, cpu = deepfocus_focus(model, src, tgt, native)
+            runs.setdefault("deepfocus FOCUS", []).append((wall, cpu))
+            print(f"[{rnd}] deepfocus FOCUS {wall:7.2f} s wall {cpu:7.2f} s cpu", flush=True)
+            warm(native, es_words, en_words)
+            _, wall, cpu = wechsel_apply(model, src, tgt, en_words, es_words, inputs["dictionary"])
+            runs.setdefault("wechsel 0.0.4", []).append((wall, cpu))
+            print(f"[{rnd}] wechsel         {wall:7.2f} s wall {cpu:7.2f} s cpu", flush=True)
+
+    def median(name: str) -> dict:
+        walls, cpus = zip(*runs[name], strict=True)
+        return {"wall_s": round(float(np.median(walls)), 2), "cpu_s": round(float(np.median(cpus)), 2),
+                "wall_s_runs": [round(w, 2) for w in walls]}
+
+    for method in methods:
+        _, prov, prov_wall = last[method]
+        report["ours"][method] = {**median(method), "stages_s": prov.seconds, "provenance_s": round(prov_wall, 2),
+                                  "copied": prov.counts["copied"], "new": prov.counts["new"], "left_random": 0,
+                                  "fallback_fvt": prov.counts["fallback_fvt"],
                                   "fallback_mean": prov.counts["fallback_mean"]}
-        if method == "focus":
-            ours_focus = matrix
-        print(f"ours {method:8s} {wall:7.2f} s wall {cpu:7.2f} s cpu  {prov.seconds}  "
-              f"(+{prov_wall:.2f} s for the per-token provenance)", flush=True)
-
-    # 3. Peers on the same tokenizer and fastText models.
     if not args.skip_peers:
-        warm(native, es_words, en_words)
-        df_matrix, wall, cpu = deepfocus_focus(model, src, tgt, native)
         random_rows = deepfocus_random_rows(src, tgt, native)
-        report["peers"]["deepfocus FOCUS"] = {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
-                                              "left_random": len(random_rows)}
-        print(f"deepfocus FOCUS {wall:7.2f} s wall {cpu:7.2f} s cpu, {len(random_rows)} rows left random", flush=True)
+        report["peers"]["deepfocus FOCUS"] = {**median("deepfocus FOCUS"), "left_random": len(random_rows)}
+        report["peers"]["wechsel"] = median("wechsel 0.0.4")
         report["same_numbers"] = same_numbers(model, src, tgt, native, df_matrix)
-        if ours_focus is not None:
-            report["same_numbers"].update(copied_rows_vs_ours(model, src, tgt, ours_focus, df_matrix))
+        if "focus" in last:
+            report["same_numbers"].update(copied_rows_vs_ours(model, src, tgt, last["focus"][0], df_matrix))
         print("same numbers:", report["same_numbers"], flush=True)
-        warm(native, es_words, en_words)
-        w_matrix, wall, cpu = wechsel_apply(model, src, tgt, en_words, es_words, inputs["dictionary"])
-        report["peers"]["wechsel"] = {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2)}
-        print(f"wechsel         {wall:7.2f} s wall {cpu:7.2f} s cpu", flush=True)
+        report["ratios"] = {}
         if "focus" in report["ours"]:
             df = report["peers"]["deepfocus FOCUS"]
-            report["ratios"] = {"deepfocus_over_ours_focus_wall": round(df["wall_s"] / report["ours"]["focus"]["wall_s"], 2),
-                                "deepfocus_over_ours_focus_cpu": round(df["cpu_s"] / report["ours"]["focus"]["cpu_s"], 2)}
+            report["ratios"].update({
+                "deepfocus_over_ours_focus_wall": round(df["wall_s"] / report["ours"]["focus"]["wall_s"], 2),
+                "deepfocus_over_ours_focus_cpu": round(df["cpu_s"] / report["ours"]["focus"]["cpu_s"], 2)})
         if "wechsel" in report["ours"]:
             report["ratios"]["wechsel_over_ours_wechsel_wall"] = round(
                 report["peers"]["wechsel"]["wall_s"] / report["ours"]["wechsel"]["wall_s"], 2)
-        print("ratios:", report.get("ratios"), flush=True)
+        print("medians:", {k: v["wall_s"] for k, v in {**report["ours"], **report["peers"]}.items()}, flush=True)
+        print("ratios:", report["ratios"], flush=True)
     report["load_after"] = os.getloadavg()
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
