@@ -129,7 +129,7 @@ def test_task_file_errors_name_line_and_field(tmp_path):
         load_items(_write(tmp_path / "t.jsonl", [{**ok, "answer": 2}]))
     with pytest.raises(LangshiftError, match=r":1: field 'answer' must be a 0-based integer"):
         load_items(_write(tmp_path / "t.jsonl", [{**ok, "answer": "B"}]))
-    with pytest.raises(LangshiftError, match=r":3: not valid JSON"):
+    with pytest.raises(LangshiftError, match=r"line 3 is not JSON"):
         load_items(_write(tmp_path / "t.jsonl", [ok, "", "{oops"]))
     with pytest.raises(LangshiftError, match=r"field 'choices' must be a list of at least 2"):
         load_items(_write(tmp_path / "t.jsonl", [{**ok, "choices": ["only"]}]))

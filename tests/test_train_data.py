@@ -70,6 +70,21 @@ def test_not_json_line(tmp_path):
         read_jsonl(path, clo_data.SFT_FIELDS)
 
 
+def test_json_lines_skip_blanks_and_name_the_line_that_is_not_an_object(tmp_path):
+    from langshift.errors import ConfigError
+    from langshift.files import read_json_lines
+
+    path = tmp_path / "x.jsonl"
+    path.write_text('{"a": 1}\n\n{"b": 2}\n', encoding="utf-8")
+    assert read_json_lines(path) == [(1, {"a": 1}), (3, {"b": 2})]
+    path.write_text('{"a": 1}\n[1, 2]\n', encoding="utf-8")
+    with pytest.raises(LangshiftError, match="line 2 is a list, not a JSON object"):
+        read_json_lines(path)
+    path.write_text("\n\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="only blank lines"):
+        read_json_lines(path)
+
+
 def test_build_sft_is_reproducible_and_honest(tmp_path):
     a = instructions.build_sft(20, ["man"], seed=1)
     assert a == instructions.build_sft(20, ["man"], seed=1) and len(a) == 20

@@ -98,3 +98,24 @@ def read_lines(path: str | os.PathLike, param: str = "--text", on_bad: str = "fa
     if not lines:
         raise ConfigError(param, str(path), "the file holds no text; give a file with at least one non-empty line")
     return lines
+
+
+def read_json_lines(path: str | os.PathLike, param: str = "--data") -> list[tuple[int, dict]]:
+    """(line number, object) for each non-blank line of a UTF-8 JSONL file. A line that is not
+    UTF-8 or not a JSON object fails naming its number; an empty file fails too."""
+    out = []
+    for number, line in enumerate(read_lines(path, param, skip_blank=False), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise LangshiftError(f"{param}={str(path)!r}: line {number} is not JSON ({exc.msg} at column "
+                                 f"{exc.colno}); write one JSON object per line") from None
+        if not isinstance(obj, dict):
+            raise LangshiftError(f"{param}={str(path)!r}: line {number} is a {type(obj).__name__}, not a JSON "
+                                 "object; write one object per line")
+        out.append((number, obj))
+    if not out:
+        raise ConfigError(param, str(path), "the file holds only blank lines; write one JSON object per line")
+    return out

@@ -141,7 +141,7 @@ def _pairs_args(p: argparse.ArgumentParser) -> None:
 
 
 def _read_pairs(args) -> list[tuple[str, str]]:
-    from ..errors import ConfigError, LangshiftError
+    from ..errors import ConfigError
 
     if args.n < 2:
         raise ConfigError("--n", args.n, "need at least 2 pairs")
@@ -149,31 +149,15 @@ def _read_pairs(args) -> list[tuple[str, str]]:
         from .builders import build
 
         return [(r["en"], r["xx"]) for r in build("parallel", args.n, args.seed, "en", args.tgt)]
-    rows = _read_jsonl(args.pairs, "--pairs")
-    for i, r in enumerate(rows, start=1):
-        if not isinstance(r.get("en"), str) or not isinstance(r.get("xx"), str):
-            raise LangshiftError(f"--pairs={args.pairs!r}: item {i} needs string fields 'en' and 'xx'")
-    return [(r["en"], r["xx"]) for r in rows[:args.n]]
+    from .mexa import read_pairs
+
+    return read_pairs(args.pairs, "--pairs", args.n)
 
 
 def _read_jsonl(path, param: str) -> list[dict]:
-    from pathlib import Path
+    from ..files import read_json_lines
 
-    from ..errors import ConfigError, LangshiftError
-
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(param, str(path), "no such file")
-    out = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if line.strip():
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise LangshiftError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
-    if not out:
-        raise ConfigError(param, str(path), "the file holds no JSON lines")
-    return out
+    return [obj for _, obj in read_json_lines(path, param)]
 
 
 def _save_arg(p: argparse.ArgumentParser) -> None:

@@ -166,23 +166,16 @@ def read_outputs(path, param: str) -> dict[str, dict]:
     """JSONL with ``instruction`` (or ``prompt``) and ``output`` (or ``response``) per line → by instruction."""
     from pathlib import Path
 
-    path = Path(path)
-    if not path.is_file():
+    from ..files import read_json_lines
+
+    if not Path(path).is_file():
         raise ConfigError(param, str(path), "no such file; give a JSONL file of {instruction, output} lines")
     out: dict[str, dict] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise LangshiftError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+    for number, obj in read_json_lines(path, param):
         ins = obj.get("instruction", obj.get("prompt"))
         outp = obj.get("output", obj.get("response"))
         if not isinstance(ins, str) or not isinstance(outp, str):
             raise LangshiftError(f"{path}:{number}: needs string fields 'instruction' (or 'prompt') and 'output' "
                                  "(or 'response')")
         out[ins] = obj | {"instruction": ins, "output": outp}
-    if not out:
-        raise ConfigError(param, str(path), "the file holds no outputs")
     return out

@@ -70,27 +70,11 @@ def parse_item(obj: object, where: str) -> MCItem:
 
 
 def load_items(path: str | Path, param: str = "--tasks") -> list[MCItem]:
-    path = Path(path)
-    if not path.is_file():
+    from ..files import read_json_lines
+
+    if not Path(path).is_file():
         raise ConfigError(param, str(path), "no such file; give a JSONL task file or lm-eval task names")
-    items = []
-    with open(path, "rb") as fh:
-        for number, raw in enumerate(fh, start=1):
-            where = f"{path}:{number}"
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                raise LangshiftError(f"{where}: not UTF-8; re-encode the file as UTF-8") from None
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise LangshiftError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
-            items.append(parse_item(obj, where))
-    if not items:
-        raise ConfigError(param, str(path), "the file holds no items")
-    return items
+    return [parse_item(obj, f"{path}:{number}") for number, obj in read_json_lines(path, param)]
 
 
 # 2. Requests: (context, continuation) per choice ---------------------------------------------------

@@ -154,6 +154,19 @@ def alignment_score(en: np.ndarray, xx: np.ndarray, centre: bool = False) -> flo
 
 # 4. Public entry point -----------------------------------------------------------------------------
 
+def read_pairs(path, param: str, n: int | None = None) -> list[tuple[str, str]]:
+    """The first ``n`` (English, other-language) sentence pairs of a JSONL file of {en, xx} objects."""
+    from ..errors import LangshiftError
+    from ..files import read_json_lines
+
+    pairs = []
+    for number, row in read_json_lines(path, param):
+        if not (isinstance(row.get("en"), str) and isinstance(row.get("xx"), str)):
+            raise LangshiftError(f"{param}={str(path)!r}: line {number} needs string fields 'en' and 'xx'")
+        pairs.append((row["en"], row["xx"]))
+    return pairs[:n]
+
+
 def mexa(model, tokenizer, pairs: Sequence[tuple[str, str]], batch_size: int = 32, max_length: int = 128,
          include_embeddings: bool = True, pooling: str = "weighted", exclude_first: bool = False,
          centre: bool = False, precision: str = "model", progress: bool = True) -> dict:

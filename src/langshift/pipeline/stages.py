@@ -605,14 +605,9 @@ def _evaluate(task: str, cfg: EvalStageConfig, model, tok) -> tuple[dict, dict]:
                           cfg.batch_size, cfg.num_fewshot)
         return res, {"tasks": list(cfg.lm_eval_tasks)}
     if task == "mexa":
-        from ..evaluate.mexa import mexa
+        from ..evaluate.mexa import mexa, read_pairs
 
-        rows = [json.loads(line) for line in read_lines(cfg.mexa_pairs, "eval.mexa_pairs")]
-        bad = next((i for i, r in enumerate(rows, 1) if not (isinstance(r, dict) and isinstance(r.get("en"), str)
-                                                              and isinstance(r.get("xx"), str))), None)
-        if bad is not None:
-            raise LangshiftError(f"eval.mexa_pairs={cfg.mexa_pairs!r}: line {bad} needs string fields 'en' and 'xx'")
-        pairs = [(r["en"], r["xx"]) for r in rows[:cfg.mexa_n]]
+        pairs = read_pairs(cfg.mexa_pairs, "eval.mexa_pairs", cfg.mexa_n)
         return mexa(model, tok, pairs, cfg.batch_size, cfg.max_length or 128), {"pairs": cfg.mexa_pairs,
                                                                                  "n": len(pairs)}
     from ..evaluate.fidelity import evaluate_fidelity

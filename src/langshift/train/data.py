@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import ConfigError, LangshiftError
-from ..files import read_lines
+from ..files import read_json_lines, read_lines
 
 # 1. JSONL records ------------------------------------------------------------------------------
 
@@ -23,15 +23,7 @@ def read_jsonl(path: str | os.PathLike, fields: Sequence[str], param: str = "--d
     ``id`` may be a string or an integer; a record without ``id`` gets its line number as id.
     """
     records, seen = [], set()
-    for number, line in enumerate(read_lines(path, param), start=1):
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise LangshiftError(f"{param}={str(path)!r}: line {number} is not JSON ({exc.msg}); write one "
-                                 "JSON object per line") from None
-        if not isinstance(rec, dict):
-            raise LangshiftError(f"{param}={str(path)!r}: line {number} is a {type(rec).__name__}, not a JSON "
-                                 "object; write one object per line")
+    for number, rec in read_json_lines(path, param):
         for field in fields:
             value = rec.get(field)
             if field == "id" and value is None:

@@ -159,13 +159,13 @@ def piece_means(source: torch.Tensor, pieces: Sequence[list[int]], ids: list[int
     return out, has
 
 
-def record_pieces(result: InitResult, pieces: Sequence[list[int]], ids: list[int]) -> None:
+def record_pieces(result: InitResult, pieces: Sequence[list[int]] | None, ids: list[int]) -> None:
     """Provenance of FVT-made rows: each token's first pieces (as many as there are slots), each
     weighing 1/len(pieces); other slots unused. One scatter for all tokens (a 27k-token loop took 1 s)."""
     slots = result.sources.shape[1]
     rows, cols, srcs, weights = [], [], [], []
     for r, t in enumerate(ids):
-        found = pieces[t]
+        found = pieces[t] if pieces is not None else []
         for c, s in enumerate(found[:slots]):
             rows.append(r)
             cols.append(c)
@@ -194,7 +194,7 @@ def fill_fallback(problem: TransferProblem, result: InitResult, ids: torch.Tenso
     result.matrix[ids] = rows
     for t, h in zip(id_list, has.tolist(), strict=True):
         result.fallback[t] = "fvt" if h else "mean"
-    record_pieces(result, problem.pieces if problem.pieces is not None else [[]] * problem.n_target, id_list)
+    record_pieces(result, problem.pieces, id_list)
 
 
 def unit_rows(x: torch.Tensor) -> torch.Tensor:
