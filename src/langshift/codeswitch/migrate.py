@@ -40,8 +40,9 @@ PENN_NOUNS = ["NN", "NNS", "NNP", "NNPS"]
 class MigrateConfig(StageConfig):
     src_lang: str = opt("en", "language of the input text")
     tgt_lang: str = opt("es", "language the nouns are translated into")
-    tagger: str = opt("apertium", "POS tagger by name for src_lang, Penn tags (`langshift ls`; apertium is "
-                                  "the fast one, hanta ~4k words/s)")
+    tagger: str = opt("vote", "POS tagger by name for src_lang, Penn tags (`langshift ls`); vote = apertium "
+                              "and hanta must agree: noun precision 0.99 vs 0.96 for either alone "
+                              "(BENCHMARKS.md, POS taggers)")
     translator: str = opt("apertium", "word translator by name (`langshift ls` lists them)")
     cache: str | None = opt(None, "sqlite file caching translations across runs (default: none)")
     share: float = opt(1.0, "share of noun occurrences to translate, chosen at random (MIGRATE 'half': 0.5)")

@@ -6,7 +6,10 @@ backend cannot decide (an unknown word to apertium) comes back as ``XX``, which 
 
 - ``hanta``: HanTa's English model (CLAWS5 tags, mapped to Penn). Pure Python, ~3-5k words/s.
 - ``apertium``: the analyser + HMM tagger of an installed apertium pair whose source is the language;
-  all sentences go through one subprocess (null-flush mode), its tags are mapped to Penn.
+  all sentences go through one subprocess (null-flush mode), its tags are mapped to Penn; for English its
+  known noun errors are repaired (``repair_nouns``: "Birds build" read as two nouns).
+- ``vote``: apertium and hanta (or the ``members`` given) vote; a noun needs a strict majority. MIGRATE's
+  default: the most precise on bench/tagger_nouns.py's labelled sample (BENCHMARKS.md, "POS taggers").
 - ``spacy``: any installed spaCy pipeline (``model=``); its ``tag_`` (Penn for English pipelines).
 """
 
@@ -144,12 +147,16 @@ def apertium_to_penn(lemma: str, tags: list[str]) -> str:
 
 @TAGGERS.register("apertium")
 class ApertiumTagger(Tagger):
-    """The HMM tagger of an installed apertium pair (e.g. apertium-eng-spa for English), tags mapped to Penn."""
+    """The HMM tagger of an installed apertium pair (e.g. apertium-eng-spa for English), tags mapped to Penn.
+
+    ``repair`` (default on) corrects the HMM where it is known to be wrong for MIGRATE: see
+    ``repair_nouns`` (a verb read as a noun after its subject, a sentence-initial imperative) and
+    ``_mwu_nouns`` (a noun inside a multi-word adverb such as "at night")."""
 
     name = "apertium"
 
     def __init__(self, lang: str = "en", pair: str | None = None, data_dir: str | None = None,
-                 bin_dir: str | None = None):
+                 bin_dir: str | None = None, repair: bool = True):
         from ..translate.apertium import DEFAULT_DATA_DIR, ApertiumPair, _code3, installed_pairs
 
         data_dir = data_dir or DEFAULT_DATA_DIR
@@ -166,6 +173,8 @@ class ApertiumTagger(Tagger):
         self.pair = ApertiumPair(pair or sources[0], __import__("pathlib").Path(data_dir), bin_dir)
         self.pair.tool("lt-proc")
         self.pair.tool("apertium-tagger")
+        # repairs read English syntax: for another source language the HMM's choice stands
+        self.repair = repair and lang in ("en", "eng")
 
     def close(self) -> None:
         self.pair.close()
@@ -178,34 +187,125 @@ class ApertiumTagger(Tagger):
         # aligns units with our words; a word inside a multi-word unit gets that unit's tag.
         items = [escape_words(words, "[]") + "[]" if words else "" for words in sentences]
         # the analyser stays running between calls; the tagger is a fresh process per call: it carries state
-        # across null flushes, so only this way are a call's tags a function of its sentences alone
-        outs = self.pair.run([self.pair.analyse_stage(), self.pair.tagger_stage()], items, desc="apertium tag",
-                             keep=1)
-        result = []
-        for words, chunk in zip(sentences, outs, strict=True):
+        # across null flushes, so only this way are a call's tags a function of its sentences alone.
+        # -f: each unit keeps all its readings, the chosen one first (the repairs look at the others)
+        tagger = ["apertium-tagger", "-z", "-f", "-g", self.pair.file(".prob")]
+        outs = self.pair.run([self.pair.analyse_stage(), tagger], items, desc="apertium tag", keep=1)
+        result, inside = [], []
+        for s, (words, chunk) in enumerate(zip(sentences, outs, strict=True)):
             n = len(words)
-            tags: list[str | None] = [None] * n
-            index, last = 0, UNKNOWN
+            readings: list[tuple | None] = [None] * n
+            index, last = 0, ()
             for unit, blank in UNITS.findall(chunk):
                 if blank:  # one of our superblanks: it ends a word
-                    if index < n and tags[index] is None:
-                        tags[index] = last  # no unit of its own: part of the previous multi-word unit
+                    if index < n and readings[index] is None:  # no unit of its own: inside the previous one
+                        readings[index] = last
+                        inside.append((s, index))
                     index += 1
-                elif unit and index < n:  # a lexical unit ^…$: the tagger's one reading
-                    last = _penn_of_reading(unit[1:-1])
-                    if tags[index] is None:  # John's → John<np> + 's<gen>: the first unit decides
-                        tags[index] = last
-            result.append([t or UNKNOWN for t in tags])
+                elif unit and index < n:  # a lexical unit ^surface/chosen/others…$
+                    last = _readings(unit[1:-1])
+                    if readings[index] is None:  # John's → John<np> + 's<gen>: the first unit decides
+                        readings[index] = last
+            tags = [r[0][0] if r else UNKNOWN for r in readings]
+            result.append(repair_nouns(list(words), tags, readings) if self.repair else tags)
+        if self.repair:
+            self._mwu_nouns(sentences, result, inside)
         return result
+
+    def _mwu_nouns(self, sentences: Sequence[Sequence[str]], tags: list[list[str]], inside: list[tuple[int, int]]):
+        """A word inside a multi-word unit gets the unit's tag ("at night" → adv), which hides nouns; such a
+        word whose own analysis has only noun readings ("night", "day", "front" of "in front of" as Penn has
+        it; not "second") is tagged a noun. A unit's first word keeps the unit's reading ("at")."""
+        from ..translate.apertium import UNITS, escape
+
+        inside = [(s, i) for s, i in inside if not is_noun(tags[s][i])]
+        distinct = list(dict.fromkeys(sentences[s][i] for s, i in inside))
+        if not distinct:
+            return
+        analysed = self.pair.run([self.pair.analyse_stage()], [escape(w) for w in distinct], desc="apertium words",
+                                 keep=1)
+        alone = {}
+        for word, chunk in zip(distinct, analysed, strict=True):
+            found = [u for u, _ in UNITS.findall(chunk) if u]
+            readings = _readings(found[0][1:-1]) if len(found) == 1 else ()
+            if readings and all(tag in ("NN", "NNS") for tag, _ in readings):
+                alone[word] = readings[0][0]
+        for s, i in inside:
+            tags[s][i] = alone.get(sentences[s][i], tags[s][i])
 
 
 @lru_cache(maxsize=1 << 16)
-def _penn_of_reading(unit: str) -> str:
-    """Penn tag of a tagged unit (``book<n><pl>``; ``*xyzzy`` when unknown); readings repeat, so cached."""
+def _readings(unit: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """(Penn tag, apertium tags) of each reading of a unit ``surface/chosen/other…`` (tagger -f output) or
+    ``surface/reading/…`` (analyser output); () when unknown (``*xyzzy``). Readings repeat, so cached."""
     from ..translate.apertium import lemma_tags, split_unescaped
 
-    reading = split_unescaped(unit, "/")[0]
-    return UNKNOWN if reading.startswith("*") else apertium_to_penn(*lemma_tags(reading))
+    fields = split_unescaped(unit, "/")
+    out = []
+    for reading in fields[1:]:
+        if reading.startswith("*"):
+            return ()
+        lemma, tags = lemma_tags(reading)
+        out.append((apertium_to_penn(lemma, tags), tuple(tags)))
+    return tuple(out)
+
+
+# The HMM's known noun errors, corrected only where the word ALSO has the verb reading the syntax asks for
+_VERBS = frozenset({"VB", "VBD", "VBP", "VBZ", "MD"})
+_PLURAL_SUBJECTS = frozenset({"i", "we", "you", "they"})
+_SINGULAR_SUBJECTS = frozenset({"he", "she", "it"})
+_CLAUSE_OPENERS = frozenset({"when", "if", "because", "that", "and", "but", "while", "as", "so", "until", "where",
+                             "after", "before", "since", "though", "although", "whenever", "unless", "or"})
+_NP_INNER = frozenset({"DT", "PDT", "PRP$", "JJ", "JJR", "JJS", "CD"})
+_OBJECT_START = frozenset({"DT", "PDT", "PRP$", "PRP", "JJ", "JJR", "JJS", "NNS", "CD", "WRB", "WDT", "RB", ".",
+                           "TO"})
+_PARTICLES = frozenset({"off", "up", "out", "down", "on", "away", "back"})
+
+
+def _has(readings, cat: str, *features: str) -> bool:
+    return any(tags and tags[0] == cat and set(features) <= set(tags[1:]) for _, tags in readings)
+
+
+def _clause_start(words: Sequence[str], tags: Sequence[str], i: int) -> bool:
+    """True when only determiners/adjectives/numbers stand between word ``i`` and a clause start."""
+    j = i - 1
+    while j >= 0 and tags[j] in _NP_INNER:
+        j -= 1
+    return j < 0 or words[j].lower() in _CLAUSE_OPENERS or tags[j] in (",", ":")
+
+
+def repair_nouns(words: Sequence[str], tags: list[str], readings: Sequence[Sequence]) -> list[str]:
+    """Correct apertium's HMM where it reads a verb as a noun (pure; ``readings`` as ``_readings`` gives them):
+
+    1. after a clause-initial plural subject ("Birds build", "when strangers walk", "They need"), a word
+       tagged NN that has a present-tense verb reading, not followed by a verb, is that verb (VBP);
+    2. after a clause-initial singular subject ("The museum shows", "the baby cries"), a word tagged NNS with
+       a 3rd-person-singular reading, followed by what can start an object or end the clause, is VBZ;
+    3. a sentence-initial word (or one after "please") tagged NN with an infinitive reading, followed by a
+       determiner, pronoun, number or particle ("Turn off the light", "Chop the onions"), is an imperative.
+    Each rule needs the verb reading among the word's analyses, so a word that is only a noun never changes."""
+    tags = list(tags)
+    n = len(tags)
+    for i in range(n):
+        prev = tags[i - 1] if i else None
+        nxt = tags[i + 1] if i + 1 < n else "."
+        nxt_word = words[i + 1].lower() if i + 1 < n else ""
+        r = readings[i]
+        if tags[i] == "NN" and i and _has(r, "vblex", "pres") and nxt not in _VERBS:
+            plural = prev in ("NNS", "NNPS") or _has(readings[i - 1], "n", "pl")
+            if (plural and _clause_start(words, tags, i - 1)) or words[i - 1].lower() in _PLURAL_SUBJECTS:
+                tags[i] = "VBP"
+                continue
+        if tags[i] == "NNS" and i and _has(r, "vblex", "pri", "p3", "sg") and nxt in _OBJECT_START:
+            if ((prev in ("NN", "NNP") and _clause_start(words, tags, i - 1))
+                    or words[i - 1].lower() in _SINGULAR_SUBJECTS):
+                tags[i] = "VBZ"
+                continue
+        first = i == 0 or (i == 1 and words[0].lower() == "please")
+        if first and tags[i] == "NN" and _has(r, "vblex", "inf") and (
+                nxt in ("DT", "PRP$", "PRP", "CD") or nxt_word in _PARTICLES):
+            tags[i] = "VB"
+    return tags
 
 
 # --- spaCy -----------------------------------------------------------------------------------------
@@ -237,3 +337,56 @@ class SpacyTagger(Tagger):
         n_process = 1 if os.name != "posix" else 1  # spaCy multiprocessing costs more than it saves here
         return [[t.tag_ or UNKNOWN for t in doc]
                 for doc in self.nlp.pipe(docs, batch_size=self.batch_size, n_process=n_process)]
+
+
+# --- vote ------------------------------------------------------------------------------------------
+
+@TAGGERS.register("vote")
+class VoteTagger(Tagger):
+    """A vote of several taggers, for MIGRATE's one question: is this word a noun?
+
+    A member that cannot decide (``XX``: a word apertium does not know) abstains; a word is a noun when MORE
+    than half of the deciding members say so (with two: both), so a tie leaves it untranslated; its tag is
+    the most common tag on the winning side, ties going to the earlier member. ``members`` default: apertium
+    and hanta, fixed so that the default's tags do not change with what else is installed; add spacy by
+    name (``members=["apertium", "hanta", "spacy"], spacy={"model": ...}``). Options for a member go under
+    its name."""
+
+    name = "vote"
+    DEFAULT = ("apertium", "hanta")
+
+    def __init__(self, lang: str = "en", members: Sequence[str] | None = None, **options: Any):
+        from ..errors import MissingDependencyError
+
+        self.languages = (lang,)
+        super().__init__(lang)
+        self.taggers: list[Tagger] = []
+        for name in members or self.DEFAULT:
+            if name == "vote":
+                raise ConfigError("members", list(members or ()), "a vote cannot include itself")
+            try:
+                self.taggers.append(get_tagger(name, lang, **options.get(name, {})))
+            except MissingDependencyError as exc:
+                raise MissingDependencyError(f"the vote tagger's member {name!r} is missing: {exc}") from exc
+        self.members = [t.name for t in self.taggers]
+        if len(self.taggers) < 2:
+            raise ConfigError("members", list(members or self.DEFAULT), "a vote needs at least two taggers, "
+                              "e.g. apertium hanta (or apertium hanta spacy)")
+
+    def tag_many(self, sentences: Sequence[Sequence[str]]) -> list[list[str]]:
+        each = [t.tag_many(sentences) for t in self.taggers]
+        return [[vote_tag(column) for column in zip(*(votes[s] for votes in each), strict=True)]
+                for s in range(len(sentences))]
+
+    def close(self) -> None:
+        for t in self.taggers:
+            t.close()
+
+
+def vote_tag(tags: Sequence[str]) -> str:
+    """The vote of one word's tags (in member order): ``XX`` abstains; a noun tag only for a strict majority
+    of noun tags among the others; ``XX`` when every member abstains."""
+    tags = [t for t in tags if t != UNKNOWN]
+    nouns = [t for t in tags if is_noun(t)]
+    side = nouns if 2 * len(nouns) > len(tags) else [t for t in tags if not is_noun(t)]
+    return max(side, key=lambda t: (side.count(t), -side.index(t))) if side else UNKNOWN
