@@ -43,7 +43,7 @@ _LIMITS = {"dim": (1, 1 << 16), "ws": (1, 10_000), "epoch": (0, 1_000_000), "min
            "lr_update_rate": (0, _INT32_MAX)}
 _LOSSES = {1: "hs", 2: "ns", 3: "softmax", 4: "ova"}
 _MODELS = {1: "cbow", 2: "skipgram", 3: "supervised"}
-_HEADER_BYTES = struct.calcsize("@2i12id3i2q")
+_HEADER_BYTES = struct.calcsize("@2i12id3i") + struct.calcsize("@2q")  # read field by field: no padding
 
 
 class BinFormatError(LangshiftError):
@@ -118,10 +118,10 @@ def _read_entries(r: _Reader, size: int, nwords: int) -> list[str]:
     buf, pos = b"", 0
     while len(words) < size:
         end = buf.find(b"\x00", pos)
+        if (end if end >= 0 else len(buf)) - pos > MAX_WORD_BYTES:
+            raise BinFormatError(path, f"dictionary entry {len(words)} is longer than {MAX_WORD_BYTES} bytes: "
+                                       "corrupt file")
         if end < 0 or end + _ENTRY_MIN > len(buf):
-            if end < 0 and len(buf) - pos > MAX_WORD_BYTES:
-                raise BinFormatError(path, f"dictionary entry {len(words)} is longer than {MAX_WORD_BYTES} bytes: "
-                                           "corrupt file")
             more = fh.read(1 << 22)
             if not more:
                 raise BinFormatError(path, f"the file ends inside the dictionary (entry {len(words)} of {size}; "

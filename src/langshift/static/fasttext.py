@@ -385,12 +385,12 @@ def load_static(path: str | os.PathLike, lowercase: bool | None = None, param: s
         if path.stat().st_size == 0:
             raise ConfigError(param, str(path), f"is an empty file; {_FIX}")
         head = _head(path, 4)
-        if head == struct.pack("@i", MAGIC) or path.name.lower().endswith(".bin"):
-            return _bin(path, param, trainable, low, str(path))
-        if head[:2] in _PICKLE_HEAD:
+        if head[:2] in _PICKLE_HEAD:  # whatever its name says
             if not allow_pickle:
                 raise _pickle_refused(param, path)
             return _unpickle(path, param, low, str(path))
+        if head == struct.pack("@i", MAGIC) or path.name.lower().endswith(".bin"):
+            return _bin(path, param, trainable, low, str(path))
         return _vec(path, param, low)
     except (OSError, EOFError) as exc:
         raise ConfigError(param, str(path), f"could not be read ({exc}); {_FIX}") from exc
