@@ -90,11 +90,68 @@ def test_continue_keeps_old_words_close_and_adds_new(tmp_path):
 def test_save_load_roundtrip_and_atomic(tmp_path, en_space):
     out = tmp_path / "space"
     en_space.save(out)
-    loaded = load_static(out)
-    np.testing.assert_array_equal(loaded.vectors(["king", "kingdoms"]), en_space.vectors(["king", "kingdoms"]))
+    assert sorted(p.name for p in out.iterdir()) == ["model.bin", "static.json"]  # Facebook format, no pickle
+    loaded = load_static(out)  # memory-mapped look-ups: same vectors up to float32 summation order
+    np.testing.assert_allclose(loaded.vectors(["king", "kingdoms"]), en_space.vectors(["king", "kingdoms"]),
+                               rtol=1e-6, atol=1e-7)
     assert json.loads((out / "static.json").read_text())["trainable"] is True
     with pytest.raises(ConfigError, match="--out"):
         en_space.save(out)
+
+
+def test_train_save_load_continue_save_load_round_trip(tmp_path):
+    space = train_static(tokenise_lines(EN_TEXT * 20), StaticConfig(**TINY))
+    space.save(tmp_path / "a")
+    full = load_static(tmp_path / "a", trainable=True)  # gensim reads the .bin: every row bit for bit
+    for name in ("vectors_vocab", "vectors_ngrams"):
+        np.testing.assert_array_equal(getattr(full.wv, name), getattr(space.wv, name))
+    np.testing.assert_array_equal(full.model.syn1neg, space.model.syn1neg)
+    assert full.wv.index_to_key == space.wv.index_to_key
+    assert (full.wv.min_n, full.wv.max_n, full.wv.bucket, full.dim) == (5, 5, 5000, 16)
+    before = full.vectors(["king", "house"]).copy()
+    code_switched = [line.replace("king", "rey") for line in EN_TEXT] * 3
+    cont = continue_static(full, tokenise_lines(code_switched), StaticConfig(**{**TINY, "epochs": 1}))
+    assert cont.known("rey") and len(cont) == len(space) + 1
+    after = cont.vectors(["king", "house"])
+    assert not np.allclose(before, after) and all(_cos(b, a) > 0.9 for b, a in zip(before, after, strict=True))
+    cont.save(tmp_path / "b")
+    again = load_static(tmp_path / "b")
+    np.testing.assert_allclose(again.vectors(["rey", "king", "reyes"]), cont.vectors(["rey", "king", "reyes"]),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_vectors_only_spaces_save_without_pickle(tmp_path, en_space):
+    en_space.wv.save_word2vec_format(str(tmp_path / "m.vec"))
+    vec = load_static(tmp_path / "m.vec")
+    vec.save(tmp_path / "v")
+    assert sorted(p.name for p in (tmp_path / "v").iterdir()) == ["static.json", "vectors.safetensors", "words.json"]
+    back = load_static(tmp_path / "v")
+    assert back.wv.index_to_key == vec.wv.index_to_key and not back.has_ngrams
+    np.testing.assert_array_equal(back.vectors(["king", "zzz"]), vec.vectors(["king", "zzz"]))
+    # a memory-mapped .bin is saved as a copy of that .bin; its gensim form as safetensors with n-grams
+    en_space.save(tmp_path / "a")
+    mapped = load_static(tmp_path / "a")
+    mapped.save(tmp_path / "copy")
+    assert (tmp_path / "copy" / "model.bin").read_bytes() == (tmp_path / "a" / "model.bin").read_bytes()
+    strings = ["king", "kingdoms"]
+    want = mapped.vectors(strings)
+    mapped.most_similar("king", topn=2)  # converts to gensim keyed vectors
+    mapped.save(tmp_path / "kv")
+    kv = load_static(tmp_path / "kv")
+    assert kv.has_ngrams and (tmp_path / "kv" / "vectors.safetensors").is_file()
+    np.testing.assert_allclose(kv.vectors(strings), want, rtol=1e-6, atol=1e-7)
+
+
+def test_legacy_gensim_pickle_only_with_allow_pickle(tmp_path, en_space, caplog):
+    (tmp_path / "old").mkdir()
+    en_space.model.save(str(tmp_path / "old" / "model.gensim"))
+    with pytest.raises(ConfigError, match="--allow-pickle"):
+        load_static(tmp_path / "old")
+    with pytest.raises(ConfigError, match="--allow-pickle"):
+        load_static(tmp_path / "old" / "model.gensim", trainable=True)
+    space = load_static(tmp_path / "old", allow_pickle=True)
+    assert "arbitrary code" in caplog.text
+    np.testing.assert_array_equal(space.vectors(["king"]), en_space.vectors(["king"]))
 
 
 def test_facebook_bin_and_vec(tmp_path, en_space):
@@ -122,9 +179,9 @@ def test_facebook_bin_mapped_vectors_match_gensim_for_every_word_and_string(tmp_
     np.testing.assert_allclose(fb.wv.vectors, en_space.wv.vectors, atol=1e-5)  # composed on demand
     strings = [*words[::3], "kingdomz", "çañón", "日本", "x", " "]
     np.testing.assert_allclose(fb.vectors(strings), np.stack([en_space.wv[s] for s in strings]), atol=1e-5)
-    ours, theirs = fb.most_similar(words[0], topn=3), en_space.most_similar(words[0], topn=3)
-    assert [w for w, _ in ours] == [w for w, _ in theirs]
-    assert [s for _, s in ours] == pytest.approx([s for _, s in theirs])
+    got, want = fb.most_similar(words[0], topn=3), en_space.most_similar(words[0], topn=3)
+    assert [w for w, _ in got] == [w for w, _ in want]
+    assert [c for _, c in got] == pytest.approx([c for _, c in want])
 
 
 @pytest.mark.parametrize("min_n,max_n", [(3, 6), (1, 3), (1, 1), (5, 5)])
@@ -175,6 +232,10 @@ def test_cli_train_continue_and_bad_utf8(tmp_path, capsys):
                  "--out", str(tmp_path / "b"), "--min-count", "1"]) == 0
     b = load_static(tmp_path / "b")
     assert b.known("libro") and b.known("book") and b.dim == 8
+    # the chain continues from what it wrote, without --allow-pickle
+    assert main(["static", "continue", "--model", str(tmp_path / "b"), "--text", str(en),
+                 "--out", str(tmp_path / "b2"), "--min-count", "1"]) == 0
+    assert load_static(tmp_path / "b2").known("libro")
 
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"good line\nbad \xff line\n")

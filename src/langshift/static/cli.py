@@ -19,10 +19,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     train.set_defaults(func=_train)
 
     cont = cmds.add_parser("continue", help="continue training a fastText model (e.g. on code-switched text)")
-    cont.add_argument("--model", required=True, help="folder from `static train`, a gensim model or a Facebook .bin")
+    cont.add_argument("--model", required=True, help="folder from `static train` or a Facebook fastText .bin")
+    _allow_pickle_flag(cont)
     _io_flags(cont)
     StaticConfig.add_arguments(cont, skip=("dim", "sg", "minn", "maxn", "window", "negative", "bucket", "lowercase"))
     cont.set_defaults(func=_continue)
+
+    conv = cmds.add_parser("convert", help="rewrite a static space (e.g. an old gensim pickle, with --allow-pickle) "
+                                           "as a folder that loads without unpickling")
+    conv.add_argument("--model", required=True, help="static-space folder, Facebook .bin, .vec, or gensim pickle")
+    _allow_pickle_flag(conv)
+    conv.add_argument("--out", required=True, help="output folder (written atomically)")
+    conv.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    conv.set_defaults(func=_convert)
+
+
+def _allow_pickle_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--allow-pickle", action="store_true",
+                   help="also load gensim's own pickled format (model.gensim, vectors.kv). Unpickling runs any code "
+                        "the file carries: use only for files you trust, and `static convert` them once")
 
 
 def _io_flags(p: argparse.ArgumentParser) -> None:
@@ -55,7 +70,14 @@ def _train(args: argparse.Namespace) -> int:
 def _continue(args: argparse.Namespace) -> int:
     check_out_dir(args.out, args.overwrite)
     cfg = StaticConfig.from_namespace(args)
-    space = load_static(args.model, trainable=True)
+    space = load_static(args.model, trainable=True, allow_pickle=args.allow_pickle)
     space = continue_static(space, _read(args, space.lowercase), cfg)
+    space.save(args.out, overwrite=args.overwrite)
+    return _report(space, args)
+
+
+def _convert(args: argparse.Namespace) -> int:
+    check_out_dir(args.out, args.overwrite)
+    space = load_static(args.model, allow_pickle=args.allow_pickle)  # a .bin is copied as it is
     space.save(args.out, overwrite=args.overwrite)
     return _report(space, args)

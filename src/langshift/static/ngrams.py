@@ -20,12 +20,20 @@ import torch
 
 from ..perf import csr
 
+MAX_NGRAM = 64  # longest n-gram length accepted (fastText's own defaults: 3..6; cc.* models: 5)
 _FNV_OFFSET, _FNV_PRIME = np.uint32(2166136261), np.uint32(16777619)
 
 
 def ngram_buckets(words: Sequence[str], min_n: int, max_n: int, bucket: int) -> tuple[np.ndarray, np.ndarray]:
     """(owner, bucket) of every n-gram occurrence: ``owner[i]`` is the index in ``words`` of the
-    word n-gram ``i`` belongs to. Both int64, grouped by owner in ascending order."""
+    word n-gram ``i`` belongs to. Both int64, grouped by owner in ascending order.
+
+    Work is bounded by the words, never by the arguments: ``max_n`` above ``MAX_NGRAM`` or a bucket
+    count beyond 32 bits is refused, and n stops at the longest wrapped word."""
+    if max_n > MAX_NGRAM or min_n > MAX_NGRAM:
+        raise ValueError(f"n-gram lengths {min_n}..{max_n}: at most {MAX_NGRAM} is supported")
+    if bucket >= 2**32:
+        raise ValueError(f"bucket={bucket}: fastText hashes are 32-bit, so at most 2**32 - 1 buckets")
     if bucket <= 0 or max_n < min_n or max_n <= 0 or not words:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     # 1. All wrapped words in one byte buffer; a character starts at every byte that is not 10xxxxxx.
@@ -39,7 +47,7 @@ def ngram_buckets(words: Sequence[str], min_n: int, max_n: int, bucket: int) -> 
     chars = np.arange(len(starts))
     # 2. The n-grams: character c and the n − 1 after it, inside its word; a lone '<' or '>' is skipped.
     owner, begin, length = [], [], []
-    for n in range(max(min_n, 1), max_n + 1):
+    for n in range(max(min_n, 1), min(max_n, int(char_counts.max())) + 1):
         ok = chars + n <= end_char
         if n == 1:
             ok &= (chars != first_char[owner_of_char]) & (chars + 1 != end_char)
@@ -47,6 +55,8 @@ def ngram_buckets(words: Sequence[str], min_n: int, max_n: int, bucket: int) -> 
         owner.append(owner_of_char[c])
         begin.append(bounds[c])
         length.append(bounds[c + n] - bounds[c])
+    if not owner:  # every word is shorter than min_n
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
     owner_a, begin_a, length_a = (np.concatenate(x) for x in (owner, begin, length))
     # 3. FNV-1a over each n-gram's bytes, all n-grams one byte position at a time.
     signed = data.view(np.int8).astype(np.int32).view(np.uint32)  # fastText hashes sign-extended bytes

@@ -18,8 +18,9 @@ class TransferConfig(StageConfig):
     method: str = opt("focus", "init method for new tokens: random, mean, fvt, compose, focus, migrate, wechsel, salt "
                                "(`langshift ls` lists them)")
     seed: int = opt(0, "random seed (random init; fastText training when --aux-text is given)")
-    aux_fasttext: str | None = opt(None, "fastText model of the TARGET language (gensim folder/file, .bin or .vec): "
-                                         "the auxiliary space of focus/migrate/salt, the target space of wechsel")
+    aux_fasttext: str | None = opt(None, "fastText model of the TARGET language (`static train` folder, Facebook .bin "
+                                         "or .vec): the auxiliary space of focus/migrate/salt, the target space of "
+                                         "wechsel")
     aux_text: str | None = opt(None, "target-language text file (one document per line): when --aux-fasttext is "
                                      "not given, a fastText space is trained on it, pre-tokenised with the target "
                                      "tokenizer so that every target token is a word with its own vector")
@@ -28,6 +29,9 @@ class TransferConfig(StageConfig):
     source_fasttext: str | None = opt(None, "wechsel: fastText model of the SOURCE language")
     source_text: str | None = opt(None, "wechsel: source-language text to train the source fastText on (pre-tokenised "
                                         "with the source tokenizer) when --source-fasttext is not given")
+    allow_pickle: bool = opt(False, "also load gensim's own pickled format for --aux-fasttext/--source-fasttext. "
+                                    "Unpickling runs any code the file carries: use only for files you trust, and "
+                                    "convert them once with `langshift static convert`")
     dictionary: str | None = opt(None, "wechsel: bilingual dictionary, one 'source_word<TAB>target_word' pair a line")
     k: int | None = opt(None, "neighbours per new token (wechsel: 10, salt: 32 when not given)")
     temperature: float = opt(0.1, "wechsel: softmax temperature over cosine similarities")

@@ -70,7 +70,7 @@ def static_space(path: str | None, text: str | None, tokenizer, tokens: Sequence
     from ..static import StaticConfig, load_static, train_static
 
     if path is not None:
-        return load_static(path, param=path_param)
+        return load_static(path, param=path_param, allow_pickle=cfg.allow_pickle)
     lines = read_lines(text, text_param)
     sentences = tokenised_sentences(tokenizer, tokens, lines, cfg.aux_token_form)
     if not sentences:
