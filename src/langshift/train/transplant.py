@@ -93,23 +93,92 @@ def _remap_id(token_id, tok_from, tok_to, fallback):
     return new if new is not None and new != tok_to.unk_token_id else fallback
 
 
-def transplant(embeddings_from: str, body_from: str, out: str, overwrite: bool = False) -> Path:
-    """Load A and B, check they fit, write C to ``out`` atomically; returns ``out``."""
-    from transformers import AutoConfig, GenerationConfig
+def _chat_template(tok_a, tok_b) -> str | None:
+    """B's chat template on A's tokenizer; warn when it names special tokens that A lacks."""
+    template = getattr(tok_b, "chat_template", None)
+    if template:
+        tok_a.chat_template = template
+        missing = sorted({t for t in re.findall(r"<\|?[A-Za-z_]+\|?>", template)
+                          if tok_a.convert_tokens_to_ids(t) in (None, tok_a.unk_token_id)})
+        if missing:
+            log.warning("B's chat template uses %s, which A's tokenizer does not have as tokens", missing)
+    return template
 
-    from ..models import load_model, load_tokenizer
-    from ..resources import resolve_model
+
+def transplant(embeddings_from: str, body_from: str, out: str, overwrite: bool = False) -> Path:
+    """Check A and B fit, write C to ``out`` atomically; returns ``out``. Safetensors models are edited on
+    their files: only A's vocabulary matrices are read, B's body files are linked or copied byte for byte."""
+    from transformers import AutoConfig
+
+    from ..models import load_tokenizer, model_path, read_checkpoint
 
     out_path = check_out_dir(out, overwrite)
-    path_a, path_b = resolve_model(embeddings_from, "--embeddings-from"), resolve_model(body_from, "--body-from")
+    path_a, path_b = model_path(embeddings_from, "--embeddings-from"), model_path(body_from, "--body-from")
     check_compatible(AutoConfig.from_pretrained(path_a), AutoConfig.from_pretrained(path_b), path_a, path_b)
+    ckpt_a = read_checkpoint(path_a, "--embeddings-from", embeddings_from) if Path(path_a).is_dir() else None
+    ckpt_b = read_checkpoint(path_b, "--body-from", body_from) if Path(path_b).is_dir() else None
     tok_a, tok_b = load_tokenizer(path_a, "--embeddings-from"), load_tokenizer(path_b, "--body-from")
-    model_a, model_b = load_model(path_a, "--embeddings-from"), load_model(path_b, "--body-from")
-
-    # 1. Surgery.
-    model_c = transplant_model(model_a, model_b)
-    # 2. Special-token ids now come from A's tokenizer.
     ids = _special_ids(tok_a)
+    template = _chat_template(tok_a, tok_b)
+    record = {"embeddings_from": str(embeddings_from), "body_from": str(body_from),
+              "chat_template_from": "body" if template else None, "special_token_ids": ids}
+    if ckpt_a is not None and ckpt_b is not None:
+        _transplant_files(ckpt_a, ckpt_b, tok_a, tok_b, ids, record, out_path, overwrite)
+    else:
+        _transplant_loaded(path_a, path_b, tok_a, tok_b, ids, record, out_path, overwrite)
+    log.info("transplant written to %s: %s", out_path, json.dumps(ids))
+    return out_path
+
+
+def _transplant_files(ckpt_a, ckpt_b, tok_a, tok_b, ids, record, out_path: Path, overwrite: bool) -> None:
+    from ..models import vocab_keys
+    from ..transfer.lean import GENERATION_FILE, updated_configs
+    from ..transfer.shards import read_rows, tensor_dtype, tensor_shape, write_checkpoint
+
+    keys_a, keys_b = vocab_keys(ckpt_a.folder, ckpt_a, "--embeddings-from"), vocab_keys(ckpt_b.folder, ckpt_b,
+                                                                                         "--body-from")
+    rows = tensor_shape(ckpt_a, keys_a.embed)[0]
+    dtype = tensor_dtype(ckpt_b, keys_b.embed)
+    emb = read_rows(ckpt_a, keys_a.embed, rows).to(dtype)
+    changes, added = {keys_b.embed: emb}, {}
+    if keys_a.tied:
+        if keys_b.head_stored:  # an untied B loses its head; a tied B that stores one keeps it equal
+            changes[keys_b.head] = None if not keys_b.tied else emb
+    else:
+        head = read_rows(ckpt_a, keys_a.head, tensor_shape(ckpt_a, keys_a.head)[0]).to(
+            tensor_dtype(ckpt_b, keys_b.head) if keys_b.head_stored else dtype)
+        if keys_b.head_stored:
+            changes[keys_b.head] = head
+        else:
+            added[keys_b.head] = (keys_b.embed, head)
+
+    def set_ids(config, generation):
+        config.tie_word_embeddings = keys_a.tied
+        text = getattr(config, "text_config", None)
+        if isinstance(text, dict):
+            text["tie_word_embeddings"] = keys_a.tied
+        for key, value in ids.items():
+            setattr(config, key, value)
+            setattr(generation, key, _remap_id(getattr(generation, key, None), tok_b, tok_a, value))
+
+    config, generation = updated_configs(ckpt_b.folder, rows, set_ids)
+    with atomic_dir(out_path, overwrite=overwrite) as tmp:
+        write_checkpoint(ckpt_b, tmp, changes, added)
+        for name, obj in (("config.json", config), (GENERATION_FILE, generation)):
+            (tmp / name).write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        tok_a.save_pretrained(tmp)
+        atomic_write_json(tmp / "transplant.json", {**record, "vocab_rows": rows, "tied_embeddings": keys_a.tied,
+                                                    "dtype": str(dtype).removeprefix("torch.")})
+
+
+def _transplant_loaded(path_a, path_b, tok_a, tok_b, ids, record, out_path: Path, overwrite: bool) -> None:
+    """Models without safetensors files: load both whole (float32) and do the surgery in memory."""
+    from transformers import GenerationConfig
+
+    from ..models import load_model
+
+    model_a, model_b = load_model(path_a, "--embeddings-from"), load_model(path_b, "--body-from")
+    model_c = transplant_model(model_a, model_b)
     for key, value in ids.items():
         setattr(model_c.config, key, value)
     try:
@@ -119,22 +188,9 @@ def transplant(embeddings_from: str, body_from: str, out: str, overwrite: bool =
     for key, value in ids.items():
         setattr(gen, key, _remap_id(getattr(gen, key, None), tok_b, tok_a, value))
     model_c.generation_config = gen
-    # 3. B's chat template on A's tokenizer; warn when it names special tokens that A lacks.
-    template = getattr(tok_b, "chat_template", None)
-    if template:
-        tok_a.chat_template = template
-        missing = sorted({t for t in re.findall(r"<\|?[A-Za-z_]+\|?>", template)
-                          if tok_a.convert_tokens_to_ids(t) in (None, tok_a.unk_token_id)})
-        if missing:
-            log.warning("B's chat template uses %s, which A's tokenizer does not have as tokens", missing)
-
     with atomic_dir(out_path, overwrite=overwrite) as tmp:
         model_c.save_pretrained(tmp, safe_serialization=True)
         tok_a.save_pretrained(tmp)
         atomic_write_json(tmp / "transplant.json", {
-            "embeddings_from": str(embeddings_from), "body_from": str(body_from),
-            "vocab_rows": model_c.get_input_embeddings().weight.shape[0],
-            "tied_embeddings": bool(model_c.config.tie_word_embeddings),
-            "chat_template_from": "body" if template else None, "special_token_ids": ids})
-    log.info("transplant written to %s: %s", out_path, json.dumps(ids))
-    return out_path
+            **record, "vocab_rows": model_c.get_input_embeddings().weight.shape[0],
+            "tied_embeddings": bool(model_c.config.tie_word_embeddings)})

@@ -187,24 +187,35 @@ def _remap(old: Any, role_id: int | None, inverse: dict[int, int]) -> Any:
     return inverse.get(old) if old is not None else None
 
 
-def retarget_specials(model, source_tok, target_tok, overlap: Overlap) -> dict[str, Any]:
-    """bos/eos/pad ids of the config and generation config → the target tokenizer's ids for those roles
-    (a role the target lacks: the target id matched to the old source id, else None); the chat template
-    is copied when the target tokenizer has none. Returns the new ids."""
+def retarget_ids(holders, source_tok, target_tok, overlap: Overlap) -> dict[str, Any]:
+    """bos/eos/pad ids of each holder (config, generation config: objects with those attributes) → the
+    target tokenizer's ids for those roles (a role the target lacks: the target id matched to the old
+    source id, else None). Returns the new ids of the first holder."""
     inverse: dict[int, int] = {}
     for t, s in sorted(overlap.pairs.items()):
         inverse.setdefault(s, t)
     new: dict[str, Any] = {}
     for role in ("bos", "eos", "pad"):
         role_id = getattr(target_tok, f"{role}_token_id", None)
-        for holder in (model.config, getattr(model, "generation_config", None)):
+        for holder in holders:
             if holder is None:
                 continue
             value = _remap(getattr(holder, f"{role}_token_id", None), role_id, inverse)
             setattr(holder, f"{role}_token_id", value)
-        new[role] = getattr(model.config, f"{role}_token_id", None)
+        new[role] = getattr(holders[0], f"{role}_token_id", None)
+    return new
+
+
+def carry_chat_template(source_tok, target_tok) -> None:
+    """The source's chat template on the target tokenizer when the target has none."""
     if not getattr(target_tok, "chat_template", None) and getattr(source_tok, "chat_template", None):
         target_tok.chat_template = source_tok.chat_template
+
+
+def retarget_specials(model, source_tok, target_tok, overlap: Overlap) -> dict[str, Any]:
+    """``retarget_ids`` on the model's config and generation config, and ``carry_chat_template``."""
+    new = retarget_ids([model.config, getattr(model, "generation_config", None)], source_tok, target_tok, overlap)
+    carry_chat_template(source_tok, target_tok)
     return new
 
 
@@ -233,24 +244,32 @@ def provenance_tokens(result: InitResult, overlap: Overlap, split_how: dict[int,
 
 # 5. The library call -------------------------------------------------------------------------------
 
-def transfer(model, source_tok, target_tok, method: str | None = None, cfg: TransferConfig | None = None,
-             prebuilt: Prebuilt | None = None):
-    """Replace ``model``'s vocabulary by ``target_tok``'s, initialising new rows with ``method``.
+@dataclass
+class Computed:
+    """The new vocabulary matrix (padded; input | output columns when untied) and how it was made."""
 
-    Changes ``model`` in place (and sets ``target_tok.chat_template`` from the source when it has
-    none); returns (model, Provenance).
-    """
+    matrix: torch.Tensor
+    overlap: Overlap
+    result: InitResult
+    split_how: dict[int, str]
+    seconds: dict[str, float]
+
+
+def _method_config(method: str | None, cfg: TransferConfig | None) -> TransferConfig:
     cfg = cfg or TransferConfig(method=method or "focus")
     method = method or cfg.method
     if method != cfg.method:
         cfg = TransferConfig(**{**cfg.to_dict(), "method": method})
-    pre = prebuilt or Prebuilt()
+    return cfg
+
+
+def compute_rows(source: torch.Tensor, source_tok, target_tok, cfg: TransferConfig, pre: Prebuilt) -> Computed:
+    """Run ``cfg.method`` on the source rows (float32): the target matrix, padded as configured."""
     cfg.check_inputs(pre.target_space is not None, pre.source_space is not None, pre.aux_rows is not None,
                      pre.dictionary is not None)
-    fn = INIT_METHODS.get(method, "--method")
+    fn = INIT_METHODS.get(cfg.method, "--method")
     seconds: dict[str, float] = {}
     start = time.perf_counter()
-    source, tied, d = source_rows(model, source_tok)
     overlap = compute_overlap(source_tok, target_tok)
     seconds["overlap"] = time.perf_counter() - start
     start = time.perf_counter()
@@ -260,16 +279,39 @@ def transfer(model, source_tok, target_tok, method: str | None = None, cfg: Tran
     result = fn(problem, MethodParams(k=cfg.k, temperature=cfg.temperature, ridge=cfg.ridge,
                                       block_size=cfg.block_size, mix=cfg.mix))
     seconds["method"] = time.perf_counter() - start
-    install(model, padded_rows(result.matrix, source, cfg.pad_to_multiple_of), tied, d)
-    special_ids = retarget_specials(model, source_tok, target_tok, overlap)
+    return Computed(padded_rows(result.matrix, source, cfg.pad_to_multiple_of), overlap, result, split_how, seconds)
+
+
+def _provenance(method: str, tied: bool, done: Computed, special_ids: dict[str, Any]) -> Provenance:
+    result, overlap = done.result, done.overlap
     counts = {"copied": len(overlap.pairs), "new": len(overlap.new_ids),
               "fallback_fvt": sum(v == "fvt" for v in result.fallback.values()),
               "fallback_mean": sum(v == "mean" for v in result.fallback.values()),
-              "rows": model.get_input_embeddings().weight.shape[0], **{f"{k}_id": v for k, v in special_ids.items()
-                                                                          if not isinstance(v, list)}}
-    prov = Provenance(method, tied, overlap.report(), partial(provenance_tokens, result, overlap, split_how), counts,
-                      {k: round(v, 3) for k, v in seconds.items()})
-    return model, prov
+              "rows": done.matrix.shape[0], **{f"{k}_id": v for k, v in special_ids.items()
+                                               if not isinstance(v, list)}}
+    return Provenance(method, tied, overlap.report(), partial(provenance_tokens, result, overlap, done.split_how),
+                      counts, {k: round(v, 3) for k, v in done.seconds.items()})
+
+
+def transfer(model, source_tok, target_tok, method: str | None = None, cfg: TransferConfig | None = None,
+             prebuilt: Prebuilt | None = None):
+    """Replace ``model``'s vocabulary by ``target_tok``'s, initialising new rows with ``method``.
+
+    Changes ``model`` in place (and sets ``target_tok.chat_template`` from the source when it has
+    none); returns (model, Provenance).
+    """
+    cfg = _method_config(method, cfg)
+    pre = prebuilt or Prebuilt()
+    cfg.check_inputs(pre.target_space is not None, pre.source_space is not None, pre.aux_rows is not None,
+                     pre.dictionary is not None)
+    start = time.perf_counter()
+    source, tied, d = source_rows(model, source_tok)
+    read = time.perf_counter() - start
+    done = compute_rows(source, source_tok, target_tok, cfg, pre)
+    done.seconds["overlap"] += read
+    install(model, done.matrix, tied, d)
+    special_ids = retarget_specials(model, source_tok, target_tok, done.overlap)
+    return model, _provenance(cfg.method, tied, done, special_ids)
 
 
 # 6. Files in, folder out ---------------------------------------------------------------------------
@@ -285,8 +327,13 @@ def save_transferred(model, target_tok, out: str, overwrite: bool = False, summa
 
 
 def run_transfer(cfg: TransferConfig) -> dict[str, Any]:
-    """Load --model and --tokenizer, transfer, save to --out; returns the JSON summary."""
-    from ..models import load_model, load_tokenizer
+    """Load --model's tokenizer and vocabulary matrices and --tokenizer, transfer, save to --out;
+    returns the JSON summary. A safetensors model is edited on its files (``lean``: only the vocabulary
+    matrices are read and rewritten, in the model's dtype); any other is loaded whole in float32."""
+    from pathlib import Path
+
+    from ..models import load_model, load_tokenizer, model_path, read_checkpoint
+    from .lean import transfer_checkpoint
 
     for param, value in (("--model", cfg.model), ("--tokenizer", cfg.tokenizer), ("--out", cfg.out)):
         if not value:
@@ -294,13 +341,20 @@ def run_transfer(cfg: TransferConfig) -> dict[str, Any]:
     check_out_dir(cfg.out, cfg.overwrite)
     cfg.check_inputs()
     start = time.perf_counter()
-    source_tok = load_tokenizer(cfg.model, "--model")
+    path = model_path(cfg.model, "--model")
+    ckpt = read_checkpoint(path, "--model", cfg.model) if Path(path).is_dir() else None
+    source_tok = load_tokenizer(path, "--model")
     target_tok = load_tokenizer(cfg.tokenizer, "--tokenizer")
-    model = load_model(cfg.model, "--model")
-    model, prov = transfer(model, source_tok, target_tok, cfg.method, cfg)
-    summary = {**prov.summary(), "model": cfg.model, "tokenizer": cfg.tokenizer, "out": cfg.out,
-               "config": cfg.to_dict()}
-    save_transferred(model, target_tok, cfg.out, cfg.overwrite, summary)
+    extra = {"model": cfg.model, "tokenizer": cfg.tokenizer, "out": cfg.out, "config": cfg.to_dict()}
+    if ckpt is not None:
+        prov, info = transfer_checkpoint(ckpt, source_tok, target_tok, cfg.out, cfg, cfg.overwrite,
+                                         extra, shown=cfg.model)
+        summary = {**prov.summary(), **extra, "dtype": info["dtype"], "rewritten_files": info["rewritten"]}
+    else:
+        model = load_model(path, "--model")
+        model, prov = transfer(model, source_tok, target_tok, cfg.method, cfg)
+        summary = {**prov.summary(), **extra}
+        save_transferred(model, target_tok, cfg.out, cfg.overwrite, summary)
     if cfg.provenance:
         atomic_write_json(cfg.provenance, prov.to_json())
     summary["seconds"]["total"] = round(time.perf_counter() - start, 3)

@@ -11,7 +11,8 @@ from ..errors import ConfigError
 
 @dataclass
 class TransferConfig(StageConfig):
-    model: str | None = opt(None, "source model: a Hugging Face folder, a hub id, or the built-in name "
+    model: str | None = opt(None, "source model: a Hugging Face folder, a hub id, a .gguf file (or a folder "
+                                  "holding one; dequantised once into the cache), or the built-in name "
                                   "smollm2-135m-instruct (its own tokenizer is the source tokenizer)")
     tokenizer: str | None = opt(None, "target tokenizer: a tokenizer folder (tokenizer.json) or a model folder")
     out: str | None = opt(None, "output folder for the new model (safetensors, tokenizer, config)")

@@ -139,6 +139,9 @@ def record(result: InitResult, ids: torch.Tensor, src: torch.Tensor, w: torch.Te
     result.weights[ids, m:] = 0.0
 
 
+_GATHER_ROWS = 4096
+
+
 def piece_means(source: torch.Tensor, pieces: Sequence[list[int]], ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean source row over each token's pieces (FVT), and a mask of tokens that have pieces."""
     if hasattr(pieces, "spell"):  # lazily spelt pieces (transfer.pieces.SourcePieces): one batch for all ids
@@ -151,8 +154,10 @@ def piece_means(source: torch.Tensor, pieces: Sequence[list[int]], ids: list[int
     out = torch.zeros(len(ids), source.shape[1], dtype=source.dtype)
     counts = torch.zeros(len(ids), dtype=source.dtype)
     if rows:
-        r = torch.tensor(rows, dtype=torch.long)
-        out.index_add_(0, r, source[torch.tensor(cols, dtype=torch.long)])
+        r, c = torch.tensor(rows, dtype=torch.long), torch.tensor(cols, dtype=torch.long)
+        # in chunks: gathering every piece row at once costs pieces x width floats (2.6 GB at 8k columns)
+        for i in range(0, len(rows), _GATHER_ROWS):
+            out.index_add_(0, r[i:i + _GATHER_ROWS], source[c[i:i + _GATHER_ROWS]])
         counts.index_add_(0, r, torch.ones(len(rows), dtype=source.dtype))
     has = counts > 0
     out[has] /= counts[has].unsqueeze(1)
