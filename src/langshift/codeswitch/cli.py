@@ -1,4 +1,4 @@
-"""``langshift codeswitch migrate|syncs|measure|ablate``."""
+"""``langshift codeswitch migrate|syncs|mix|measure|ablate``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import json
 from .ablate import AblateConfig, run_ablate
 from .measure import MeasureConfig, run_measure
 from .migrate import MigrateConfig, run_migrate
+from .mixing import MixConfig, run_mix
 from .syncs import SyncsConfig, run_syncs
 
 
@@ -24,6 +25,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     _io_flags(syn)
     SyncsConfig.add_arguments(syn)
     syn.set_defaults(func=_syncs)
+
+    mix = cmds.add_parser("mix", help="SynCS §4.4: code-switch until each type has added its share of a budget of "
+                                      "new tokens (equal, extreme, repl-equal), on either language side or both")
+    mix.add_argument("--text", nargs="+", default=[], help="documents in --src-lang (one a line), for side "
+                                                           "source|both")
+    mix.add_argument("--target-text", nargs="+", default=[], help="documents in --tgt-lang, for side target|both")
+    mix.add_argument("--out", required=True, help="folder for SIDE.jsonl (provenance), SIDE.txt and summary.json")
+    mix.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    mix.add_argument("--on-bad", choices=["fail", "skip"], default="fail", help="non-UTF-8 lines: fail or skip")
+    MixConfig.add_arguments(mix)
+    mix.set_defaults(func=_mix)
 
     mea = cmds.add_parser("measure", help="count code-switching types in a corpus (SynCS §2)")
     mea.add_argument("--text", nargs="+", required=True, help="UTF-8 text files, one document per line")
@@ -76,6 +88,13 @@ def _migrate(args: argparse.Namespace) -> int:
 def _syncs(args: argparse.Namespace) -> int:
     result = run_syncs(SyncsConfig.from_namespace(args), args.text, args.out, args.text_out, args.overwrite,
                        args.on_bad)
+    print(json.dumps(result, indent=2, ensure_ascii=False))
+    return 0
+
+
+def _mix(args: argparse.Namespace) -> int:
+    result = run_mix(MixConfig.from_namespace(args), args.out, args.text, args.target_text, args.overwrite,
+                     args.on_bad)
     print(json.dumps(result, indent=2, ensure_ascii=False))
     return 0
 
