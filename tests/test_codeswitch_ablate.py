@@ -93,18 +93,19 @@ def test_clean_pool_file_and_jsonl_records_kept(tmp_path):
     rows = [{"id": f"doc{i}", "text": d, "url": f"u{i}"} for i, d in enumerate(docs)]
     (tmp_path / "c.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     pool = ["The river runs to the sea.", "The rey spoke to the pueblo.", "Birds build nests in the spring.",
-            "The farmer planted wheat in the field.", "A child read a story by the fire."]
+            "The farmer planted wheat in the field.", "A child read a story by the fire.", CLEAN[0]]
     (tmp_path / "pool.txt").write_text("\n".join(pool) + "\n", encoding="utf-8")
     s = run_ablate(AblateConfig(control_from="any", seed=3), MeasureConfig(), tmp_path / "c.jsonl", tmp_path / "o",
                    tmp_path / "pool.txt", detect=fake_detect)
-    assert s["pool_clean"] == 4 and s["pool_code_switched"] == 1 and s["held_out"] == []
+    assert s["pool_clean"] == 4 and s["pool_code_switched"] == 1 and s["pool_in_corpus"] == 1
+    assert s["held_out"] == []
     assert all(r.startswith("clean:") for r in s["replacements"]) and "clean:1" not in s["replacements"]
     orig = [json.loads(x) for x in lines(tmp_path / "o" / "original.jsonl")]
     assert orig == rows  # with a pool file, M is the whole corpus, records kept with all their fields
     free = [json.loads(x) for x in lines(tmp_path / "o" / "cs-free.jsonl")]
     assert [r["id"] for r in free if r["id"].startswith("clean:")] == s["replacements"]
     assert [i for i, r in enumerate(free) if r["id"].startswith("clean:")] == [2, 5, 9]
-    assert {r["text"] for r in free if "url" not in r} <= set(pool) - {pool[1]}
+    assert {r["text"] for r in free if "url" not in r} <= set(pool) - {pool[1], CLEAN[0]}
     assert s["corpora"]["cs-free"]["replaced"] == ["doc2", "doc5", "doc9"]
 
 

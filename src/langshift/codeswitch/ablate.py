@@ -8,7 +8,8 @@ With M the corpus, M_wcs / M_wocs its documents with / without code-switching (d
 - D_control  = (M \\ T) ∪ S           — the same number of random documents T replaced by the same S
                                         (T ⊆ M_wocs as in the paper, or any documents with control_from=any).
 
-The pool is a ``--clean`` file (measured too: its code-switched documents are dropped), or, without
+The pool is a ``--clean`` file (measured too: its code-switched documents, and documents also in the
+corpus, are dropped), or, without
 one, |M_wcs| clean documents of the corpus itself held out — then M is the corpus less that holdout,
 and ``original`` is written too, so that D_original, D_cs-free and D_control have the same number of
 documents (the paper's Table 2). Replacements take the replaced document's position, so a line-by-line
@@ -150,12 +151,15 @@ def run_ablate(cfg: AblateConfig, mcfg: MeasureConfig, text: str | os.PathLike, 
     """Write ``out/{original,cs-free,control}.{txt|jsonl}`` (the corpus's format) and ``out/summary.json``."""
     corpus = read_corpus(text, cfg.field, "--text", on_bad)
     cs, labels = code_switched(corpus, mcfg, cfg.cs_labels, detect, translator)
-    pool = pool_rejected = None
+    pool = pool_rejected = pool_in_corpus = None
     if clean is not None:
         pool_docs = read_corpus(clean, cfg.field, "--clean", on_bad)
         pool_cs, _ = code_switched(pool_docs, mcfg, cfg.cs_labels, detect, translator)
-        pool = [d for d, f in zip(pool_docs, pool_cs, strict=True) if not f]
+        # a holdout: a pool document that is also in the corpus would be duplicated by the substitution
+        texts = {d.text for d in corpus}
+        pool = [d for d, f in zip(pool_docs, pool_cs, strict=True) if not f and d.text not in texts]
         pool_rejected = sum(pool_cs)
+        pool_in_corpus = sum(d.text in texts for d in pool_docs)
         ids = {d.id for d in corpus}
         for d in pool:  # a pool document must not be mistaken for a corpus document in the summary
             if d.id in ids or d.record is None:
@@ -178,6 +182,7 @@ def run_ablate(cfg: AblateConfig, mcfg: MeasureConfig, text: str | os.PathLike, 
         "sentence_labels": {x: labels.get(x, 0) for x in LABELS}, "cs_labels": cfg.cs_labels,
         "pool": str(clean) if clean is not None else "clean documents of --text, held out",
         "pool_clean": len(pool) if pool is not None else None, "pool_code_switched": pool_rejected,
+        "pool_in_corpus": pool_in_corpus,
         "held_out": [ids[i] for i in parts["held"]],
         # S: the i-th replaced document of either corpus gets the i-th of these
         "replacements": [d.id for d in parts["replacements"]], "tokens_added": tokens(parts["replacements"]),
