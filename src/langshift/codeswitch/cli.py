@@ -1,12 +1,14 @@
-"""``langshift codeswitch migrate|syncs|measure``."""
+"""``langshift codeswitch migrate|syncs|mix|measure|ablate``."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
+from .ablate import AblateConfig, run_ablate
 from .measure import MeasureConfig, run_measure
 from .migrate import MigrateConfig, run_migrate
+from .mixing import MixConfig, run_mix
 from .syncs import SyncsConfig, run_syncs
 
 
@@ -24,6 +26,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     SyncsConfig.add_arguments(syn)
     syn.set_defaults(func=_syncs)
 
+    mix = cmds.add_parser("mix", help="SynCS §4.4: code-switch until each type has added its share of a budget of "
+                                      "new tokens (equal, extreme, repl-equal), on either language side or both")
+    mix.add_argument("--text", nargs="+", default=[], help="documents in --src-lang (one a line), for side "
+                                                           "source|both")
+    mix.add_argument("--target-text", nargs="+", default=[], help="documents in --tgt-lang, for side target|both")
+    mix.add_argument("--out", required=True, help="folder for SIDE.jsonl (provenance), SIDE.txt and summary.json")
+    mix.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    mix.add_argument("--on-bad", choices=["fail", "skip"], default="fail", help="non-UTF-8 lines: fail or skip")
+    MixConfig.add_arguments(mix)
+    mix.set_defaults(func=_mix)
+
     mea = cmds.add_parser("measure", help="count code-switching types in a corpus (SynCS §2)")
     mea.add_argument("--text", nargs="+", required=True, help="UTF-8 text files, one document per line")
     mea.add_argument("--out", help="write the report as JSON here")
@@ -31,10 +44,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     mea.add_argument("--translator", help="check annotations by translating them back (e.g. apertium)")
     mea.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     mea.add_argument("--on-bad", choices=["fail", "skip"], default="fail", help="non-UTF-8 lines: fail or skip")
-    MeasureConfig.add_arguments(mea, skip=("langs",))
-    mea.add_argument("--langs", type=lambda s: [x.strip() for x in s.split(",") if x.strip()], default=["en", "es"],
-                     help="comma-separated languages expected to mix (default: en,es)")
+    _measure_flags(mea)
     mea.set_defaults(func=_measure)
+
+    abl = cmds.add_parser("ablate", help="SynCS §3.2: D_cs-free (code-switched documents replaced by clean ones) "
+                                         "and D_control (as many random documents replaced)")
+    abl.add_argument("--text", required=True, help="the corpus: UTF-8 text (one document a line) or .jsonl")
+    abl.add_argument("--clean", help="pool of replacement documents (text or .jsonl; its code-switched ones are "
+                                     "dropped); default: hold out clean documents of --text")
+    abl.add_argument("--out", required=True, help="folder for original, cs-free and control corpora and "
+                                                  "summary.json")
+    abl.add_argument("--translator", help="check annotations by translating them back (e.g. apertium)")
+    abl.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    abl.add_argument("--on-bad", choices=["fail", "skip"], default="fail", help="non-UTF-8 lines: fail or skip")
+    AblateConfig.add_arguments(abl)
+    _measure_flags(abl)
+    abl.set_defaults(func=_ablate)
+
+
+def _measure_flags(p: argparse.ArgumentParser) -> None:
+    MeasureConfig.add_arguments(p, skip=("langs",))
+    p.add_argument("--langs", type=lambda s: [x.strip() for x in s.split(",") if x.strip()], default=["en", "es"],
+                   help="comma-separated languages expected to mix (default: en,es)")
 
 
 def _io_flags(p: argparse.ArgumentParser) -> None:
@@ -61,14 +92,35 @@ def _syncs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _mix(args: argparse.Namespace) -> int:
+    result = run_mix(MixConfig.from_namespace(args), args.out, args.text, args.target_text, args.overwrite,
+                     args.on_bad)
+    print(json.dumps(result, indent=2, ensure_ascii=False))
+    return 0
+
+
+def _back_translator(args: argparse.Namespace, cfg: MeasureConfig):
+    if not args.translator:
+        return None
+    from ..translate import get_translator
+
+    # annotations are in another language than the document: translate them back into the first language
+    return get_translator(args.translator, cfg.langs[1], cfg.langs[0])
+
+
 def _measure(args: argparse.Namespace) -> int:
     cfg = MeasureConfig.from_namespace(args)
-    translator = None
-    if args.translator:
-        from ..translate import get_translator
-
-        # annotations are in another language than the document: translate them back into the first language
-        translator = get_translator(args.translator, cfg.langs[1], cfg.langs[0])
-    result = run_measure(cfg, args.text, args.out, args.labels_out, args.overwrite, args.on_bad, translator)
+    result = run_measure(cfg, args.text, args.out, args.labels_out, args.overwrite, args.on_bad,
+                         _back_translator(args, cfg))
     print(json.dumps(result, indent=2, ensure_ascii=False))
+    return 0
+
+
+def _ablate(args: argparse.Namespace) -> int:
+    mcfg = MeasureConfig.from_namespace(args)
+    result = run_ablate(AblateConfig.from_namespace(args), mcfg, args.text, args.out, args.clean, args.overwrite,
+                        args.on_bad, _back_translator(args, mcfg))
+    print(json.dumps({k: v for k, v in result.items() if k not in ("held_out", "replacements")} | {
+        "corpora": {n: {k: v for k, v in c.items() if k != "replaced"} for n, c in result["corpora"].items()}},
+        indent=2, ensure_ascii=False))
     return 0

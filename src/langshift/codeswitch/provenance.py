@@ -130,12 +130,21 @@ class Quota:
 # 4. Counting tokens ----------------------------------------------------------------------------
 
 class TokenCounter:
-    """Tokens of texts under a tokenizer (name or folder), or whitespace-separated words without one."""
+    """Tokens of texts under a tokenizer (name, folder, or a ``tokenizers`` JSON file), or
+    whitespace-separated words without one."""
 
     def __init__(self, tokenizer: str | None = None):
         self.name = tokenizer or "whitespace"
-        self.tokenizer = None
-        if tokenizer:
+        self.tokenizer = self.raw = None
+        if tokenizer and str(tokenizer).endswith(".json") and os.path.isfile(tokenizer):
+            from tokenizers import Tokenizer
+
+            try:
+                self.raw = Tokenizer.from_file(str(tokenizer))
+            except Exception as exc:  # the Rust loader raises a bare Exception on a malformed file
+                raise ConfigError("--tokenizer", str(tokenizer), f"not a `tokenizers` JSON file ({exc}); give a "
+                                                                 "tokenizer.json or a tokenizer folder") from exc
+        elif tokenizer:
             from ..models import load_tokenizer
 
             self.tokenizer = load_tokenizer(tokenizer)
@@ -143,6 +152,8 @@ class TokenCounter:
     def counts(self, texts: Sequence[str]) -> list[int]:
         if not texts:
             return []
+        if self.raw is not None:
+            return [len(e.ids) for e in self.raw.encode_batch(list(texts), add_special_tokens=False)]
         if self.tokenizer is None:
             return [len(t.split()) for t in texts]
         return [len(ids) for ids in self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]]

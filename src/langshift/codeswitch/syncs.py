@@ -10,7 +10,9 @@ text with English spans (src es → tgt en). Density = share of sentences modifi
 sentence, chosen at random under the seed); magnitude = a budget of new tokens (tokens of the
 inserted translations under the given tokenizer): once the next modification would pass it, the
 remaining sentences stay unmodified. Mixing: ``equal`` (the four types evenly), ``extreme`` (one given
-type), ``repl-equal`` (token-repl and sent-repl evenly; the paper's best, "SynCS*").
+type), ``repl-equal`` (token-repl and sent-repl evenly; the paper's best, "SynCS*") — here by number of
+sentences in one stream; ``mixing.py`` (``codeswitch mix``) splits the new-token budget per type as the
+paper counts it, on either language side, over a share of the documents.
 
 The paper synthesises token-level switching with a fine-tuned LLM; here words are chosen by POS tag
 (nouns or content words) or at random and translated word by word — cheaper, and controllable.
