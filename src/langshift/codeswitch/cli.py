@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 
 from .measure import MeasureConfig, run_measure
 from .migrate import MigrateConfig, run_migrate
@@ -47,7 +48,31 @@ def _io_flags(p: argparse.ArgumentParser) -> None:
                    help="a line that is not UTF-8: fail naming it, or skip it with a warning")
 
 
+def _check_langs(codes: list[str]) -> None:
+    """Each code must look like an ISO 639 code and, where the language identifier can say, be one of
+    its labels (``text.langid.check_language``)."""
+    from ..errors import ConfigError
+    from ..text import langid
+
+    for code in codes:
+        if not re.fullmatch(r"[a-z]{2,3}", code):
+            raise ConfigError("--langs", ",".join(codes), f"{code!r} is not a language code; give lower-case "
+                                                          "ISO 639 codes, e.g. en,es")
+        if hasattr(langid, "check_language"):
+            langid.check_language(code, "--langs")
+
+
+def _check_outputs(args: argparse.Namespace, outputs: dict) -> None:
+    """Each output is a file path that is not one of the --text inputs (nor a folder holding one)."""
+    from ..files import check_out_file
+
+    for param, path in outputs.items():
+        if path is not None:
+            check_out_file(path, args.overwrite, param, {"--text": args.text})
+
+
 def _migrate(args: argparse.Namespace) -> int:
+    _check_outputs(args, {"--out": args.out, "--text-out": args.text_out})
     result = run_migrate(MigrateConfig.from_namespace(args), args.text, args.out, args.text_out, args.overwrite,
                          args.on_bad)
     print(json.dumps(result, indent=2, ensure_ascii=False))
@@ -55,6 +80,7 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def _syncs(args: argparse.Namespace) -> int:
+    _check_outputs(args, {"--out": args.out, "--text-out": args.text_out})
     result = run_syncs(SyncsConfig.from_namespace(args), args.text, args.out, args.text_out, args.overwrite,
                        args.on_bad)
     print(json.dumps(result, indent=2, ensure_ascii=False))
@@ -62,6 +88,8 @@ def _syncs(args: argparse.Namespace) -> int:
 
 
 def _measure(args: argparse.Namespace) -> int:
+    _check_langs(args.langs)
+    _check_outputs(args, {"--out": args.out, "--labels-out": args.labels_out})
     cfg = MeasureConfig.from_namespace(args)
     translator = None
     if args.translator:

@@ -27,9 +27,18 @@ def _run(args: argparse.Namespace) -> int:
     from .runner import run_recipe
 
     out = args.out
-    if out is None:
+    if out is None:  # the default folder is locked here; an explicit --out is locked by the main command
         out = f"runs/{load_recipe(args.recipe, args.overrides).name}"
-    result = run_recipe(args.recipe, out, args.overrides, dry_run=args.dry_run)
+        if not args.dry_run:
+            from ..files import out_lock
+
+            with out_lock(out, "--out"):
+                result = run_recipe(args.recipe, out, args.overrides, dry_run=args.dry_run)
+            return _print_result(args, result)
+    return _print_result(args, run_recipe(args.recipe, out, args.overrides, dry_run=args.dry_run))
+
+
+def _print_result(args: argparse.Namespace, result) -> int:
     if args.json:
         print(json.dumps(result, indent=2, ensure_ascii=False, default=str))
     return 0

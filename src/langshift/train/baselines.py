@@ -48,6 +48,9 @@ class BaselineConfig(StageConfig):
 
     def validate(self) -> None:
         check_range("--lr", self.lr, 0.0, None, lo_open=True)
+        check_range("--epochs", self.epochs, 0.0, None, lo_open=True)
+        if self.max_steps is not None:
+            check_range("--max-steps", self.max_steps, 1)
         for name in ("batch_size", "grad_accum", "save_steps", "max_len"):
             if getattr(self, name) < 1:
                 raise ConfigError("--" + name.replace("_", "-"), getattr(self, name), "must be at least 1")

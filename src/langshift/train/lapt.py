@@ -56,6 +56,10 @@ class LAPTConfig(StageConfig):
     def validate(self) -> None:
         check_range("--lr", self.lr, 0.0, None, lo_open=True)
         check_range("--lora-dropout", self.lora_dropout, 0.0, 1.0)
+        check_range("--warmup", self.warmup, 0.0)
+        check_range("--epochs", self.epochs, 0.0, None, lo_open=True)
+        if self.max_steps is not None:
+            check_range("--max-steps", self.max_steps, 1)
         if self.mix_ratio is not None:
             check_range("--mix-ratio", self.mix_ratio, 0.0, 1.0)
             if self.code_switched is None:
