@@ -26,7 +26,11 @@ def _run(args: argparse.Namespace) -> int:
     from .recipe import load_recipe
     from .runner import run_recipe
 
+    from ..files import check_not_input
+
     out = args.out
+    if out is not None:
+        check_not_input(out, {"recipe": args.recipe})
     if out is None:  # the default folder is locked here; an explicit --out is locked by the main command
         out = f"runs/{load_recipe(args.recipe, args.overrides).name}"
         if not args.dry_run:

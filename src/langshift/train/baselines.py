@@ -162,10 +162,10 @@ def train_dpo(cfg: DPOBaselineConfig, model=None, tokenizer=None) -> Path:
     summary: dict = {"stage": "sft+dpo" if cfg.sft_first else "dpo", "config": cfg.to_dict()}
     if cfg.sft_first:
         sft_work = work / "sft"
-        sft_work.mkdir(exist_ok=True)
+        sft_work.mkdir(parents=True, exist_ok=True)
         summary["sft"] = run_trainer(make_sft_trainer(model, tokenizer, sft_rows(records), cfg, sft_work), sft_work)
     dpo_work = work / "dpo"
-    dpo_work.mkdir(exist_ok=True)
+    dpo_work.mkdir(parents=True, exist_ok=True)
     rows = dpo_rows(records)
     trainer = make_dpo_trainer(model, tokenizer, rows, cfg, dpo_work)
     summary["dpo"] = run_trainer(trainer, dpo_work)
