@@ -305,9 +305,8 @@ def _mexa(args) -> int:
 def _fidelity(args) -> int:
     from ..errors import ConfigError
     from ..files import read_lines
-    from .fidelity import evaluate_fidelity, score_responses
-
     from ..text import langid
+    from .fidelity import evaluate_fidelity, score_responses
 
     if hasattr(langid, "check_language"):  # the language-ID model's own labels, listed when --lang is not one
         langid.check_language(args.lang, "--lang")
@@ -385,10 +384,9 @@ def _judge(args) -> int:
 
 @_checked
 def _hidden(args) -> int:
+    from ..files import check_out_file
     from ..models import load_model, load_tokenizer
     from .hidden import middle_layer_points, plot_points
-
-    from ..files import check_out_file
 
     check_out_file(args.out, True, "--out", {"--model": args.model, "--pairs": args.pairs})
     pairs = _read_pairs(args)
@@ -402,8 +400,7 @@ def _hidden(args) -> int:
 
 
 def _build(args) -> int:
-    from ..files import atomic_write_text
-    from ..files import check_out_file
+    from ..files import atomic_write_text, check_out_file
     from .builders import build
 
     check_out_file(args.out)

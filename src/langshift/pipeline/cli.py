@@ -23,10 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ..files import check_not_input
     from .recipe import load_recipe
     from .runner import run_recipe
-
-    from ..files import check_not_input
 
     out = args.out
     if out is not None:
