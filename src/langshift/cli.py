@@ -56,6 +56,18 @@ def _import_all_plugin_modules() -> None:
             importlib.import_module(info.name)
 
 
+def _one_writer(args: argparse.Namespace):
+    """The lock on the command's ``--out`` for the whole run: a second process writing it fails at once."""
+    import contextlib
+
+    from .files import out_lock
+
+    out = getattr(args, "out", None)
+    if not out or getattr(args, "dry_run", False):
+        return contextlib.nullcontext()
+    return out_lock(out, "--out")
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     parser = build_parser()
@@ -63,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        code = args.func(args)
+        with _one_writer(args):
+            code = args.func(args)
     except LangshiftError as exc:
         print(f"langshift {args.command}: error: {exc}", file=sys.stderr)
         return 2

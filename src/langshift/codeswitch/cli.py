@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 
+from ..files import check_not_input
 from .ablate import AblateConfig, run_ablate
 from .measure import MeasureConfig, run_measure
 from .migrate import MigrateConfig, run_migrate
@@ -78,7 +80,30 @@ def _io_flags(p: argparse.ArgumentParser) -> None:
                    help="a line that is not UTF-8: fail naming it, or skip it with a warning")
 
 
+def _check_langs(codes: list[str]) -> None:
+    """Each code must look like an ISO 639 code and, where the language identifier can say, be one of
+    its labels (``text.langid.check_language``)."""
+    from ..errors import ConfigError
+    from ..text import langid
+
+    for code in codes:
+        if not re.fullmatch(r"[a-z]{2,3}", code):
+            raise ConfigError("--langs", ",".join(codes), f"{code!r} is not a language code; give lower-case "
+                                                          "ISO 639 codes, e.g. en,es")
+        langid.check_language(code, "--langs")
+
+
+def _check_outputs(args: argparse.Namespace, outputs: dict) -> None:
+    """Each output is a file path that is not one of the --text inputs (nor a folder holding one)."""
+    from ..files import check_out_file
+
+    for param, path in outputs.items():
+        if path is not None:
+            check_out_file(path, args.overwrite, param, {"--text": args.text})
+
+
 def _migrate(args: argparse.Namespace) -> int:
+    _check_outputs(args, {"--out": args.out, "--text-out": args.text_out})
     result = run_migrate(MigrateConfig.from_namespace(args), args.text, args.out, args.text_out, args.overwrite,
                          args.on_bad)
     print(json.dumps(result, indent=2, ensure_ascii=False))
@@ -86,6 +111,7 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def _syncs(args: argparse.Namespace) -> int:
+    _check_outputs(args, {"--out": args.out, "--text-out": args.text_out})
     result = run_syncs(SyncsConfig.from_namespace(args), args.text, args.out, args.text_out, args.overwrite,
                        args.on_bad)
     print(json.dumps(result, indent=2, ensure_ascii=False))
@@ -93,6 +119,7 @@ def _syncs(args: argparse.Namespace) -> int:
 
 
 def _mix(args: argparse.Namespace) -> int:
+    check_not_input(args.out, {"--text": args.text, "--target-text": args.target_text})
     result = run_mix(MixConfig.from_namespace(args), args.out, args.text, args.target_text, args.overwrite,
                      args.on_bad)
     print(json.dumps(result, indent=2, ensure_ascii=False))
@@ -109,6 +136,8 @@ def _back_translator(args: argparse.Namespace, cfg: MeasureConfig):
 
 
 def _measure(args: argparse.Namespace) -> int:
+    _check_langs(args.langs)
+    _check_outputs(args, {"--out": args.out, "--labels-out": args.labels_out})
     cfg = MeasureConfig.from_namespace(args)
     result = run_measure(cfg, args.text, args.out, args.labels_out, args.overwrite, args.on_bad,
                          _back_translator(args, cfg))
@@ -117,6 +146,8 @@ def _measure(args: argparse.Namespace) -> int:
 
 
 def _ablate(args: argparse.Namespace) -> int:
+    _check_langs(args.langs)
+    check_not_input(args.out, {"--text": args.text, "--clean": args.clean})
     mcfg = MeasureConfig.from_namespace(args)
     result = run_ablate(AblateConfig.from_namespace(args), mcfg, args.text, args.out, args.clean, args.overwrite,
                         args.on_bad, _back_translator(args, mcfg))

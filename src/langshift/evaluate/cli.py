@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 
 def register(sub) -> None:
@@ -166,6 +167,37 @@ def _save_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", default=None, help="label of the model in reports (default: the --model value)")
 
 
+POSITIVE = ("batch_size", "max_length", "stride", "max_new_tokens", "n", "limit", "retries")
+NON_NEGATIVE = ("regenerations", "min_words", "num_fewshot", "layer", "backoff", "timeout")
+
+
+def _checked(handler):
+    """Check the numbers and the --save folder before anything loads or runs: a bad --save found
+    after a long evaluation would throw the evaluation away."""
+    import functools
+
+    @functools.wraps(handler)
+    def run(args) -> int:
+        from ..config import check_range
+
+        for names, lo in ((POSITIVE, 1), (NON_NEGATIVE, 0)):
+            for name in names:
+                if getattr(args, name, None) is not None:
+                    check_range("--" + name.replace("_", "-"), getattr(args, name), lo)
+        if getattr(args, "save", None):
+            from ..errors import ConfigError
+
+            save = Path(args.save)
+            if save.exists() and not save.is_dir():
+                raise ConfigError("--save", args.save, "is a file; give a run folder (created if missing) that "
+                                                       "`langshift report` reads")
+            if any(p.exists() and not p.is_dir() for p in save.parents):
+                raise ConfigError("--save", args.save, "lies under a file, not a folder; give a run folder path")
+        return handler(args)
+
+    return run
+
+
 def _load(args):
     from ..models import load_model, load_tokenizer
 
@@ -195,6 +227,7 @@ def _emit(args, kind: str, result: dict, config: dict, brief: tuple[str, ...] = 
     print(json.dumps({k: v for k, v in result.items() if k not in brief}, indent=2, ensure_ascii=False))
 
 
+@_checked
 def _bpb(args) -> int:
     from ..files import read_lines
     from .bpb import bits_per_byte
@@ -208,6 +241,7 @@ def _bpb(args) -> int:
     return 0
 
 
+@_checked
 def _mc(args) -> int:
     from pathlib import Path
 
@@ -239,6 +273,7 @@ def _mc(args) -> int:
     return 0
 
 
+@_checked
 def _gen_mc(args) -> int:
     from .generative import evaluate_generative_mc
     from .mc import load_items
@@ -252,6 +287,7 @@ def _gen_mc(args) -> int:
     return 0
 
 
+@_checked
 def _mexa(args) -> int:
     from .mexa import mexa, plot_mexa
 
@@ -265,11 +301,14 @@ def _mexa(args) -> int:
     return 0
 
 
+@_checked
 def _fidelity(args) -> int:
     from ..errors import ConfigError
     from ..files import read_lines
+    from ..text import langid
     from .fidelity import evaluate_fidelity, score_responses
 
+    langid.check_language(args.lang, "--lang")  # the model's own labels, listed when --lang is not one
     if (args.prompts is None) == (args.responses is None):
         raise ConfigError("--prompts/--responses", None, "give exactly one: prompts to generate from, or a "
                                                          "JSONL of existing responses")
@@ -292,6 +331,7 @@ def _fidelity(args) -> int:
     return 0
 
 
+@_checked
 def _judge(args) -> int:
     from pathlib import Path
 
@@ -299,6 +339,11 @@ def _judge(args) -> int:
     from ..files import atomic_write_text
     from .judge import JudgeError, compare, endpoint_from_args, read_outputs, summarise
 
+    if args.verdicts:
+        from ..files import check_out_file
+
+        check_out_file(args.verdicts, True, "--verdicts", {"--outputs-a": args.outputs_a,
+                                                           "--outputs-b": args.outputs_b})
     a, b = read_outputs(args.outputs_a, "--outputs-a"), read_outputs(args.outputs_b, "--outputs-b")
     shared = [k for k in a if k in b]
     if not shared:
@@ -336,10 +381,13 @@ def _judge(args) -> int:
     return 0
 
 
+@_checked
 def _hidden(args) -> int:
+    from ..files import check_out_file
     from ..models import load_model, load_tokenizer
     from .hidden import middle_layer_points, plot_points
 
+    check_out_file(args.out, True, "--out", {"--model": args.model, "--pairs": args.pairs})
     pairs = _read_pairs(args)
     views = {}
     for name in args.model:
@@ -351,9 +399,10 @@ def _hidden(args) -> int:
 
 
 def _build(args) -> int:
-    from ..files import atomic_write_text
+    from ..files import atomic_write_text, check_out_file
     from .builders import build
 
+    check_out_file(args.out)
     rows = build(args.task, args.n, args.seed, args.src, args.tgt)
     atomic_write_text(args.out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     print(json.dumps({"task": args.task, "out": args.out, "items": len(rows), "seed": args.seed,
@@ -362,7 +411,10 @@ def _build(args) -> int:
 
 
 def _report(args) -> int:
+    from ..files import check_out_dir
     from .report import build_report
+
+    check_out_dir(args.out, args.overwrite, inputs={"RUN_DIR": args.runs})
 
     print(json.dumps(build_report(args.runs, args.out, args.overwrite, args.title), indent=2))
     return 0

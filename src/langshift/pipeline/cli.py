@@ -23,13 +23,25 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ..files import check_not_input
     from .recipe import load_recipe
     from .runner import run_recipe
 
     out = args.out
-    if out is None:
+    if out is not None:
+        check_not_input(out, {"recipe": args.recipe})
+    if out is None:  # the default folder is locked here; an explicit --out is locked by the main command
         out = f"runs/{load_recipe(args.recipe, args.overrides).name}"
-    result = run_recipe(args.recipe, out, args.overrides, dry_run=args.dry_run)
+        if not args.dry_run:
+            from ..files import out_lock
+
+            with out_lock(out, "--out"):
+                result = run_recipe(args.recipe, out, args.overrides, dry_run=args.dry_run)
+            return _print_result(args, result)
+    return _print_result(args, run_recipe(args.recipe, out, args.overrides, dry_run=args.dry_run))
+
+
+def _print_result(args: argparse.Namespace, result) -> int:
     if args.json:
         print(json.dumps(result, indent=2, ensure_ascii=False, default=str))
     return 0

@@ -60,7 +60,7 @@ def _report(space, args) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    check_out_dir(args.out, args.overwrite)
+    check_out_dir(args.out, args.overwrite, inputs={"--text": args.text})
     cfg = StaticConfig.from_namespace(args)
     space = train_static(_read(args, cfg.lowercase), cfg)
     space.save(args.out, overwrite=args.overwrite)
@@ -68,7 +68,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _continue(args: argparse.Namespace) -> int:
-    check_out_dir(args.out, args.overwrite)
+    check_out_dir(args.out, args.overwrite, inputs={"--text": args.text, "--model": args.model})
     cfg = StaticConfig.from_namespace(args)
     space = load_static(args.model, trainable=True, allow_pickle=args.allow_pickle)
     space = continue_static(space, _read(args, space.lowercase), cfg)

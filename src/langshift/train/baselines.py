@@ -48,6 +48,9 @@ class BaselineConfig(StageConfig):
 
     def validate(self) -> None:
         check_range("--lr", self.lr, 0.0, None, lo_open=True)
+        check_range("--epochs", self.epochs, 0.0, None, lo_open=True)
+        if self.max_steps is not None:
+            check_range("--max-steps", self.max_steps, 1)
         for name in ("batch_size", "grad_accum", "save_steps", "max_len"):
             if getattr(self, name) < 1:
                 raise ConfigError("--" + name.replace("_", "-"), getattr(self, name), "must be at least 1")
@@ -159,10 +162,10 @@ def train_dpo(cfg: DPOBaselineConfig, model=None, tokenizer=None) -> Path:
     summary: dict = {"stage": "sft+dpo" if cfg.sft_first else "dpo", "config": cfg.to_dict()}
     if cfg.sft_first:
         sft_work = work / "sft"
-        sft_work.mkdir(exist_ok=True)
+        sft_work.mkdir(parents=True, exist_ok=True)
         summary["sft"] = run_trainer(make_sft_trainer(model, tokenizer, sft_rows(records), cfg, sft_work), sft_work)
     dpo_work = work / "dpo"
-    dpo_work.mkdir(exist_ok=True)
+    dpo_work.mkdir(parents=True, exist_ok=True)
     rows = dpo_rows(records)
     trainer = make_dpo_trainer(model, tokenizer, rows, cfg, dpo_work)
     summary["dpo"] = run_trainer(trainer, dpo_work)

@@ -61,45 +61,63 @@ def _summary(out) -> int:
     return _print({"out": str(out), **json.loads((out / "train_summary.json").read_text(encoding="utf-8"))})
 
 
-def _lapt(args):
-    from .lapt import LAPTConfig, train_lapt
+def _inputs(cfg, *names: str):
+    """Refuse an --out that is (or holds) one of the config's inputs, before any model loads."""
+    from ..files import check_out_dir
 
-    return _summary(train_lapt(LAPTConfig.from_namespace(args)))
+    check_out_dir(cfg.out, cfg.overwrite, inputs={"--" + n.replace("_", "-"): getattr(cfg, n) for n in names})
+    return cfg
+
+
+def _lapt(args):
+    from .lapt import LAPTConfig, read_row_ids, train_lapt
+
+    cfg = _inputs(LAPTConfig.from_namespace(args), "model", "text", "code_switched", "embedding_rows")
+    if cfg.mode == "lora":
+        read_row_ids(cfg.embedding_rows, None)  # a bad --embedding-rows file fails before the model loads
+    return _summary(train_lapt(cfg))
 
 
 def _clo(args):
     from .clo import CLOConfig, train_clo
 
-    return _summary(train_clo(CLOConfig.from_namespace(args)))
+    return _summary(train_clo(_inputs(CLOConfig.from_namespace(args), "model", "data")))
 
 
 def _sft(args):
     from .baselines import BaselineConfig, train_sft
 
-    return _summary(train_sft(BaselineConfig.from_namespace(args)))
+    return _summary(train_sft(_inputs(BaselineConfig.from_namespace(args), "model", "data")))
 
 
 def _dpo(args):
     from .baselines import DPOBaselineConfig, train_dpo
 
-    return _summary(train_dpo(DPOBaselineConfig.from_namespace(args)))
+    return _summary(train_dpo(_inputs(DPOBaselineConfig.from_namespace(args), "model", "data")))
 
 
 def _build_sft(args):
+    from ..config import check_range
     from .instructions import write_sft
+
+    check_range("--n", args.n, 1)
 
     return _print(write_sft(args.out, args.n, args.sources, args.seed, args.overwrite))
 
 
 def _transplant(args):
+    from ..files import check_not_input
     from .transplant import transplant
 
+    check_not_input(args.out, {"--embeddings-from": args.embeddings_from, "--body-from": args.body_from})
     out = transplant(args.embeddings_from, args.body_from, args.out, args.overwrite)
     return _print(json.loads((out / "transplant.json").read_text(encoding="utf-8")) | {"out": str(out)})
 
 
 def _clo_data(args):
+    from ..files import check_out_file
     from .clo_data import make_clo_data
 
+    check_out_file(args.out, args.overwrite, "--out", {"--sft": args.sft, "--cache": args.cache})
     return _print(make_clo_data(args.sft, args.translator, args.lang, args.out, args.src, args.cache,
                                 args.overwrite))

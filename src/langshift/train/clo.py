@@ -76,6 +76,11 @@ class CLOConfig(StageConfig):
         check_range("--lambda", self.lam, 0.0, 1.0)
         check_range("--beta", self.beta, 0.0, None, lo_open=True)
         check_range("--lr", self.lr, 0.0, None, lo_open=True)
+        check_range("--min-lr", self.min_lr, 0.0)
+        check_range("--warmup", self.warmup, 0.0)
+        check_range("--epochs", self.epochs, 0.0, None, lo_open=True)
+        if self.max_steps is not None:
+            check_range("--max-steps", self.max_steps, 1)
         for name in ("batch_size", "grad_accum", "ref_batch_size", "save_steps"):
             if getattr(self, name) < 1:
                 raise ConfigError("--" + name.replace("_", "-"), getattr(self, name), "must be at least 1")

@@ -56,6 +56,10 @@ class LAPTConfig(StageConfig):
     def validate(self) -> None:
         check_range("--lr", self.lr, 0.0, None, lo_open=True)
         check_range("--lora-dropout", self.lora_dropout, 0.0, 1.0)
+        check_range("--warmup", self.warmup, 0.0)
+        check_range("--epochs", self.epochs, 0.0, None, lo_open=True)
+        if self.max_steps is not None:
+            check_range("--max-steps", self.max_steps, 1)
         if self.mix_ratio is not None:
             check_range("--mix-ratio", self.mix_ratio, 0.0, 1.0)
             if self.code_switched is None:
@@ -99,19 +103,25 @@ def _module_name(model, module) -> str:
     return next(n for n, m in model.named_modules() if m is module).split(".")[-1]
 
 
-def read_row_ids(spec: str, vocab_rows: int) -> list[int] | None:
-    """``all`` → None (every row); ``none`` → []; else ids from a JSON file (list, or {'new_ids': [...]})."""
+def read_row_ids(spec: str, vocab_rows: int | None) -> list[int] | None:
+    """``all`` → None (every row); ``none`` → []; else ids from a JSON file (list, or {'new_ids': [...]}).
+    ``vocab_rows`` None checks the file alone (before the model is loaded)."""
     if spec in ("all", "none"):
         return None if spec == "all" else []
     path = Path(spec)
     if not path.is_file():
         raise ConfigError("--embedding-rows", spec, "give 'all', 'none' or a JSON file with a list of token ids")
-    data = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError("--embedding-rows", spec, f"is not one JSON document ({exc}); give a JSON list of ids "
+                                                    "or the provenance/summary JSON `langshift transfer` writes "
+                                                    "(a JSONL file is not one)") from None
     ids = data.get("new_ids") if isinstance(data, dict) else data
     if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
         raise ConfigError("--embedding-rows", spec, "the file must hold a JSON list of integer ids or an object "
                                                     "with a 'new_ids' list")
-    bad = [i for i in ids if not 0 <= i < vocab_rows]
+    bad = [i for i in ids if not 0 <= i < (vocab_rows if vocab_rows is not None else float("inf"))]
     if bad:
         raise ConfigError("--embedding-rows", spec, f"ids {bad[:5]} are outside the {vocab_rows} embedding rows")
     return sorted(set(ids))

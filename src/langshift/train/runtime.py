@@ -26,11 +26,10 @@ def work_dir(out: str | os.PathLike) -> Path:
 
 
 def prepare_out(out: str | os.PathLike, overwrite: bool) -> Path:
-    """Refuse an existing ``out`` before any training starts; create the work folder."""
+    """Refuse an existing ``out`` before any training starts; the work folder's path. The folder itself is
+    made by ``run_trainer``, so a start refused while loading the model or data leaves no empty one behind."""
     check_out_dir(out, overwrite)
-    work = work_dir(out)
-    work.mkdir(parents=True, exist_ok=True)
-    return work
+    return work_dir(out)
 
 
 def has_accelerator() -> bool:
@@ -127,6 +126,7 @@ def run_trainer(trainer, work: Path) -> dict:
     """Train, resuming from the last checkpoint in ``work`` if one exists. Returns a summary."""
     import statistics
 
+    work.mkdir(parents=True, exist_ok=True)
     checkpoint = last_checkpoint(work)
     if checkpoint:
         log.info("resuming from %s", checkpoint)

@@ -8,6 +8,8 @@ import json
 from .config import TransferConfig
 
 REQUIRED = ("model", "tokenizer", "out")
+INPUTS = ("model", "tokenizer", "aux_fasttext", "aux_text", "aux_model", "source_fasttext", "source_text",
+          "dictionary")
 
 
 def register(subparsers) -> None:
@@ -21,8 +23,24 @@ def register(subparsers) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ..files import check_out_dir, check_out_file
     from .apply import run_transfer
 
-    summary = run_transfer(TransferConfig.from_namespace(args))
+    cfg = TransferConfig.from_namespace(args)
+    inputs = {"--" + name.replace("_", "-"): getattr(cfg, name) for name in INPUTS}
+    check_out_dir(cfg.out, cfg.overwrite, inputs=inputs)
+    if cfg.provenance:
+        check_out_file(cfg.provenance, True, "--provenance", inputs)
+    _check_specials(cfg)
+    summary = run_transfer(cfg)
     print(json.dumps(summary, indent=2, ensure_ascii=False, default=str))
     return 0
+
+
+def _check_specials(cfg: TransferConfig) -> None:
+    """The target tokenizer holds the model's eos/bos/pad and chat markers (before the model loads)."""
+    from ..models import load_tokenizer
+    from ..vocab.specials import check_target_specials
+
+    check_target_specials(load_tokenizer(cfg.model, "--model"), load_tokenizer(cfg.tokenizer, "--tokenizer"),
+                          "--tokenizer", cfg.tokenizer)

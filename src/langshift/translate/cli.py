@@ -45,6 +45,9 @@ def parse_options(pairs: list[str]) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..files import check_out_file
+
+    check_out_file(args.out, True, "--out", {"--in": args.inp, "--cache": args.cache})
     items = read_lines(args.inp, param="--in")
     translator = get_translator(args.backend, args.src, args.tgt, cache=args.cache, **parse_options(args.option))
     if args.unit == "words":

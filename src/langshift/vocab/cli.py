@@ -50,7 +50,9 @@ def _prepare(args: argparse.Namespace):
     from ..files import check_out_dir
     from ..models import load_tokenizer
 
-    check_out_dir(args.out, args.overwrite)  # fail before training, not after
+    # fail before training, not after; an --out that is (or holds) an input would destroy it
+    check_out_dir(args.out, args.overwrite, inputs={"--text": args.text, "--base": args.base,
+                                                    "--fertility-text": args.fertility_text})
     base = load_tokenizer(args.base, "--base") if args.base else None
     texts = [line for path in args.text for line in read_lines(path, "--text")]
     sample = ([line for path in args.fertility_text for line in read_lines(path, "--fertility-text")]
@@ -96,9 +98,14 @@ def _extend(args: argparse.Namespace) -> int:
 
 
 def _overlap(args: argparse.Namespace) -> int:
+    from ..config import check_range
+    from ..files import check_out_file
     from ..models import load_tokenizer
     from .overlap import compute_overlap
 
+    check_range("--examples", args.examples, 0)
+    if args.report:
+        check_out_file(args.report, True, "--report", {"--source": args.source, "--target": args.target})
     source = load_tokenizer(args.source, "--source")
     target = load_tokenizer(args.target, "--target")
     report = compute_overlap(source, target).report(examples=args.examples)

@@ -42,6 +42,9 @@ BYTE_PIECE_SCORE = -1.0e6
 ASCII_PRINTABLE = [chr(c) for c in range(0x21, 0x7F)]
 
 
+MAX_VOCAB = 1 << 20
+
+
 @dataclasses.dataclass
 class TokenizerConfig(StageConfig):
     kind: Literal["bpe", "unigram"] = opt("bpe", "tokenizer model: byte-level BPE, or SentencePiece-style "
@@ -53,7 +56,9 @@ class TokenizerConfig(StageConfig):
     def validate(self) -> None:
         if self.kind not in ("bpe", "unigram"):
             raise ConfigError("kind", self.kind, "choose bpe or unigram")
-        check_range("vocab_size", self.vocab_size, 300)
+        # the upper bound: the largest vocabularies in use (Gemma 3) hold 262k tokens; far larger sizes
+        # make the Rust trainer abort the process instead of raising
+        check_range("vocab_size", self.vocab_size, 300, MAX_VOCAB)
         check_range("min_frequency", self.min_frequency, 0)
 
 
@@ -64,7 +69,7 @@ class ExtendConfig(StageConfig):
     show_progress: bool = opt(True, "show the trainer's progress bar")
 
     def validate(self) -> None:
-        check_range("add", self.add, 1)
+        check_range("add", self.add, 1, MAX_VOCAB)
         check_range("min_frequency", self.min_frequency, 0)
 
 
