@@ -91,6 +91,9 @@ def register(sub) -> None:
     p.add_argument("--judge-model", default=None, help="judge model name at the endpoint")
     p.add_argument("--api-key-env", default=None, help="name of the environment variable holding the key")
     p.add_argument("--seed", type=int, default=0, help="seed of the per-item order randomisation")
+    p.add_argument("--lang", default=None, help="language of the instructions (a 'lang' field per line wins): 'en' "
+                                                "gets the original AlpacaEval ranking prompt, any other language the "
+                                                "prompt with seed 004's language clause (App. C; default: the clause)")
     p.add_argument("--retries", type=int, default=4)
     p.add_argument("--backoff", type=float, default=2.0, help="first retry wait in seconds (doubles)")
     p.add_argument("--timeout", type=float, default=60.0)
@@ -319,10 +322,11 @@ def _judge(args) -> int:
             atomic_write_text(args.verdicts, "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in done))
 
     config = {"outputs_a": args.outputs_a, "outputs_b": args.outputs_b, "against": name_b,
-              "judge": endpoint.model, "seed": args.seed}
+              "judge": endpoint.model, "seed": args.seed, "lang": args.lang}
+    langs = [a[k].get("lang", a[k].get("language", args.lang)) for k in shared]
     try:
         res = compare(shared, [a[k]["output"] for k in shared], [b[k]["output"] for k in shared],
-                      endpoint.chat, args.seed, on_verdict=keep)
+                      endpoint.chat, args.seed, on_verdict=keep, langs=langs)
     except JudgeError as exc:
         if args.save and exc.partial:
             from .results import save_result
