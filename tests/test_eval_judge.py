@@ -166,3 +166,30 @@ def test_cli_skips_without_endpoint_and_runs_with_one(server, tmp_path, capsys, 
     assert main(["eval", "judge", "--outputs-a", a, "--outputs-b", b, "--url", server, "--judge-model", "fake",
                  "--api-key-env", "NOT_SET_ANYWHERE"]) == 2
     assert "NOT_SET_ANYWHERE" in capsys.readouterr().err
+
+
+def test_generation_at_paper_settings(source_bpe, monkeypatch):
+    """Replies for judging/fidelity: sampled at seed 004 App. B's temperature 0.6 / top-p 0.9 by default, after
+    App. F's system turn when asked; greedy stays greedy."""
+    import helpers
+    from langshift.evaluate import fidelity, generative
+    from langshift.train.clo_data import resolve_system_prompt
+
+    model = helpers.tiny_llama(len(source_bpe), bos_id=source_bpe.bos_token_id, eos_id=source_bpe.eos_token_id)
+    seen = []
+    real = model.generate
+
+    def spy(**kw):
+        seen.append(kw)
+        return real(**kw)
+
+    monkeypatch.setattr(model, "generate", spy)
+    system = resolve_system_prompt("same-language:es")
+    generative.chat_generate(model, source_bpe, ["Hola"], 3, sample=True, progress=False, system=system)
+    assert seen[-1]["temperature"] == 0.6 and seen[-1]["top_p"] == 0.9 and seen[-1]["do_sample"]
+    assert source_bpe.decode(seen[-1]["input_ids"][0]).startswith("<|im_start|>system\n" + system)
+    res = fidelity.evaluate_fidelity(model, source_bpe, ["Hola"], "es", 3, progress=False, sample=True, top_p=0.5)
+    assert seen[-1]["temperature"] == 0.6 and seen[-1]["top_p"] == 0.5 and len(res["responses"]) == 1
+    fidelity.evaluate_fidelity(model, source_bpe, ["Hola"], "es", 3, progress=False)
+    assert seen[-1]["do_sample"] is False and seen[-1]["temperature"] is None
+    assert "system" not in source_bpe.decode(seen[-1]["input_ids"][0])

@@ -77,6 +77,14 @@ def register(sub) -> None:
                                                      "existing replies instead of generating")
     p.add_argument("--lang", required=True, help="expected language of the replies (ISO 639-1)")
     p.add_argument("--max-new-tokens", type=int, default=128)
+    p.add_argument("--sample", action="store_true", help="sample the replies (seed 004 App. B: temperature 0.6, "
+                                                         "top-p 0.9) instead of greedy decoding")
+    p.add_argument("--temperature", type=float, default=None, help="with --sample (default: 0.6, seed 004)")
+    p.add_argument("--top-p", type=float, default=None, help="with --sample (default: 0.9, seed 004)")
+    p.add_argument("--seed", type=int, default=0, help="with --sample: sampling seed")
+    p.add_argument("--system-prompt", default=None,
+                   help="system turn before each prompt: text or 'same-language:<code>' (seed 004 App. F's "
+                        "'Please answer in the same language as the input.' in that language)")
     p.add_argument("--min-words", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--limit", type=int, default=None)
@@ -288,8 +296,11 @@ def _fidelity(args) -> int:
             raise ConfigError("--model", None, "needed to generate replies to --prompts")
         prompts = _limit(read_lines(args.prompts, "--prompts"), args.limit)
         model, tok = _load(args)
+        from ..train.clo_data import resolve_system_prompt
+
         res = evaluate_fidelity(model, tok, prompts, args.lang, args.max_new_tokens, args.batch_size,
-                                args.min_words)
+                                args.min_words, sample=args.sample, temperature=args.temperature, top_p=args.top_p,
+                                seed=args.seed, system=resolve_system_prompt(args.system_prompt))
     _emit(args, "fidelity", res, {"prompts": args.prompts or args.responses, "lang": args.lang},
           brief=("per_response", "responses"))
     return 0
