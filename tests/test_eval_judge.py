@@ -8,7 +8,14 @@ import pytest
 
 from langshift.cli import main
 from langshift.errors import LangshiftError
-from langshift.evaluate.judge import Endpoint, JudgeError, compare, parse_verdict
+from langshift.evaluate.judge import (
+    LANGUAGE_CLAUSE,
+    Endpoint,
+    JudgeError,
+    compare,
+    parse_ranking,
+    ranking_messages,
+)
 
 INSTR = [f"Pregunta {i}" for i in range(8)]
 GOOD = [f"Buena respuesta {i}" for i in range(8)]
@@ -28,12 +35,14 @@ class FakeJudge(BaseHTTPRequestHandler):
             self.send_response(500)
             self.end_headers()
             return
-        prompt = body["messages"][0]["content"]
-        first = prompt.split("Response 1:\n<<<\n")[1].split("\n>>>")[0]
-        second = prompt.split("Response 2:\n<<<\n")[1].split("\n>>>")[0]
+        prompt = body["messages"][-1]["content"]
+        first = prompt.split('"model": "m",\n    "output": "')[1].split('"\n  }')[0]
+        second = prompt.split('"model": "M",\n    "output": "')[1].split('"\n  }')[0]
         g1, g2 = first.startswith("Buena"), second.startswith("Buena")
-        winner = "tie" if g1 == g2 else (1 if g1 else 2)
-        out = json.dumps({"choices": [{"message": {"content": f'Reasoning… {{"winner": {json.dumps(winner)}}}'}}]})
+        rank_m, rank_big = (1, 1) if g1 == g2 else ((1, 2) if g1 else (2, 1))
+        board = {"ordered_models": sorted([{"model": "m", "rank": rank_m}, {"model": "M", "rank": rank_big}],
+                                          key=lambda e: e["rank"])}
+        out = json.dumps({"choices": [{"message": {"content": "Leaderboard:\n" + json.dumps(board)}}]})
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.end_headers()
@@ -62,7 +71,9 @@ def test_order_swaps_and_draws(server):
     assert any(swapped) and not all(swapped)  # both orders occur with this seed
     assert all(v["shown_winner"] == ("2" if v["swapped"] else "1") for v in res["verdicts"])
     assert FakeJudge.seen[0][0] == "/v1/chat/completions" and FakeJudge.seen[0][1] == "Bearer k"
-    assert "another language" in FakeJudge.seen[0][2]["messages"][0]["content"]
+    system, user = FakeJudge.seen[0][2]["messages"]
+    assert system["role"] == "system" and "leaderboard" in system["content"]
+    assert LANGUAGE_CLAUSE in user["content"]  # no language given: the stricter target-language prompt
     # B is the good one now: A never wins, whatever the order
     assert compare(INSTR, BAD, GOOD, ep.chat, seed=1)["win_rate_a"] == 0.0
     # draws count ½: half the items tie
@@ -88,10 +99,43 @@ def test_unreachable_endpoint():
         ep.chat("hi")
 
 
-def test_parse_verdict():
-    assert parse_verdict('{"winner": 2}') == "2"
-    assert parse_verdict('first {"winner": 1} then {"winner": "tie"}') == "tie"
-    assert parse_verdict("Response 1 is better") is None
+def test_parse_ranking():
+    assert parse_ranking('{"ordered_models": [{"model": "M", "rank": 1}, {"model": "m", "rank": 2}]}') == "2"
+    assert parse_ranking('[{"model": "m", "rank": 1}, {"model": "M", "rank": 2}]') == "1"
+    assert parse_ranking('```json\n[{"rank": 2, "model": "M"},\n {"rank": 1, "model": "m"}]\n```') == "1"
+    assert parse_ranking('[{"model": "m", "rank": 1}, {"model": "M", "rank": 1}]') == "tie"
+    assert parse_ranking('{"model": "M", "rank": 1}') == "2"  # only the winner named
+    assert parse_ranking('{"model": "M", "rank": 2}') is None
+    assert parse_ranking('[{"model": "x", "rank": 1}, {"model": "m", "rank": "first"}]') is None
+    assert parse_ranking("Model m is better") is None
+
+
+def test_language_clause_for_target_language_only():
+    """App. C: the clause for target-language instructions, AlpacaEval's original prompt for English."""
+    es = ranking_messages("¿Qué es el agua?", "Es un líquido.", "It is a liquid.", "es")
+    en = ranking_messages("What is water?", "A liquid.", "Un líquido.", "en")
+    assert LANGUAGE_CLAUSE in es[1]["content"] and LANGUAGE_CLAUSE not in en[1]["content"]
+    assert es[0] == en[0] and es[0]["role"] == "system"
+    for msgs, outs in ((es, ("Es un líquido.", "It is a liquid.")), (en, ("A liquid.", "Un líquido."))):
+        user = msgs[1]["content"]
+        assert user.startswith("I require a leaderboard for various large language models. I'll provide")
+        assert f'"model": "m",\n    "output": "{outs[0]}"' in user and f'"model": "M",\n    "output": "{outs[1]}"' in user
+        assert "ranked first." in user and "\\" not in user and "{{" not in user
+    # the original prompt is the clause-free one, word for word up to the format line
+    assert en[1]["content"].replace("ranked first.\n", "ranked first." + LANGUAGE_CLAUSE + "\n").replace(
+        "What is water?", "¿Qué es el agua?").replace("A liquid.", "Es un líquido.").replace(
+        "Un líquido.", "It is a liquid.") == es[1]["content"]
+
+
+def test_langs_per_item(server):
+    ep = Endpoint(server, "fake", retries=0)
+    langs = ["en", "es"] * 4
+    res = compare(INSTR, GOOD, BAD, ep.chat, seed=1, langs=langs)
+    assert res["win_rate_a"] == 1.0 and [v["lang"] for v in res["verdicts"]] == langs
+    clauses = [LANGUAGE_CLAUSE in body["messages"][1]["content"] for _, _, body in FakeJudge.seen]
+    assert clauses == [False, True] * 4
+    with pytest.raises(Exception, match="one language per instruction"):
+        compare(INSTR, GOOD, BAD, ep.chat, langs=["en"])
 
 
 def _outputs(path, outs):
@@ -114,6 +158,38 @@ def test_cli_skips_without_endpoint_and_runs_with_one(server, tmp_path, capsys, 
     assert out["win_rate_a"] == 1.0 and out["model_a"] == "a" and FakeJudge.seen[-1][1] == "Bearer secret"
     assert len((tmp_path / "v.jsonl").read_text().splitlines()) == 8
     assert (tmp_path / "run" / "judge.a.vs_b.json").is_file()
+    assert LANGUAGE_CLAUSE in FakeJudge.seen[-1][2]["messages"][1]["content"]
+    assert main(["eval", "judge", "--outputs-a", a, "--outputs-b", b, "--url", server, "--judge-model", "fake",
+                 "--lang", "en"]) == 0
+    assert json.loads(capsys.readouterr().out)["win_rate_a"] == 1.0
+    assert all(LANGUAGE_CLAUSE not in body["messages"][1]["content"] for _, _, body in FakeJudge.seen[-8:])
     assert main(["eval", "judge", "--outputs-a", a, "--outputs-b", b, "--url", server, "--judge-model", "fake",
                  "--api-key-env", "NOT_SET_ANYWHERE"]) == 2
     assert "NOT_SET_ANYWHERE" in capsys.readouterr().err
+
+
+def test_generation_at_paper_settings(source_bpe, monkeypatch):
+    """Replies for judging/fidelity: sampled at seed 004 App. B's temperature 0.6 / top-p 0.9 by default, after
+    App. F's system turn when asked; greedy stays greedy."""
+    import helpers
+    from langshift.evaluate import fidelity, generative
+    from langshift.train.clo_data import resolve_system_prompt
+
+    model = helpers.tiny_llama(len(source_bpe), bos_id=source_bpe.bos_token_id, eos_id=source_bpe.eos_token_id)
+    seen = []
+    real = model.generate
+
+    def spy(**kw):
+        seen.append(kw)
+        return real(**kw)
+
+    monkeypatch.setattr(model, "generate", spy)
+    system = resolve_system_prompt("same-language:es")
+    generative.chat_generate(model, source_bpe, ["Hola"], 3, sample=True, progress=False, system=system)
+    assert seen[-1]["temperature"] == 0.6 and seen[-1]["top_p"] == 0.9 and seen[-1]["do_sample"]
+    assert source_bpe.decode(seen[-1]["input_ids"][0]).startswith("<|im_start|>system\n" + system)
+    res = fidelity.evaluate_fidelity(model, source_bpe, ["Hola"], "es", 3, progress=False, sample=True, top_p=0.5)
+    assert seen[-1]["temperature"] == 0.6 and seen[-1]["top_p"] == 0.5 and len(res["responses"]) == 1
+    fidelity.evaluate_fidelity(model, source_bpe, ["Hola"], "es", 3, progress=False)
+    assert seen[-1]["do_sample"] is False and seen[-1]["temperature"] is None
+    assert "system" not in source_bpe.decode(seen[-1]["input_ids"][0])

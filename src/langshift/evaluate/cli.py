@@ -78,6 +78,14 @@ def register(sub) -> None:
                                                      "existing replies instead of generating")
     p.add_argument("--lang", required=True, help="expected language of the replies (ISO 639-1)")
     p.add_argument("--max-new-tokens", type=int, default=128)
+    p.add_argument("--sample", action="store_true", help="sample the replies (seed 004 App. B: temperature 0.6, "
+                                                         "top-p 0.9) instead of greedy decoding")
+    p.add_argument("--temperature", type=float, default=None, help="with --sample (default: 0.6, seed 004)")
+    p.add_argument("--top-p", type=float, default=None, help="with --sample (default: 0.9, seed 004)")
+    p.add_argument("--seed", type=int, default=0, help="with --sample: sampling seed")
+    p.add_argument("--system-prompt", default=None,
+                   help="system turn before each prompt: text or 'same-language:<code>' (seed 004 App. F's "
+                        "'Please answer in the same language as the input.' in that language)")
     p.add_argument("--min-words", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--limit", type=int, default=None)
@@ -92,6 +100,9 @@ def register(sub) -> None:
     p.add_argument("--judge-model", default=None, help="judge model name at the endpoint")
     p.add_argument("--api-key-env", default=None, help="name of the environment variable holding the key")
     p.add_argument("--seed", type=int, default=0, help="seed of the per-item order randomisation")
+    p.add_argument("--lang", default=None, help="language of the instructions (a 'lang' field per line wins): 'en' "
+                                                "gets the original AlpacaEval ranking prompt, any other language the "
+                                                "prompt with seed 004's language clause (App. C; default: the clause)")
     p.add_argument("--retries", type=int, default=4)
     p.add_argument("--backoff", type=float, default=2.0, help="first retry wait in seconds (doubles)")
     p.add_argument("--timeout", type=float, default=60.0)
@@ -324,8 +335,11 @@ def _fidelity(args) -> int:
             raise ConfigError("--model", None, "needed to generate replies to --prompts")
         prompts = _limit(read_lines(args.prompts, "--prompts"), args.limit)
         model, tok = _load(args)
+        from ..train.clo_data import resolve_system_prompt
+
         res = evaluate_fidelity(model, tok, prompts, args.lang, args.max_new_tokens, args.batch_size,
-                                args.min_words)
+                                args.min_words, sample=args.sample, temperature=args.temperature, top_p=args.top_p,
+                                seed=args.seed, system=resolve_system_prompt(args.system_prompt))
     _emit(args, "fidelity", res, {"prompts": args.prompts or args.responses, "lang": args.lang},
           brief=("per_response", "responses"))
     return 0
@@ -364,10 +378,11 @@ def _judge(args) -> int:
             atomic_write_text(args.verdicts, "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in done))
 
     config = {"outputs_a": args.outputs_a, "outputs_b": args.outputs_b, "against": name_b,
-              "judge": endpoint.model, "seed": args.seed}
+              "judge": endpoint.model, "seed": args.seed, "lang": args.lang}
+    langs = [a[k].get("lang", a[k].get("language", args.lang)) for k in shared]
     try:
         res = compare(shared, [a[k]["output"] for k in shared], [b[k]["output"] for k in shared],
-                      endpoint.chat, args.seed, on_verdict=keep)
+                      endpoint.chat, args.seed, on_verdict=keep, langs=langs)
     except JudgeError as exc:
         if args.save and exc.partial:
             from .results import save_result

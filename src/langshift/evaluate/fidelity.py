@@ -92,12 +92,17 @@ def score_responses(responses: Sequence[str], lang: str, detect: Detector | None
 
 
 def evaluate_fidelity(model, tokenizer, prompts: Sequence[str], lang: str, max_new_tokens: int = 128,
-                      batch_size: int = 4, min_words: int = 5, progress: bool = True) -> dict:
-    """Generate greedy chat replies to ``prompts`` and score their language fidelity."""
-    from .generative import chat_generate
+                      batch_size: int = 4, min_words: int = 5, progress: bool = True, sample: bool = False,
+                      temperature: float | None = None, top_p: float | None = None, seed: int = 0,
+                      system: str | None = None) -> dict:
+    """Generate chat replies to ``prompts`` (greedy, or sampled at seed 004's temperature 0.6 / top-p 0.9
+    unless given) and score their language fidelity."""
+    from .generative import PAPER_TEMPERATURE, PAPER_TOP_P, chat_generate
 
-    replies = chat_generate(model, tokenizer, list(prompts), max_new_tokens, batch_size=batch_size,
-                            progress=progress)
+    replies = chat_generate(model, tokenizer, list(prompts), max_new_tokens, sample=sample, seed=seed,
+                            temperature=PAPER_TEMPERATURE if temperature is None else temperature,
+                            top_p=PAPER_TOP_P if top_p is None else top_p, batch_size=batch_size,
+                            progress=progress, system=system)
     res = score_responses(replies, lang, min_words=min_words)
     res["responses"] = [{"prompt": p, "response": r} for p, r in zip(prompts, replies, strict=True)]
     return res

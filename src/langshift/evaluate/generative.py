@@ -69,15 +69,23 @@ def build_prompt(item: MCItem, lang: str, fallback_english: bool = False) -> str
         item.question, item.passage, item.choices, latin=True)
 
 
+# Seed 004 (CLO), App. B: "for text generation, we used the following fixed generation configurations: top-p 0.9,
+# temperature 0.6" (no length is given). The defaults whenever a reply is sampled.
+PAPER_TEMPERATURE, PAPER_TOP_P = 0.6, 0.9
+
+
 def chat_generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 256, sample: bool = False,
-                  seed: int = 0, temperature: float = 0.7, batch_size: int = 4, progress: bool = True) -> list[str]:
-    """Replies to single-turn user ``prompts`` through the chat template (greedy unless ``sample``)."""
+                  seed: int = 0, temperature: float = PAPER_TEMPERATURE, batch_size: int = 4, progress: bool = True,
+                  top_p: float = PAPER_TOP_P, system: str | None = None) -> list[str]:
+    """Replies to single-turn user ``prompts`` through the chat template (greedy unless ``sample``; sampled
+    at seed 004's temperature and top-p by default), after a ``system`` turn when given (App. F)."""
     import torch
 
     if getattr(tokenizer, "chat_template", None) is None:
         raise ConfigError("--model", getattr(tokenizer, "name_or_path", "?"),
                           "the tokenizer has no chat template; generative evaluation needs an instruct model")
-    texts = [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
+    head = [{"role": "system", "content": system}] if system else []
+    texts = [tokenizer.apply_chat_template(head + [{"role": "user", "content": p}], tokenize=False,
                                            add_generation_prompt=True) for p in prompts]
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     side = tokenizer.padding_side
@@ -90,7 +98,7 @@ def chat_generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 25
             enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
             kwargs = dict(max_new_tokens=max_new_tokens, pad_token_id=pad_id, do_sample=sample)
             if sample:
-                kwargs.update(temperature=temperature, top_p=1.0, top_k=0)
+                kwargs.update(temperature=temperature, top_p=top_p, top_k=0)
             else:
                 kwargs.update(temperature=None, top_p=None, top_k=None)
             with torch.random.fork_rng(devices=[]), torch.inference_mode():

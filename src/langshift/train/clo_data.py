@@ -18,6 +18,37 @@ from .data import read_jsonl, write_jsonl_text
 log = logging.getLogger(__name__)
 SFT_FIELDS = ("id", "instruction", "response")
 
+# Seed 004, App. F: a system prompt "such as 'Please answer in the same language as the input,' translated into
+# the target language". Our translations of that sentence (hand-written: no translator is assumed installed).
+SAME_LANGUAGE = {
+    "en": "Please answer in the same language as the input.",
+    "es": "Por favor, responde en el mismo idioma que la entrada.",
+    "fr": "Veuillez répondre dans la même langue que l'entrée.",
+    "de": "Bitte antworte in derselben Sprache wie die Eingabe.",
+    "pt": "Por favor, responda no mesmo idioma da entrada.",
+    "it": "Per favore, rispondi nella stessa lingua dell'input.",
+    "ca": "Si us plau, respon en la mateixa llengua que l'entrada.",
+    "ko": "입력과 같은 언어로 답변해 주세요.",
+    "zh": "请使用与输入相同的语言回答。",
+    "sw": "Tafadhali jibu kwa lugha ile ile iliyotumika kwenye swali.",
+}
+SAME_LANGUAGE_PREFIX = "same-language:"
+
+
+def resolve_system_prompt(value: str | None, param: str = "--system-prompt") -> str | None:
+    """The system message for ``value``: None/empty → None, ``same-language:<code>`` → App. F's sentence in
+    that language, anything else → the text itself."""
+    if not value or not value.strip():
+        return None
+    if value.startswith(SAME_LANGUAGE_PREFIX):
+        code = value[len(SAME_LANGUAGE_PREFIX):].strip().lower()
+        if code not in SAME_LANGUAGE:
+            raise ConfigError(param, value, f"no built-in sentence for {code!r}; use one of "
+                                            f"{', '.join(SAME_LANGUAGE_PREFIX + c for c in SAME_LANGUAGE)} or give "
+                                            "the sentence itself")
+        return SAME_LANGUAGE[code]
+    return value
+
 
 def translate_records(records: list[dict], translator) -> tuple[list[dict], list[dict]]:
     """(CLO records, untranslated records) from ``{"id","instruction","response"}`` records.
