@@ -221,14 +221,14 @@ def _quiet():
 
 # 3. The same step as datatrove tasks: one Parquet shard per task, resumable --------------------------------
 
-def _datatrove():
+def _datatrove(module: str = "datatrove.executor"):
     from .optional import require
 
-    return require("datatrove", SCALE_INSTALL, "running data stages on datatrove executors (local, Slurm, Ray)")
+    return require(module, SCALE_INSTALL, "running data stages on datatrove executors (local, Slurm, Ray)")
 
 
 def _shard_step_class():
-    base = _datatrove().pipeline.base.PipelineStep
+    base = _datatrove("datatrove.pipeline.base").PipelineStep
 
     class GroupShardStep(base):
         """Task ``rank``: read input shard ``rank``, run the step over its groups, write output shard ``rank``
@@ -246,11 +246,13 @@ def _shard_step_class():
 
             ds = _datasets()
             with tempfile.TemporaryDirectory(dir=self.out_dir, prefix=f".task{rank:05d}.") as tmp:
-                groups = ds.Dataset.from_parquet(str(Path(self.in_dir) / f"{rank:05d}.parquet"), cache_dir=tmp)
+                with _quiet():
+                    groups = ds.Dataset.from_parquet(str(Path(self.in_dir) / f"{rank:05d}.parquet"), cache_dir=tmp)
                 with self.track_time():
                     out = map_groups(groups, self.step, self.features, 1, tmp, "out", desc=f"task {rank}")
                 part = Path(tmp) / "out.parquet"
-                out.to_parquet(str(part))
+                with _quiet():
+                    out.to_parquet(str(part))
                 os.replace(part, Path(self.out_dir) / f"{rank:05d}.parquet")
             self.stat_update("groups", value=len(groups))
             close_process_locals()
@@ -268,7 +270,7 @@ def run_datatrove(groups, step, features, work: str | os.PathLike, tasks: int, w
     redoes only the others. The input shards are written once; a rerun over different groups (another
     corpus or group size) is refused rather than mixed. Returns the output dataset in group order, or
     None when the executor only submitted the tasks (Slurm): rerun the same command once they finish."""
-    dt = _datatrove()
+    executors = _datatrove()
     work = Path(work)
     in_dir, out_dir, logs = work / "input", work / "output", work / "logs"
     stamp = {"groups": len(groups), "tasks": tasks, "first_groups": groups[:1]["first"],
@@ -283,21 +285,22 @@ def run_datatrove(groups, step, features, work: str | os.PathLike, tasks: int, w
         in_dir.mkdir(parents=True, exist_ok=True)
         for rank in range(tasks):
             part = in_dir / f".{rank:05d}.parquet.tmp"
-            groups.shard(tasks, rank, contiguous=True).to_parquet(str(part))
+            with _quiet():
+                groups.shard(tasks, rank, contiguous=True).to_parquet(str(part))
             os.replace(part, in_dir / f"{rank:05d}.parquet")
         manifest.write_text(json.dumps(stamp), encoding="utf-8")
     out_dir.mkdir(parents=True, exist_ok=True)
     pipeline = [_shard_step_class()(step, features, str(in_dir), str(out_dir))]
     options = dict(options or {})
     if executor == "local":
-        ex = dt.executor.LocalPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=workers,
+        ex = executors.LocalPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=workers,
                                                logging_dir=str(logs), skip_completed=True,
                                                **{"start_method": "fork", **options})
     elif executor == "slurm":
-        ex = dt.executor.SlurmPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=workers,
+        ex = executors.SlurmPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=workers,
                                                logging_dir=str(logs), skip_completed=True, **options)
     elif executor == "ray":
-        ex = dt.executor.RayPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=workers,
+        ex = executors.RayPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=workers,
                                              logging_dir=str(logs), skip_completed=True, **options)
     else:
         raise ConfigError("executor", executor, f"choose one of {', '.join(EXECUTORS)}")
