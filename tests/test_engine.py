@@ -111,3 +111,7 @@ def test_bad_inputs_and_missing_datatrove(tmp_path, monkeypatch):
         records(MigrateConfig(engine="datatrove", work_dir=str(tmp_path / "w")))
     with pytest.raises(ConfigError, match="tasks"):
         MigrateConfig(tasks=0)
+    assert MigrateConfig(executor_options='{partition: cpu, time: "4:00:00"}').executor_options == {
+        "partition": "cpu", "time": "4:00:00"}
+    with pytest.raises(ConfigError, match="executor_options"):
+        MigrateConfig(executor_options="[1, 2]")

@@ -60,7 +60,8 @@ class MigrateConfig(StageConfig):
                                                    "the same step as datatrove tasks (local, slurm, ray), resumable")
     tasks: int | None = opt(None, "datatrove: shards of the corpus, one task each (default: num_proc)")
     executor: Literal["local", "slurm", "ray"] = opt("local", "datatrove executor")
-    executor_options: dict = opt({}, "datatrove executor options, e.g. {partition: cpu, time: '4:00:00'} for slurm")
+    executor_options: str | dict = opt({}, "datatrove executor options as JSON/YAML, e.g. '{partition: cpu, time: "
+                                           "\"4:00:00\"}' for slurm")
     work_dir: str | None = opt(None, "datatrove: folder for the shards and completion markers; a rerun resumes from "
                                      "it (default: OUT.work, removed after success)")
     seed: int = opt(0, "seed for choosing which nouns to translate when share < 1")
@@ -71,6 +72,16 @@ class MigrateConfig(StageConfig):
         check_range("num_proc", self.num_proc, 1)
         if self.tasks is not None:
             check_range("tasks", self.tasks, 1)
+        if isinstance(self.executor_options, str):  # from the command line
+            import yaml
+
+            try:
+                parsed = yaml.safe_load(self.executor_options) if self.executor_options.strip() else {}
+            except yaml.YAMLError as exc:
+                raise ConfigError("executor_options", self.executor_options, f"not JSON/YAML ({exc})") from None
+            self.executor_options = parsed
+        if not isinstance(self.executor_options, dict):
+            raise ConfigError("executor_options", self.executor_options, "give a mapping, e.g. '{partition: cpu}'")
         if self.budget is not None:
             check_range("budget", self.budget, 1)
         if not self.noun_tags:
