@@ -1,8 +1,11 @@
 """Speed of code-switching and static-embedding training on the KJV Bible (English → Spanish).
 
 Measures, on this machine:
-  1. MIGRATE noun code-switching with the apertium tagger and translator: tokens/s (whitespace words of
-     output; with --tokenizer, also that tokenizer's tokens) and translator calls per noun occurrence;
+  1. MIGRATE noun code-switching with the apertium translator, for each tagger of --taggers (apertium; vote =
+     apertium + HanTa, MIGRATE's default) and each engine of --engines (datatrove: LocalPipelineExecutor
+     tasks; datasets: Dataset.map num_proc), with 1 and 2 workers: tokens/s (whitespace words of output),
+     tokens per CPU-second, translator calls per noun occurrence, and whether the 2-worker output equals
+     the 1-worker output record for record;
   2. SynCS token-replacement (density 0.5, nouns) likewise;
   3. fastText continued training on the code-switched text: words/s.
 Prints the figures and writes them to bench/results/codeswitch_speed.json.
@@ -12,8 +15,8 @@ process plus its subprocesses (apertium, workers; the kept ones are stopped and 
 their time counts), and the load average around the run. tokens_per_cpu_second is what the code costs;
 tokens_per_second is what this run got from the machine.
 
-    python bench/codeswitch_speed.py            # the whole Bible (~31k verses, ~790k words)
-    python bench/codeswitch_speed.py --limit 3000
+    python bench/codeswitch_speed.py                                # the whole Bible (~31k verses, ~790k words)
+    python bench/codeswitch_speed.py --limit 3000 --taggers apertium --engines datasets
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ import json
 import os
 import platform
 import resource
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -54,11 +59,34 @@ def cost(start_cpu: float, start_load: float, tokens: int) -> dict:
             "load_average_1min": [round(start_load, 2), round(os.getloadavg()[0], 2)]}
 
 
+def run_migrate_once(verses, tagger: str, engine: str, workers: int, counter, work: str) -> tuple[dict, list]:
+    """One MIGRATE run through the engine; a fresh translator (no disk cache) so every distinct noun really
+    reaches apertium; the tagger by name, so each worker builds its own."""
+    translator = get_translator("apertium", "en", "es")
+    cfg = MigrateConfig(tagger=tagger, num_proc=workers, engine=engine, tasks=workers,
+                        work_dir=os.path.join(work, f"{tagger}-{engine}-{workers}"))
+    st = MigrateStats()
+    cpu0, load0 = cpu_seconds(), os.getloadavg()[0]
+    records = [rec.to_json() for rec in migrate(verses, tagger, translator, cfg, counter, st)]
+    getattr(translator.backend, "close", lambda: None)()
+    m = migrate_summary(st, cfg, counter)
+    out = {k: m[k] for k in ("sentences", "tokens", "source_words", "nouns", "distinct_nouns", "replaced",
+                             "untranslated", "unchanged", "translator_calls", "translator_requests", "seconds",
+                             "tokens_per_second")}
+    out["translator_calls_per_noun_occurrence"] = round(st.translator_calls / max(st.selected, 1), 5)
+    out["source_words_per_second"] = round(st.source_words / st.seconds)
+    out.update(cost(cpu0, load0, st.tokens))
+    return out, records
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--limit", type=int, default=None, help="first N verses only (quick run)")
-    ap.add_argument("--tagger", default="apertium")
-    ap.add_argument("--num-proc", type=int, default=1, help="MIGRATE worker processes for splitting + tagging")
+    ap.add_argument("--taggers", nargs="+", default=["apertium", "vote"], help="MIGRATE taggers to measure")
+    ap.add_argument("--engines", nargs="+", default=["datatrove"], choices=["datatrove", "datasets"])
+    ap.add_argument("--workers", nargs="+", type=int, default=[1, 2], help="worker counts (the first is the "
+                                                                          "reference output)")
+    ap.add_argument("--skip-syncs", action="store_true", help="MIGRATE only (no SynCS, no fastText)")
     ap.add_argument("--static-dim", type=int, default=300, help="fastText dimension for the training figure")
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args()
@@ -66,30 +94,36 @@ def main() -> None:
     verses = list(bible_verses("en").values())[: args.limit]
     counter = TokenCounter()
     result: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-                    "verses": len(verses), "tagger": args.tagger, "translator": "apertium en->es (memory cache)",
-                    "num_proc": args.num_proc}
+                    "verses": len(verses), "translator": "apertium en->es (memory cache)",
+                    "command": "python bench/codeswitch_speed.py " + " ".join(sys.argv[1:]), "migrate": {}}
 
-    # 1. MIGRATE: a fresh translator (no disk cache) so every distinct noun really reaches apertium
-    tagger = get_tagger(args.tagger, "en")
-    translator = get_translator("apertium", "en", "es")
-    cfg, st = MigrateConfig(tagger=args.tagger, num_proc=args.num_proc), MigrateStats()
+    # 1. MIGRATE through the engine, 1 and 2 workers; the output must not change with the worker count
     cs_lines: dict[int, list[str]] = {}
-    cpu0, load0 = cpu_seconds(), os.getloadavg()[0]
-    for rec in migrate(verses, tagger, translator, cfg, counter, st):
-        cs_lines.setdefault(rec.doc, []).append(rec.sep + rec.text)
-    for kept in (tagger, translator.backend):
-        getattr(kept, "close", lambda: None)()
-    m = migrate_summary(st, cfg, counter)
-    result["migrate"] = {k: m[k] for k in ("sentences", "tokens", "source_words", "nouns", "distinct_nouns",
-                                           "replaced", "untranslated", "unchanged", "translator_calls",
-                                           "translator_requests", "seconds", "tokens_per_second")}
-    result["migrate"]["translator_calls_per_noun_occurrence"] = round(st.translator_calls / max(st.selected, 1), 5)
-    result["migrate"]["source_words_per_second"] = round(st.source_words / st.seconds)
-    result["migrate"].update(cost(cpu0, load0, st.tokens))
+    with tempfile.TemporaryDirectory(prefix="codeswitch-speed.") as work:
+        for tagger in args.taggers:
+            for engine in args.engines:
+                runs, reference = {}, None
+                for workers in args.workers:
+                    figures, records = run_migrate_once(verses, tagger, engine, workers, counter, work)
+                    if reference is None:
+                        reference = records
+                    figures["identical_to_first"] = records == reference
+                    runs[str(workers)] = figures
+                    print(tagger, engine, workers, json.dumps(figures), flush=True)
+                result["migrate"].setdefault(tagger, {})[engine] = runs
+                if not cs_lines:
+                    for rec in reference:
+                        doc = int(rec["id"].split(".")[0])
+                        cs_lines.setdefault(doc, []).append(rec["text"])
+    if args.skip_syncs:
+        atomic_write_json(args.out, result)
+        print(json.dumps(result, indent=2))
+        return
+    tagger = get_tagger(args.taggers[0], "en")
 
     # 2. SynCS token replacement, half of the sentences, nouns
     translator = get_translator("apertium", "en", "es")
-    scfg = SyncsConfig(mix="extreme", type="token-repl", density=0.5, words="nouns", tagger=args.tagger)
+    scfg = SyncsConfig(mix="extreme", type="token-repl", density=0.5, words="nouns", tagger=args.taggers[0])
     sst = SyncsStats()
     start, cpu0, load0 = time.perf_counter(), cpu_seconds(), os.getloadavg()[0]
     n_words = sum(len(r.text.split()) for r in syncs(verses, translator, scfg, tagger, counter, sst))
@@ -108,7 +142,7 @@ def main() -> None:
     # 3. fastText: train on the English text, continue on the code-switched text (MIGRATE's step)
     sc = StaticConfig(dim=args.static_dim, workers=2)
     en = tokenise_lines(verses)
-    cs = tokenise_lines("".join(parts) for _, parts in sorted(cs_lines.items()))
+    cs = tokenise_lines(" ".join(parts) for _, parts in sorted(cs_lines.items()))
     space = train_static(en, sc)
     t_train = space.model.langshift_words_per_second
     start = time.perf_counter()

@@ -13,18 +13,19 @@ import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
 
 from tqdm.auto import tqdm
 
 from ..config import StageConfig, check_range, opt
-from ..errors import ConfigError
+from ..errors import ConfigError, LangshiftError
 from ..files import atomic_write_json
 from .provenance import (
     Edit,
     Quota,
     Record,
     TokenCounter,
-    batched,
     check_share,
     splice,
     split_documents,
@@ -52,14 +53,35 @@ class MigrateConfig(StageConfig):
                                       "whitespace-separated words")
     noun_tags: list[str] = opt(PENN_NOUNS, "tags that mark a noun")
     batch_size: int = opt(256, "documents per batch; each batch makes at most one translator call")
-    num_proc: int = opt(1, "worker processes for sentence splitting and tagging (translation stays in one "
-                           "process, so each distinct noun is still translated once)")
+    num_proc: int = opt(1, "worker processes for sentence splitting and tagging (datasets num_proc, or datatrove "
+                           "workers); translation stays in one process, so each distinct noun is still "
+                           "translated once, and the output does not change with it")
+    engine: Literal["datasets", "datatrove"] = opt("datasets", "datasets: Dataset.map on this machine; datatrove: "
+                                                   "the same step as datatrove tasks (local, slurm, ray), resumable")
+    tasks: int | None = opt(None, "datatrove: shards of the corpus, one task each (default: num_proc)")
+    executor: Literal["local", "slurm", "ray"] = opt("local", "datatrove executor")
+    executor_options: str | dict = opt({}, "datatrove executor options as JSON/YAML, e.g. '{partition: cpu, time: "
+                                           "\"4:00:00\"}' for slurm")
+    work_dir: str | None = opt(None, "datatrove: folder for the shards and completion markers; a rerun resumes from "
+                                     "it (default: OUT.work, removed after success)")
     seed: int = opt(0, "seed for choosing which nouns to translate when share < 1")
 
     def validate(self) -> None:
         check_share("share", self.share)
         check_range("batch_size", self.batch_size, 1)
         check_range("num_proc", self.num_proc, 1)
+        if self.tasks is not None:
+            check_range("tasks", self.tasks, 1)
+        if isinstance(self.executor_options, str):  # from the command line
+            import yaml
+
+            try:
+                parsed = yaml.safe_load(self.executor_options) if self.executor_options.strip() else {}
+            except yaml.YAMLError as exc:
+                raise ConfigError("executor_options", self.executor_options, f"not JSON/YAML ({exc})") from None
+            self.executor_options = parsed
+        if not isinstance(self.executor_options, dict):
+            raise ConfigError("executor_options", self.executor_options, "give a mapping, e.g. '{partition: cpu}'")
         if self.budget is not None:
             check_range("budget", self.budget, 1)
         if not self.noun_tags:
@@ -173,50 +195,113 @@ def switch_batch(records: list[Record], nouns: list[list[Noun]], translator, quo
     return records
 
 
-# 2. The stream: batches until the budget ----------------------------------------------------------
+# 2. The stream: groups analysed on the engine, then switched in order until the budget ----------------
 
-_WORKER: dict = {}
-
-
-def _init_worker(tagger, lang: str, noun_tags: list[str]) -> None:
-    import multiprocessing.util
-
-    _WORKER.update(tagger=tagger, lang=lang, noun_tags=noun_tags)
-    # a worker that ends normally stops the subprocesses its tagger keeps (and has waited for them)
-    multiprocessing.util.Finalize(None, _close_worker_tagger, exitpriority=10)
+NOUN = {"start": "int32", "end": "int32", "text": "string", "tag": "string"}
 
 
-def _close_worker_tagger() -> None:
-    close = getattr(_WORKER.get("tagger"), "close", None)
-    if close is not None:
-        close()
+def analysed_features():
+    import datasets as ds
+
+    return ds.Features({"group": ds.Value("int64"), "doc": ds.Value("int64"), "index": ds.Value("int32"),
+                        "sep": ds.Value("string"), "original": ds.Value("string"),
+                        "nouns": ds.List({k: ds.Value(v) for k, v in NOUN.items()})})
 
 
-def _analyse_in_worker(job: tuple[list[str], int]):
-    docs, first = job
-    return analyse(docs, first, _WORKER["lang"], _WORKER["tagger"], _WORKER["noun_tags"])
+class Analyse:
+    """The per-group engine step: sentences of a group of documents with their nouns, one row each.
+
+    ``tagger`` is a tagger name (each process builds its own, once) or a picklable tagger object."""
+
+    def __init__(self, tagger, lang: str, noun_tags: Sequence[str]):
+        self.tagger, self.lang, self.noun_tags = tagger, lang, list(noun_tags)
+
+    def _tagger(self):
+        if not isinstance(self.tagger, str):
+            return self.tagger
+        from ..engine import process_local
+        from ..text.tagging import get_tagger
+
+        return process_local(("tagger", self.tagger, self.lang), lambda: get_tagger(self.tagger, self.lang))
+
+    def __call__(self, batch: dict) -> dict:
+        out: dict[str, list] = {k: [] for k in ("group", "doc", "index", "sep", "original", "nouns")}
+        for group, first, docs in zip(batch["group"], batch["first"], batch["docs"], strict=True):
+            records, nouns = analyse(docs, first, self.lang, self._tagger(), self.noun_tags)
+            for rec, ns in zip(records, nouns, strict=True):
+                out["group"].append(group)
+                out["doc"].append(rec.doc)
+                out["index"].append(rec.index)
+                out["sep"].append(rec.sep)
+                out["original"].append(rec.original)
+                out["nouns"].append([vars(n) for n in ns])
+        return out
 
 
-def _analysed(documents: Iterable[str], tagger, cfg: MigrateConfig) -> Iterator[tuple[list[Record], list]]:
-    jobs = ((chunk, i * cfg.batch_size) for i, chunk in enumerate(batched(documents, cfg.batch_size)))
-    if cfg.num_proc <= 1:
-        for chunk, first in jobs:
-            yield analyse(chunk, first, cfg.src_lang, tagger, cfg.noun_tags)
+def _windows(n_groups: int, cfg: MigrateConfig) -> Iterator[range]:
+    """Groups analysed per engine call: all at once without a budget; with one, windows that double
+    (a budget usually stops early, and each window is one pool of workers started)."""
+    if cfg.budget is None or cfg.engine == "datatrove":
+        yield range(n_groups)
         return
-    import multiprocessing
-
-    # fork: workers inherit the tagger object as it is (no pickling); translation stays in this process,
-    # so each distinct noun is still translated once.
-    ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(cfg.num_proc, _init_worker, (tagger, cfg.src_lang, list(cfg.noun_tags))) as pool:
-        yield from pool.imap(_analyse_in_worker, jobs)
-        pool.close()  # all done: let the workers end normally (leaving early terminates them)
-        pool.join()
+    start, size = 0, 4 * max(cfg.num_proc, 1)
+    while start < n_groups:
+        yield range(start, min(n_groups, start + size))
+        start, size = start + size, size * 2
 
 
-def migrate(documents: Iterable[str], tagger, translator, cfg: MigrateConfig, counter: TokenCounter | None = None,
-            stats: Stats | None = None) -> Iterator[Record]:
-    """Code-switched sentence records in input order; stops before the sentence that would pass the budget."""
+def _analysed(documents, tagger, cfg: MigrateConfig, work: Path) -> Iterator[tuple[list[Record], list]]:
+    """(records, nouns) per group of ``batch_size`` documents, in document order."""
+    from .. import engine
+
+    corpus = documents if hasattr(documents, "column_names") else engine.corpus_from_texts(documents)
+    if len(corpus) == 0:
+        return
+    groups = engine.group_documents(corpus, cfg.batch_size, work)
+    step, features = Analyse(tagger, cfg.src_lang, cfg.noun_tags), analysed_features()
+    for w, window in enumerate(_windows(len(groups), cfg)):
+        part = groups if len(window) == len(groups) else groups.select(window)
+        if cfg.engine == "datatrove":
+            rows = engine.run_datatrove(part, step, features, cfg.work_dir or work / "datatrove",
+                                        cfg.tasks or cfg.num_proc, cfg.num_proc, cfg.executor, cfg.executor_options)
+            if rows is None:
+                raise LangshiftError(f"the datatrove tasks were submitted ({cfg.executor}); rerun the same command "
+                                     "when they have finished: finished tasks are skipped and the outputs written")
+        else:
+            rows = engine.map_groups(part, step, features, cfg.num_proc, work, f"analysed-{w}", "tagging")
+        yield from _regroup(rows)
+
+
+def _regroup(rows) -> Iterator[tuple[list[Record], list[list[Noun]]]]:
+    records: list[Record] = []
+    nouns: list[list[Noun]] = []
+    current = None
+    for batch in rows.iter(batch_size=1024):
+        for g, d, i, sep, orig, ns in zip(batch["group"], batch["doc"], batch["index"], batch["sep"],
+                                          batch["original"], batch["nouns"], strict=True):
+            if g != current and records:
+                yield records, nouns
+                records, nouns = [], []
+            current = g
+            records.append(Record(doc=d, index=i, original=orig, text=orig, sep=sep))
+            nouns.append([Noun(**n) for n in ns])
+    if records:
+        yield records, nouns
+
+
+def migrate(documents, tagger, translator, cfg: MigrateConfig, counter: TokenCounter | None = None,
+            stats: Stats | None = None, work: str | os.PathLike | None = None) -> Iterator[Record]:
+    """Code-switched sentence records in input order; stops before the sentence that would pass the budget.
+
+    ``documents``: strings, or a corpus dataset (``engine.load_corpus``); ``tagger``: a name (each worker
+    builds its own) or a tagger object (picklable when num_proc > 1); ``work``: folder for the Arrow files
+    (default: a temporary one)."""
+    if work is None:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="langshift-migrate.") as tmp:
+            yield from migrate(documents, tagger, translator, cfg, counter, stats, tmp)
+        return
     counter = counter or TokenCounter(cfg.tokenizer)
     stats = stats if stats is not None else Stats()
     quota, memo = Quota(cfg.share, cfg.seed), {}
@@ -225,7 +310,7 @@ def migrate(documents: Iterable[str], tagger, translator, cfg: MigrateConfig, co
     docs_seen: set[int] = set()
     bar = tqdm(desc="MIGRATE code-switching", unit="tok", total=cfg.budget)
     try:
-        for records, nouns in _analysed(documents, tagger, cfg):
+        for records, nouns in _analysed(documents, tagger, cfg, Path(work)):
             batch = switch_batch(records, nouns, translator, quota, memo, stats)
             counts = counter.counts([r.text for r in batch])
             for rec, n in zip(batch, counts, strict=True):
@@ -242,6 +327,9 @@ def migrate(documents: Iterable[str], tagger, translator, cfg: MigrateConfig, co
                 bar.update(n)
                 yield rec
     finally:
+        from ..engine import close_process_locals
+
+        close_process_locals()  # taggers built by name in this process
         bar.close()
         stats.documents = len(docs_seen)
         calls, requests = translator_counts(translator)
@@ -259,16 +347,31 @@ def summary(stats: Stats, cfg: MigrateConfig, counter: TokenCounter) -> dict:
 
 def run_migrate(cfg: MigrateConfig, text: Sequence[str | os.PathLike], out: str | os.PathLike,
                 text_out: str | os.PathLike | None = None, overwrite: bool = False, on_bad: str = "fail") -> dict:
-    """Files in, provenance JSONL (+ optional plain text) out, atomically; returns the summary."""
-    from ..text.tagging import get_tagger
-    from ..translate import get_translator
-    from .provenance import read_documents, write_outputs
+    """Files in (text, .jsonl, .parquet), provenance out (JSONL, or Parquet for OUT.parquet; + optional plain
+    text), atomically; returns the summary."""
+    import shutil
+    import tempfile
 
-    docs = read_documents(text, on_bad)
-    tagger = get_tagger(cfg.tagger, cfg.src_lang)
+    from ..engine import load_corpus
+    from ..files import check_out_dir
+    from ..translate import get_translator
+    from .provenance import write_outputs
+
+    check_out_dir(out, overwrite)
+    if text_out is not None:
+        check_out_dir(text_out, overwrite, "--text-out")
     translator = get_translator(cfg.translator, cfg.src_lang, cfg.tgt_lang, cache=cfg.cache)
     counter, stats = TokenCounter(cfg.tokenizer), Stats()
-    write_outputs(migrate(docs, tagger, translator, cfg, counter, stats), out, text_out, overwrite)
+    own_work = cfg.engine == "datatrove" and cfg.work_dir is None
+    if own_work:
+        cfg.work_dir = f"{out}.work"
+    parent = Path(out).resolve().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=parent, prefix=f".{Path(out).name}.tmp.") as work:
+        corpus = load_corpus(text, work, "--text", on_bad)
+        write_outputs(migrate(corpus, cfg.tagger, translator, cfg, counter, stats, work), out, text_out, overwrite)
+    if own_work:
+        shutil.rmtree(cfg.work_dir, ignore_errors=True)
     result = summary(stats, cfg, counter)
     atomic_write_json(f"{out}.summary.json", result)
     log.info("MIGRATE: %d sentences, %d tokens, %d of %d nouns replaced, %d translator calls, %.0f tokens/s",

@@ -192,11 +192,17 @@ def write_outputs(records: Iterable[Record], out: str | os.PathLike, text_out: s
     if text_out is not None:
         check_out_dir(text_out, overwrite, "--text-out")
     with contextlib.ExitStack() as stack:
-        jsonl = stack.enter_context(atomic_stream(out, overwrite))
+        if str(out).endswith(".parquet"):
+            jsonl = stack.enter_context(_ParquetRecords(out, overwrite))
+        else:
+            jsonl = stack.enter_context(atomic_stream(out, overwrite))
         text = stack.enter_context(atomic_stream(text_out, overwrite, "--text-out")) if text_out else None
         current: int | None = None
         for rec in records:
-            jsonl.write(json.dumps(rec.to_json(), ensure_ascii=False) + "\n")
+            if isinstance(jsonl, _ParquetRecords):
+                jsonl.add(rec)
+            else:
+                jsonl.write(json.dumps(rec.to_json(), ensure_ascii=False) + "\n")
             if text is not None:
                 if current is not None and rec.doc != current:
                     text.write("\n")
@@ -204,6 +210,54 @@ def write_outputs(records: Iterable[Record], out: str | os.PathLike, text_out: s
                 current = rec.doc
         if text is not None and current is not None:
             text.write("\n")
+
+
+class _ParquetRecords:
+    """Provenance as Parquet (OUT.parquet): the JSONL fields as columns, written in row groups to a temporary
+    sibling that replaces ``path`` only on success."""
+
+    ROWS = 8192
+
+    def __init__(self, path: str | os.PathLike, overwrite: bool):
+        self.path, self.overwrite, self.rows = path, overwrite, []
+
+    def __enter__(self):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        edit = pa.struct([("start", pa.int32()), ("end", pa.int32()), ("source", pa.string()),
+                          ("translation", pa.string()), ("tag", pa.string())])
+        self.schema = pa.schema([("id", pa.string()), ("doc", pa.int64()), ("index", pa.int32()),
+                                 ("original", pa.string()), ("text", pa.string()),
+                                 ("replacements", pa.list_(edit)), ("type", pa.string()),
+                                 ("new_tokens", pa.int64())])
+        self._stream = atomic_stream(self.path, self.overwrite)
+        self._fh = self._stream.__enter__()
+        self.writer = pq.ParquetWriter(self._fh.buffer, self.schema)
+        return self
+
+    def add(self, rec: Record) -> None:
+        self.rows.append({"id": rec.id, "doc": rec.doc, "index": rec.index, "original": rec.original,
+                          "text": rec.text, "replacements": [asdict(e) for e in rec.replacements],
+                          "type": rec.type, "new_tokens": rec.new_tokens})
+        if len(self.rows) >= self.ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        import pyarrow as pa
+
+        if self.rows:
+            self.writer.write_table(pa.Table.from_pylist(self.rows, schema=self.schema))
+            self.rows = []
+
+    def __exit__(self, *exc) -> bool:
+        try:
+            if exc[0] is None:
+                self._flush()
+            self.writer.close()
+        finally:
+            self._stream.__exit__(*exc)
+        return False
 
 
 def check_share(name: str, value: float) -> None:

@@ -190,10 +190,8 @@ def _switch(cfg, ctx: Context, method: str) -> dict:
                                 **cfg.translator_options)
     counter = TokenCounter(cfg.tokenizer)
     if method == "migrate":
-        from ..text.tagging import get_tagger
-
-        stats = mig.Stats()
-        stream = mig.migrate(docs, get_tagger(cfg.tagger, cfg.src_lang), translator, cfg, counter, stats)
+        stats = mig.Stats()  # the tagger by name: each engine worker builds its own
+        stream = mig.migrate(docs, cfg.tagger, translator, cfg, counter, stats)
         write_outputs(stream, out, text_out)
         return mig.summary(stats, cfg, counter)
     tagger = None
@@ -207,7 +205,8 @@ def _switch(cfg, ctx: Context, method: str) -> dict:
 
 
 _add(Stage("migrate", MigrateStageConfig, (Slot("text", ("$source_text",), kind="file"),), "codeswitched.txt",
-           lambda cfg, ctx: _codeswitch(cfg, ctx, "migrate"), volatile=("num_proc", "batch_size", "cache"),
+           lambda cfg, ctx: _codeswitch(cfg, ctx, "migrate"), volatile=("num_proc", "batch_size", "cache", "engine", "tasks",
+                                                                       "executor", "executor_options", "work_dir"),
            help="MIGRATE: translate the nouns of the source corpus in place"))
 _add(Stage("syncs", SyncsStageConfig, (Slot("text", ("$source_text",), kind="file"),), "codeswitched.txt",
            lambda cfg, ctx: _codeswitch(cfg, ctx, "syncs"), volatile=("cache",),

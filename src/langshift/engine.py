@@ -1,0 +1,324 @@
+"""Data stages on an existing engine: 🤗 ``datasets`` on one machine, ``datatrove`` executors beyond it.
+
+A corpus becomes an Arrow dataset on disk (memory-mapped, so larger-than-memory corpora only need disk),
+cut into fixed *groups* of documents; a pure per-group step (sentence splitting, tagging, tokenising)
+runs over the groups with ``Dataset.map(num_proc=N)`` or as datatrove tasks, one Parquet shard each.
+Groups are fixed by the corpus and the group size, never by the worker count, so a step whose output
+depends on its whole batch (an HMM tagger reads across sentences) gives the same rows for 1 or N workers.
+
+Cluster engine: datatrove — its Local/Slurm/Ray executors run the same step unchanged and its per-task
+completion markers (``skip_completed``) make shards resumable; it adds only loguru and humanize to our lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, LangshiftError
+
+log = logging.getLogger(__name__)
+
+ENGINES = ("datasets", "datatrove")
+EXECUTORS = ("local", "slurm", "ray")
+SCALE_INSTALL = "pip install 'langshift[scale]'  (datatrove==0.10.1)"
+
+
+def _datasets():
+    from .optional import require
+
+    return require("datasets", "pip install 'langshift[train]'", "reading and writing corpora with 🤗 datasets")
+
+
+# 1. Corpora in: text (one document a line), JSONL ("text" field), Parquet ("text" column) ------------------
+
+def iter_documents(path: str | os.PathLike, param: str = "--text", on_bad: str = "fail") -> Iterator[str]:
+    """Documents of one file, lazily: non-blank lines of UTF-8 text, the ``text`` field of .jsonl lines or
+    the ``text`` column of .parquet; a bad line or record is named by its number."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(param, str(path), "no such file; give a UTF-8 text, .jsonl or .parquet file")
+    n = 0
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            pf = pq.ParquetFile(path)
+        except Exception as exc:  # pyarrow raises ArrowInvalid and OSError for a non-Parquet file
+            raise ConfigError(param, str(path), f"not a Parquet file ({exc})") from None
+        if "text" not in pf.schema_arrow.names:
+            raise ConfigError(param, str(path), f"has no 'text' column (columns: {', '.join(pf.schema_arrow.names)})"
+                                                "; name the document column 'text'")
+        row = 0
+        for batch in pf.iter_batches(columns=["text"], batch_size=4096):
+            for text in batch.column(0).to_pylist():
+                row += 1
+                if not isinstance(text, str):
+                    raise LangshiftError(f"{param}={str(path)!r}: row {row}: 'text' is {text!r}, not a string")
+                if text.strip():
+                    n += 1
+                    yield text
+    else:
+        skipped: list[int] = []
+        with open(path, "rb") as fh:
+            for number, raw in enumerate(fh, start=1):
+                try:
+                    line = raw.decode("utf-8").rstrip("\r\n")
+                except UnicodeDecodeError as exc:
+                    if on_bad == "skip":
+                        skipped.append(number)
+                        continue
+                    raise LangshiftError(
+                        f"{param}={str(path)!r}: line {number} is not UTF-8 ({exc.reason} at byte {exc.start}); "
+                        "re-encode the file as UTF-8 (e.g. iconv -f latin1 -t utf-8) or skip bad lines") from None
+                if not line.strip():
+                    continue
+                if path.suffix == ".jsonl":
+                    line = _jsonl_text(line, number, path, param)
+                    if not line.strip():
+                        continue
+                n += 1
+                yield line
+        if skipped:
+            warnings.warn(f"{path}: skipped {len(skipped)} non-UTF-8 line(s): {skipped[:20]}", stacklevel=2)
+    if n == 0:
+        raise ConfigError(param, str(path), "the file holds no text; give a file with at least one non-empty "
+                                            "document")
+
+
+def _jsonl_text(line: str, number: int, path: Path, param: str) -> str:
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise LangshiftError(f"{param}={str(path)!r}: line {number} is not JSON ({exc.msg} at column {exc.colno}); "
+                             "write one JSON object per line") from None
+    if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+        raise LangshiftError(f"{param}={str(path)!r}: line {number} has no string field 'text'; every line needs "
+                             "one (the document)")
+    return obj["text"]
+
+
+def _corpus_rows(paths: Sequence[str], param: str, on_bad: str) -> Iterator[dict]:
+    doc = 0
+    for p in paths:
+        for text in iter_documents(p, param, on_bad):
+            yield {"doc": doc, "text": text}
+            doc += 1
+
+
+def load_corpus(paths: Sequence[str | os.PathLike], work: str | os.PathLike, param: str = "--text",
+                on_bad: str = "fail"):
+    """The documents of ``paths`` as an Arrow dataset under ``work`` (columns doc, text), streamed from the
+    files in chunks (nothing holds the corpus in memory)."""
+    ds = _datasets()
+    features = ds.Features({"doc": ds.Value("int64"), "text": ds.Value("string")})
+    with _quiet(), _unwrapped():
+        return ds.Dataset.from_generator(_corpus_rows, features=features, cache_dir=str(Path(work) / "hf"),
+                                         gen_kwargs={"paths": [str(p) for p in paths], "param": param,
+                                                     "on_bad": on_bad})
+
+
+@contextlib.contextmanager
+def _unwrapped():
+    """datasets wraps what a generator raises in DatasetGenerationError: give back our own clear error."""
+    ds = _datasets()
+    try:
+        yield
+    except ds.exceptions.DatasetGenerationError as exc:
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, (LangshiftError, ConfigError)):
+            raise cause from None
+        raise
+
+
+def corpus_from_texts(texts) -> Any:
+    """Documents already in this process (the library API) as the same kind of dataset."""
+    ds = _datasets()
+    texts = list(texts)
+    features = ds.Features({"doc": ds.Value("int64"), "text": ds.Value("string")})
+    return ds.Dataset.from_dict({"doc": list(range(len(texts))), "text": texts}, features=features)
+
+
+def group_documents(corpus, size: int, work: str | os.PathLike):
+    """One row per group of ``size`` consecutive documents (columns group, first, docs)."""
+    ds = _datasets()
+
+    def group(batch, indices):
+        return {"group": [indices[0] // size], "first": [batch["doc"][0]], "docs": [batch["text"]]}
+
+    features = ds.Features({"group": ds.Value("int64"), "first": ds.Value("int64"),
+                            "docs": ds.List(ds.Value("string"))})
+    with _quiet():
+        return corpus.map(group, batched=True, batch_size=size, with_indices=True, features=features,
+                          remove_columns=corpus.column_names, cache_file_name=str(Path(work) / "groups.arrow"),
+                          desc="grouping documents")
+
+
+# 2. The per-group step on one machine: Dataset.map(num_proc) -------------------------------------------------
+
+def map_groups(groups, step: Callable[[dict], dict], features, num_proc: int, work: str | os.PathLike, name: str,
+               desc: str = ""):
+    """``step`` over each group (one call per group, its rows concatenated in group order)."""
+    with _quiet():
+        return groups.map(step, batched=True, batch_size=1, num_proc=num_proc if num_proc > 1 else None,
+                          features=features, remove_columns=groups.column_names,
+                          cache_file_name=str(Path(work) / f"{name}.arrow"), desc=desc or name)
+
+
+# Objects a step builds once per process (a tagger keeps subprocesses and loads models): keyed by spec.
+_LOCAL: dict[Any, Any] = {}
+
+
+def process_local(key: Any, build: Callable[[], Any]) -> Any:
+    if key not in _LOCAL:
+        if not _LOCAL and _in_pool_worker():
+            # a datasets pool ends its workers with SIGTERM: stop the subprocesses first, so that they are
+            # waited for (their CPU time is counted, none is orphaned)
+            signal.signal(signal.SIGTERM, _close_and_exit)
+        _LOCAL[key] = build()
+    return _LOCAL[key]
+
+
+def close_process_locals() -> None:
+    while _LOCAL:
+        _, obj = _LOCAL.popitem()
+        close = getattr(obj, "close", None)
+        if close is not None:
+            with contextlib.suppress(Exception):
+                close()
+
+
+def _in_pool_worker() -> bool:
+    import multiprocess
+
+    return multiprocess.parent_process() is not None
+
+
+def _close_and_exit(signum, frame) -> None:  # noqa: ARG001
+    close_process_locals()
+    os._exit(0)
+
+
+@contextlib.contextmanager
+def _quiet():
+    """datasets' progress bars per map call are noise in a stage's log (langshift's own bar stays)."""
+    ds = _datasets()
+    was = ds.is_progress_bar_enabled()
+    ds.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if was:
+            ds.enable_progress_bars()
+
+
+# 3. The same step as datatrove tasks: one Parquet shard per task, resumable --------------------------------
+
+def _datatrove(module: str = "datatrove.executor"):
+    from .optional import require
+
+    return require(module, SCALE_INSTALL, "running data stages on datatrove executors (local, Slurm, Ray)")
+
+
+def _shard_step_class():
+    base = _datatrove("datatrove.pipeline.base").PipelineStep
+
+    class GroupShardStep(base):
+        """Task ``rank``: read input shard ``rank``, run the step over its groups, write output shard ``rank``
+        atomically (a killed task leaves no output, and datatrove no completion marker: it is redone)."""
+
+        name = "langshift group step"
+        type = "🔀 - LANGSHIFT"
+
+        def __init__(self, step, features, in_dir: str, out_dir: str):
+            super().__init__()
+            self.step, self.features, self.in_dir, self.out_dir = step, features, in_dir, out_dir
+
+        def run(self, data=None, rank: int = 0, world_size: int = 1):
+            import tempfile
+
+            ds = _datasets()
+            with tempfile.TemporaryDirectory(dir=self.out_dir, prefix=f".task{rank:05d}.") as tmp:
+                with _quiet():
+                    groups = ds.Dataset.from_parquet(str(Path(self.in_dir) / f"{rank:05d}.parquet"), cache_dir=tmp)
+                with self.track_time():
+                    out = map_groups(groups, self.step, self.features, 1, tmp, "out", desc=f"task {rank}")
+                part = Path(tmp) / "out.parquet"
+                with _quiet():
+                    out.to_parquet(str(part))
+                os.replace(part, Path(self.out_dir) / f"{rank:05d}.parquet")
+            self.stat_update("groups", value=len(groups))
+            close_process_locals()
+            if data:
+                yield from data
+
+    return GroupShardStep
+
+
+def run_datatrove(groups, step, features, work: str | os.PathLike, tasks: int, workers: int,
+                  executor: str = "local", options: dict | None = None):
+    """``step`` over ``groups`` as ``tasks`` datatrove tasks (``workers`` at once), shards under ``work``.
+
+    A rerun with the same ``work`` skips the tasks that completed (datatrove's completion markers) and
+    redoes only the others. The input shards are written once; a rerun over different groups (another
+    corpus or group size) is refused rather than mixed. Returns the output dataset in group order, or
+    None when the executor only submitted the tasks (Slurm): rerun the same command once they finish."""
+    executors = _datatrove()
+    work = Path(work)
+    in_dir, out_dir, logs = work / "input", work / "output", work / "logs"
+    stamp = {"groups": len(groups), "tasks": tasks, "first_groups": groups[:1]["first"],
+             "fingerprint": getattr(groups, "_fingerprint", None)}
+    manifest = work / "manifest.json"
+    if manifest.is_file():
+        old = json.loads(manifest.read_text(encoding="utf-8"))
+        if old["groups"] != stamp["groups"] or old["tasks"] != tasks:
+            raise ConfigError("tasks", tasks, f"{work} holds shards of another run ({old['groups']} groups in "
+                                              f"{old['tasks']} tasks); remove it or give the same corpus and tasks")
+    else:
+        in_dir.mkdir(parents=True, exist_ok=True)
+        for rank in range(tasks):
+            part = in_dir / f".{rank:05d}.parquet.tmp"
+            with _quiet():
+                groups.shard(tasks, rank, contiguous=True).to_parquet(str(part))
+            os.replace(part, in_dir / f"{rank:05d}.parquet")
+        manifest.write_text(json.dumps(stamp), encoding="utf-8")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pipeline = [_shard_step_class()(step, features, str(in_dir), str(out_dir))]
+    options = dict(options or {})
+    if executor == "local":
+        ex = executors.LocalPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=workers,
+                                               logging_dir=str(logs), skip_completed=True,
+                                               **{"start_method": "fork", **options})
+    elif executor == "slurm":
+        ex = executors.SlurmPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=workers,
+                                               logging_dir=str(logs), skip_completed=True, **options)
+    elif executor == "ray":
+        ex = executors.RayPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=workers,
+                                             logging_dir=str(logs), skip_completed=True, **options)
+    else:
+        raise ConfigError("executor", executor, f"choose one of {', '.join(EXECUTORS)}")
+    if ex.get_incomplete_ranks():
+        ex.run()
+    missing = ex.get_incomplete_ranks()
+    if missing:
+        if executor == "slurm":
+            return None
+        raise LangshiftError(f"datatrove tasks {missing[:20]} did not complete; see {logs}/logs; rerun the same "
+                             "command to redo only them")
+    ds = _datasets()
+    with _quiet():
+        return ds.Dataset.from_parquet([str(out_dir / f"{r:05d}.parquet") for r in range(tasks)],
+                                       features=features, cache_dir=str(work / "hf"))
+
+
+def completed_tasks(work: str | os.PathLike) -> list[int]:
+    """Ranks whose datatrove completion marker exists under ``work``."""
+    done = Path(work) / "logs" / "completions"
+    return sorted(int(p.name) for p in done.iterdir()) if done.is_dir() else []

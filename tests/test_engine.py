@@ -1,0 +1,117 @@
+"""Data stages on the engine: datasets num_proc and datatrove tasks give the 1-worker output; shards resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import pytest
+
+from langshift.codeswitch.migrate import MigrateConfig, Stats, migrate, run_migrate
+from langshift.codeswitch.provenance import TokenCounter
+from langshift.errors import ConfigError, LangshiftError, MissingDependencyError
+
+sys.path.insert(0, os.path.dirname(__file__))
+from test_codeswitch_migrate import DOCS, FakeTagger, FakeTranslator  # noqa: E402
+
+CORPUS = [d.replace("king", k) for k in ("king", "man", "book") for d in DOCS] * 3  # 36 documents
+
+
+class FailingTagger(FakeTagger):
+    """Raises on the sentences of one document: a task killed half-way."""
+
+    def tag(self, words):
+        if "Abraham" in words:
+            raise RuntimeError("killed")
+        return super().tag(words)
+
+
+def records(cfg, tagger=None, work=None):
+    return [r.to_json() for r in migrate(CORPUS, tagger or FakeTagger(), FakeTranslator(), cfg, TokenCounter(),
+                                         Stats(), work)]
+
+
+def test_datasets_num_proc_2_equals_1():
+    one = records(MigrateConfig(batch_size=5, num_proc=1))
+    two = records(MigrateConfig(batch_size=5, num_proc=2))
+    assert two == one
+    assert [r["id"] for r in one][:3] == ["0.0", "0.1", "1.0"] and len({r["id"] for r in one}) == len(one)
+    assert sum(bool(r["replacements"]) for r in one) > 20
+
+
+def test_datatrove_two_local_workers_equal_one_worker(tmp_path):
+    one = records(MigrateConfig(batch_size=5))
+    cfg = MigrateConfig(batch_size=5, num_proc=2, tasks=2, engine="datatrove", work_dir=str(tmp_path / "dt"))
+    assert records(cfg) == one
+    assert sorted(os.listdir(tmp_path / "dt" / "output")) == ["00000.parquet", "00001.parquet"]
+    assert sorted(os.listdir(tmp_path / "dt" / "logs" / "completions")) == ["00000", "00001"]
+
+
+def test_datatrove_resume_redoes_only_the_unfinished_shard(tmp_path):
+    one = records(MigrateConfig(batch_size=5))
+    work = tmp_path / "dt"
+    # 36 documents in groups of 5 → 8 groups in 3 tasks (3, 3, 2 groups); one worker, so tasks run in turn
+    cfg = MigrateConfig(batch_size=5, num_proc=1, tasks=3, engine="datatrove", work_dir=str(work))
+    records(cfg)  # all three shards done
+    done = {p: os.stat(work / "output" / p).st_ino for p in os.listdir(work / "output")}
+    os.unlink(work / "logs" / "completions" / "00001")          # task 1 "killed": no completion marker,
+    os.unlink(work / "output" / "00001.parquet")                # and no output (written atomically)
+    with pytest.raises(RuntimeError, match="killed"):
+        records(cfg, FailingTagger())                           # the rerun of task 1 is killed again
+    assert sorted(os.listdir(work / "logs" / "completions")) == ["00000", "00002"]
+    assert records(cfg) == one                                  # resumed: only task 1 ran
+    after = {p: os.stat(work / "output" / p).st_ino for p in os.listdir(work / "output")}
+    assert after["00000.parquet"] == done["00000.parquet"] and after["00002.parquet"] == done["00002.parquet"]
+    assert after["00001.parquet"] != done["00001.parquet"]
+    # a different corpus in the same work folder is refused, not mixed
+    with pytest.raises(ConfigError, match="tasks"):
+        list(migrate(CORPUS[:10], FakeTagger(), FakeTranslator(), cfg))
+
+
+def test_run_migrate_reads_jsonl_and_parquet_writes_parquet(tmp_path, monkeypatch):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+
+    monkeypatch.setattr("langshift.text.tagging.get_tagger", lambda name, lang: FakeTagger())
+    monkeypatch.setattr("langshift.translate.get_translator", lambda *a, **k: FakeTranslator())
+    txt, jsonl, parquet = tmp_path / "c.txt", tmp_path / "c.jsonl", tmp_path / "c.parquet"
+    txt.write_text("\n".join(CORPUS[:6]) + "\n\n", encoding="utf-8")
+    jsonl.write_text("".join(json.dumps({"text": d, "id": i}) + "\n" for i, d in enumerate(CORPUS[:6])),
+                     encoding="utf-8")
+    pq.write_table(pa.table({"text": CORPUS[:6]}), parquet)
+    outs = {}
+    for src in (txt, jsonl, parquet):
+        out = tmp_path / f"out-{src.suffix[1:]}.jsonl"
+        run_migrate(MigrateConfig(batch_size=2, num_proc=2), [src], out, tmp_path / f"{src.suffix}.txt")
+        outs[src.suffix] = out.read_text(encoding="utf-8")
+    assert outs[".txt"] == outs[".jsonl"] == outs[".parquet"] and outs[".txt"].count("\n") == 8
+    res = run_migrate(MigrateConfig(batch_size=2), [parquet], tmp_path / "o.parquet")
+    table = pq.read_table(tmp_path / "o.parquet").to_pylist()
+    assert len(table) == res["sentences"] == 8
+    assert [json.loads(x)["text"] for x in outs[".txt"].splitlines()] == [r["text"] for r in table]
+    assert table[0]["replacements"][0] == {"start": 4, "end": 8, "source": "king", "translation": "rey",
+                                           "tag": "NN"}
+
+
+def test_bad_inputs_and_missing_datatrove(tmp_path, monkeypatch):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "The king."}\n{"txt": "x"}\n', encoding="utf-8")
+    with pytest.raises(LangshiftError, match="line 2 has no string field 'text'"):
+        run_migrate(MigrateConfig(), [bad], tmp_path / "o.jsonl")
+    nocol = tmp_path / "n.parquet"
+    __import__("pyarrow.parquet").parquet.write_table(__import__("pyarrow").table({"body": ["x"]}), nocol)
+    with pytest.raises(ConfigError, match="no 'text' column"):
+        run_migrate(MigrateConfig(), [nocol], tmp_path / "o.jsonl")
+    assert not (tmp_path / "o.jsonl").exists() and not any(p.name.startswith(".o.") for p in tmp_path.iterdir())
+    for name in ("datatrove", "datatrove.executor", "datatrove.pipeline.base"):
+        monkeypatch.setitem(sys.modules, name, None)
+    with pytest.raises(MissingDependencyError, match=r"langshift\[scale\]"):
+        records(MigrateConfig(engine="datatrove", work_dir=str(tmp_path / "w")))
+    with pytest.raises(ConfigError, match="tasks"):
+        MigrateConfig(tasks=0)
+    assert MigrateConfig(executor_options='{partition: cpu, time: "4:00:00"}').executor_options == {
+        "partition": "cpu", "time": "4:00:00"}
+    with pytest.raises(ConfigError, match="executor_options"):
+        MigrateConfig(executor_options="[1, 2]")
