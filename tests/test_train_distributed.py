@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -50,20 +51,33 @@ def tiny(tmp_path_factory):
     return root
 
 
+def run_processes(cmd: list[str], timeout: float = 240) -> None:
+    """Run a launcher in its own process group; on a timeout kill the whole group (the launcher and
+    its training processes), so that a hung collective leaves nothing running."""
+    src = str(Path(langshift.__file__).resolve().parents[1])
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(f"{cmd[2]} ran past {timeout}s: {err[-3000:]}")
+    assert proc.returncode == 0, out[-2000:] + err[-4000:]
+
+
 def accelerate_launch(stage: str, cfg: dict, where: Path, config: Path, processes: int = 2) -> float:
     """``accelerate launch`` of the pipeline's entry point on CPU processes; returns its wall time."""
     where.mkdir(parents=True, exist_ok=True)
     cfg_path = where / f"{stage}.launch.json"
     cfg_path.write_text(json.dumps(cfg), encoding="utf-8")
-    src = str(Path(langshift.__file__).resolve().parents[1])
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config),
            "--num_processes", str(processes), "--mixed_precision", "no", "--main_process_port", "0",
            "-m", "langshift.pipeline.launch", stage, str(cfg_path)]
     start = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    run_processes(cmd)
     return time.perf_counter() - start
 
 
@@ -117,14 +131,14 @@ def test_lapt_ddp_two_processes_equals_one_process(tiny, tmp_path):
 def test_clo_ddp_two_processes_equals_one_process(tiny, tmp_path):
     """CLO (attention projections) on 2 processes with 1 pair each equals 1 process with 2 pairs."""
     from langshift.models import load_tokenizer
-    from langshift.train.clo import CLOConfig, T_CHOSEN, encode_pairs, train_clo
+    from langshift.train.clo import T_CHOSEN, CLOConfig, encode_pairs, train_clo
     from langshift.train.data import read_jsonl
 
     tok = load_tokenizer(str(tiny / "model"))
-    examples = encode_pairs(tok, read_jsonl(tiny / "clo.jsonl", ["id", "x_en", "y_en", "x_t", "y_t"]), 64)
+    examples = encode_pairs(tok, read_jsonl(tiny / "clo.jsonl", ["id", "x_en", "y_en", "x_t", "y_t"]), 128)
     target_tokens = {len(ex["rows"][T_CHOSEN][0]) - ex["rows"][T_CHOSEN][1] for ex in examples}
     assert len(target_tokens) == 1, "the data must give every pair as many target tokens (see the fixture)"
-    base = {"model": str(tiny / "model"), "data": str(tiny / "clo.jsonl"), "max_len": 64, "max_steps": 2,
+    base = {"model": str(tiny / "model"), "data": str(tiny / "clo.jsonl"), "max_len": 128, "max_steps": 2,
             "lr": 1e-3, "warmup": 0, "ref_batch_size": 4, "save_steps": 100, "seed": 0}
     one = train_clo(CLOConfig.from_dict({**base, "batch_size": 2, "out": str(tmp_path / "one" / "model")}))
     two = tmp_path / "two" / "model"
@@ -150,14 +164,11 @@ def test_fsdp2_final_save_writes_full_reloadable_weights(tiny, tmp_path):
     batches = torch.randint(0, vocab, (steps, 4, 16), generator=torch.Generator().manual_seed(0))
     (tmp_path / "batches.json").write_text(json.dumps(batches.tolist()))
     out = tmp_path / "fsdp" / "model"
-    src = str(Path(langshift.__file__).resolve().parents[1])
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                           "--master_port", "0", str(Path(__file__).with_name("fsdp2_worker.py")),
-                           str(tiny / "model"), str(tmp_path / "batches.json"), str(out), str(steps), str(lr)],
-                          env=env, capture_output=True, text=True, timeout=240)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    start = time.perf_counter()
+    run_processes([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                   str(Path(__file__).with_name("fsdp2_worker.py")), str(tiny / "model"),
+                   str(tmp_path / "batches.json"), str(out), str(steps), str(lr)])
+    seconds = time.perf_counter() - start
 
     reference = AutoModelForCausalLM.from_pretrained(tiny / "model").train()
     optimizer = torch.optim.AdamW(reference.parameters(), lr=lr, weight_decay=0.0)
@@ -171,7 +182,7 @@ def test_fsdp2_final_save_writes_full_reloadable_weights(tiny, tmp_path):
     assert all(got[k].shape == want[k].shape and got[k].dtype == torch.float32 for k in want)
     diff = max_diff(got, want)
     moved = max_diff(want, AutoModelForCausalLM.from_pretrained(tiny / "model").state_dict())
-    print(f"FSDP2 2 procs: max |Δw| of the saved model vs 1 proc {diff:.2e}, moved by training {moved:.2e}")
+    print(f"FSDP2 2 procs: max |Δw| of the saved model vs 1 proc {diff:.2e}, moved by training {moved:.2e}, launch {seconds:.0f}s")
     assert moved > 1e-3
     assert diff < ATOL
     assert sorted(p.name for p in out.parent.iterdir()) == ["model"]  # work folder dropped, no temp left
