@@ -236,11 +236,12 @@ def test_shipped_accelerate_config_is_valid(config, tmp_path, monkeypatch):
     assert cluster.mixed_precision == "bf16" and cluster.num_processes == 8 and not raw.get("use_cpu")
     args, env = launch_env(config)
     assert env["ACCELERATE_MIXED_PRECISION"] == "bf16"
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    # what runtime.training_arguments gives on a bf16 GPU (forced here: this machine has none)
+    # what runtime.training_arguments gives on a bf16 GPU (forced here: this machine has none); made before
+    # the launch environment is set, in which TrainingArguments would itself start DeepSpeed
     targs = training_arguments(tmp_path, batch_size=2, lr=1e-4, epochs=1, max_steps=3, warmup=0, seed=0,
                                save_steps=10, grad_accum=4, bf16=True)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
     kind = DistributedType(raw["distributed_type"])
     if kind == DistributedType.MULTI_GPU:
         assert args.multi_gpu and not args.use_fsdp and not args.use_deepspeed
