@@ -47,7 +47,7 @@ from ..errors import ConfigError
 from .clo_data import resolve_system_prompt
 from .data import chat_pair_ids, read_jsonl
 from .modules import attention_parameter_names, set_trainable
-from .runtime import prepare_out, run_trainer, save_final, training_arguments
+from .runtime import final_state_dict, prepare_out, run_trainer, save_final, training_arguments
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,10 @@ class CLOConfig(StageConfig):
     grad_accum: int = opt(1, "gradient accumulation steps")
     epochs: float = opt(1.0, "epochs over the pairs")
     max_steps: int | None = opt(None, "stop after this many optimizer steps (short runs)")
+    gradient_checkpointing: bool | None = opt(None, "recompute activations in the backward pass (less memory, "
+                                                    "slower); default: on when a GPU is there")
+    bf16: bool | None = opt(None, "bfloat16 autocast (weights stay float32); default: on when the GPU "
+                                  "supports it, off on CPU")
     max_len: int = opt(512, "longest prompt+response in tokens; longer responses are cut")
     train: Literal["attention", "all"] = opt("attention", "parameters to train: attention projections or all")
     ref_batch_size: int = opt(8, "pairs per forward pass when computing the reference log-probabilities")
@@ -406,7 +410,8 @@ def train_clo(cfg: CLOConfig, model=None, tokenizer=None) -> Path:
                               max_steps=cfg.max_steps, warmup=cfg.warmup, seed=cfg.seed,
                               save_steps=cfg.eval_steps if val_examples else cfg.save_steps,
                               grad_accum=cfg.grad_accum, scheduler="cosine_with_min_lr",
-                              scheduler_kwargs={"min_lr": cfg.min_lr}, **best)
+                              scheduler_kwargs={"min_lr": cfg.min_lr},
+                              gradient_checkpointing=cfg.gradient_checkpointing, bf16=cfg.bf16, **best)
     # 2. Reference log-probs from the untrained model, once (cached for resumes), on the training device
     #    and in the training precision, so that policy and reference agree exactly at step 0.
     import torch
@@ -418,6 +423,7 @@ def train_clo(cfg: CLOConfig, model=None, tokenizer=None) -> Path:
     trainer = make_clo_trainer(model, args, train_examples, pad_id, cfg.lam, cfg.beta, cfg.nll,
                                val_examples or None)
     summary = run_trainer(trainer, work)
+    state_dict = final_state_dict(trainer)  # every process takes part in gathering sharded (FSDP) weights
     if not trainer.is_world_process_zero():  # under accelerate launch only the main process writes
         return out
     summary.update({"stage": "clo", "config": cfg.to_dict(), "pairs": len(train_examples),
@@ -430,4 +436,4 @@ def train_clo(cfg: CLOConfig, model=None, tokenizer=None) -> Path:
                         "eval_loss_by_step": {r["step"]: r["eval_loss"] for r in trainer.state.log_history
                                               if "eval_loss" in r}})
     model.eval()
-    return save_final(model, tokenizer, out, work, cfg.overwrite, summary, cfg.keep_work)
+    return save_final(model, tokenizer, out, work, cfg.overwrite, summary, cfg.keep_work, state_dict)

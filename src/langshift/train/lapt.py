@@ -23,7 +23,7 @@ from ..config import StageConfig, check_range, opt
 from ..errors import ConfigError
 from .data import load_texts, mix_blocks, pack_texts
 from .modules import attention_leaf_names, embedding_parameter_names, set_trainable
-from .runtime import prepare_out, run_trainer, save_final, training_arguments
+from .runtime import final_state_dict, prepare_out, run_trainer, save_final, training_arguments
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,10 @@ class LAPTConfig(StageConfig):
     lora_alpha: float = opt(16.0, "LoRA scaling α")
     lora_dropout: float = opt(0.1, "LoRA dropout")
     save_steps: int = opt(100, "save a checkpoint every this many steps (resume point)")
+    gradient_checkpointing: bool | None = opt(None, "recompute activations in the backward pass (less memory, "
+                                                    "slower); default: on when a GPU is there")
+    bf16: bool | None = opt(None, "bfloat16 autocast (weights stay float32); default: on when the GPU "
+                                  "supports it, off on CPU")
     seed: int = opt(0, "random seed")
     overwrite: bool = opt(False, "replace an existing --out")
     keep_work: bool = opt(False, "keep <out>.work (checkpoints) after success")
@@ -180,12 +184,17 @@ def train_lapt(cfg: LAPTConfig, model=None, tokenizer=None) -> Path:
     trainable_model, trainable = prepare_model(model, cfg)
     args = training_arguments(work, batch_size=cfg.batch_size, lr=cfg.lr, epochs=cfg.epochs,
                               max_steps=cfg.max_steps, warmup=cfg.warmup, seed=cfg.seed, save_steps=cfg.save_steps,
-                              grad_accum=cfg.grad_accum, scheduler="linear")
+                              grad_accum=cfg.grad_accum, gradient_checkpointing=cfg.gradient_checkpointing,
+                              bf16=cfg.bf16, scheduler="linear")
     trainer = Trainer(model=trainable_model, args=args, train_dataset=[{"input_ids": b} for b in blocks],
                       data_collator=collate_blocks)
+    if cfg.mode == "lora" and trainer.is_fsdp_enabled:
+        raise ConfigError("--mode", "lora", "LoRA is not merged from FSDP shards; use a DDP or DeepSpeed ZeRO-2 "
+                                            "accelerate config for LoRA, or --mode full/embeddings under FSDP")
     summary = run_trainer(trainer, work)
+    state_dict = final_state_dict(trainer)  # every process takes part in gathering sharded weights
     if not trainer.is_world_process_zero():  # under accelerate launch only the main process writes
         return out
     summary.update({"stage": "lapt", "config": cfg.to_dict(), "data": stats, "trainable_parameters": trainable})
     final = unwrap(trainer.model).eval()
-    return save_final(final, tokenizer, out, work, cfg.overwrite, summary, cfg.keep_work)
+    return save_final(final, tokenizer, out, work, cfg.overwrite, summary, cfg.keep_work, state_dict)

@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from ..errors import ConfigError, LangshiftError
 from ..files import atomic_dir, atomic_write_json, check_out_dir
 
 log = logging.getLogger(__name__)
@@ -40,25 +41,39 @@ def has_accelerator() -> bool:
 
 def training_arguments(work: Path, *, batch_size: int, lr: float, epochs: float, max_steps: int | None,
                        warmup: float, seed: int, save_steps: int, grad_accum: int = 1,
-                       gradient_checkpointing: bool | None = None, scheduler: str = "linear",
-                       scheduler_kwargs: dict | None = None, args_class=None, **extra: Any):
-    """``TrainingArguments`` (or a subclass such as trl's ``SFTConfig``) for our stages: bf16 and
-    activation checkpointing when a GPU is there; every value trl would default differently is set."""
+                       gradient_checkpointing: bool | None = None, bf16: bool | None = None,
+                       scheduler: str = "linear", scheduler_kwargs: dict | None = None, args_class=None,
+                       **extra: Any):
+    """``TrainingArguments`` (or a subclass such as trl's ``SFTConfig``) for our stages; every value trl
+    would default differently is set.
+
+    ``gradient_checkpointing`` and ``bf16`` left at None mean "on when a GPU is there" (bf16 only where the
+    GPU supports it); True/False force them. bf16 is autocast mixed precision: the weights stay float32.
+    """
     from transformers import TrainingArguments
 
     args_class = args_class or TrainingArguments
     gpu = has_accelerator()
     import torch
 
-    bf16 = gpu and torch.cuda.is_bf16_supported()
+    if bf16 is None:
+        bf16 = gpu and torch.cuda.is_bf16_supported()
+    elif bf16 and gpu and not torch.cuda.is_bf16_supported():
+        raise ConfigError("--bf16", True, "this GPU has no bfloat16 support; pass --no-bf16")
     return args_class(
         output_dir=str(work), per_device_train_batch_size=batch_size, gradient_accumulation_steps=grad_accum,
         learning_rate=lr, num_train_epochs=epochs, max_steps=max_steps if max_steps else -1,
         warmup_steps=warmup, lr_scheduler_type=scheduler, lr_scheduler_kwargs=scheduler_kwargs or {},
         weight_decay=0.0, logging_steps=1, save_strategy="steps", save_steps=save_steps, save_total_limit=2,
         seed=seed, data_seed=seed, bf16=bf16, fp16=False,
+        # no accelerator at all: say CPU, so that processes started by `accelerate launch`/torchrun join one
+        # gloo group (multi-CPU DDP) instead of each training alone, and bf16 autocast is allowed on CPU
+        use_cpu=not torch.accelerator.is_available(),
         activation_checkpointing=gpu if gradient_checkpointing is None else gradient_checkpointing,
         activation_checkpointing_kwargs={"use_reentrant": False}, report_to=[], dataloader_num_workers=0,
+        # every trainable parameter takes part in each forward pass (frozen ones have no grad), so DDP
+        # need not search the graph for unused ones after every backward
+        ddp_find_unused_parameters=False,
         dataloader_pin_memory=gpu, disable_tqdm=False, **{"remove_unused_columns": False, **extra})
 
 
@@ -126,6 +141,7 @@ def run_trainer(trainer, work: Path) -> dict:
     """Train, resuming from the last checkpoint in ``work`` if one exists. Returns a summary."""
     import statistics
 
+    check_launch(trainer)
     work.mkdir(parents=True, exist_ok=True)
     checkpoint = last_checkpoint(work)
     if checkpoint:
@@ -140,11 +156,53 @@ def run_trainer(trainer, work: Path) -> dict:
             "seconds_per_step_median": statistics.median(steady) if steady else None}
 
 
+def check_launch(trainer) -> None:
+    """Fail before training when ``accelerate launch`` was asked for FSDP or DeepSpeed and the Trainer
+    did not get it: accelerate silently falls back to plain DDP on CPU processes (ACCELERATE_USE_CPU),
+    which would train unsharded under a config that promises sharding."""
+    for env, enabled, what in (("ACCELERATE_USE_FSDP", trainer.is_fsdp_enabled, "FSDP"),
+                               ("ACCELERATE_USE_DEEPSPEED", trainer.is_deepspeed_enabled, "DeepSpeed")):
+        if os.environ.get(env, "false").lower() == "true" and not enabled:
+            raise LangshiftError(
+                f"the accelerate config asks for {what} but accelerate set up "
+                f"{trainer.accelerator.distributed_type.value} (it does {what} only on GPUs/accelerators, not "
+                "on CPU processes); use a DDP config (distributed_type: MULTI_GPU) on CPUs")
+
+
+def gather_full_state_dict(model) -> dict | None:
+    """The full (unsharded) state dict of an FSDP2-sharded ``model`` on every rank, on CPU; None when its
+    parameters are not sharded. Collective: every process must call it. The same call accelerate's
+    ``get_state_dict`` makes for FSDP2."""
+    from torch.distributed.tensor import DTensor
+
+    if not any(isinstance(p, DTensor) for p in model.parameters()):
+        return None
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+
+def final_state_dict(trainer) -> dict | None:
+    """Full weights for the final save when the model is sharded over processes (FSDP 1/2, DeepSpeed
+    ZeRO-3), else None (each process holds the whole model: 1 process, DDP, ZeRO-1/2). Collective: call it
+    on every process, before only the main one saves, or the gather waits forever."""
+    model = trainer.model_wrapped if trainer.model_wrapped is not None else trainer.model
+    if trainer.is_fsdp_enabled:
+        return gather_full_state_dict(model) if trainer.accelerator.is_fsdp2 else \
+            trainer.accelerator.get_state_dict(model)
+    if trainer.is_deepspeed_enabled and trainer.accelerator.deepspeed_config["zero_optimization"]["stage"] == 3:
+        return trainer.accelerator.get_state_dict(model)
+    return None
+
+
 def save_final(model, tokenizer, out: Path, work: Path, overwrite: bool, summary: dict,
-               keep_work: bool = False) -> Path:
-    """Write the plain HF model folder, the training log and a summary atomically; drop the work folder."""
+               keep_work: bool = False, state_dict: dict | None = None) -> Path:
+    """Write the plain HF model folder, the training log and a summary atomically; drop the work folder.
+
+    ``state_dict``: the gathered full weights of a sharded model (``final_state_dict``), saved instead of
+    ``model``'s own (which then only gives the config and the names)."""
     with atomic_dir(out, overwrite=overwrite) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
+        model.save_pretrained(tmp, state_dict=state_dict, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         if (work / LOG_NAME).is_file():
             shutil.copyfile(work / LOG_NAME, tmp / LOG_NAME)
