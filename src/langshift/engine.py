@@ -17,12 +17,12 @@ import json
 import logging
 import os
 import signal
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, LangshiftError
+from .files import iter_lines
 
 log = logging.getLogger(__name__)
 
@@ -66,28 +66,13 @@ def iter_documents(path: str | os.PathLike, param: str = "--text", on_bad: str =
                     n += 1
                     yield text
     else:
-        skipped: list[int] = []
-        with open(path, "rb") as fh:
-            for number, raw in enumerate(fh, start=1):
-                try:
-                    line = raw.decode("utf-8").rstrip("\r\n")
-                except UnicodeDecodeError as exc:
-                    if on_bad == "skip":
-                        skipped.append(number)
-                        continue
-                    raise LangshiftError(
-                        f"{param}={str(path)!r}: line {number} is not UTF-8 ({exc.reason} at byte {exc.start}); "
-                        "re-encode the file as UTF-8 (e.g. iconv -f latin1 -t utf-8) or skip bad lines") from None
+        for number, line in iter_lines(path, param, on_bad):
+            if path.suffix == ".jsonl":
+                line = _jsonl_text(line, number, path, param)
                 if not line.strip():
                     continue
-                if path.suffix == ".jsonl":
-                    line = _jsonl_text(line, number, path, param)
-                    if not line.strip():
-                        continue
-                n += 1
-                yield line
-        if skipped:
-            warnings.warn(f"{path}: skipped {len(skipped)} non-UTF-8 line(s): {skipped[:20]}", stacklevel=2)
+            n += 1
+            yield line
     if n == 0:
         raise ConfigError(param, str(path), "the file holds no text; give a file with at least one non-empty "
                                             "document")

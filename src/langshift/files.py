@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import tempfile
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -183,15 +184,13 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
 
 
-def read_lines(path: str | os.PathLike, param: str = "--text", on_bad: str = "fail",
-               skip_blank: bool = True) -> list[str]:
-    """Lines of a UTF-8 text file. A line that is not UTF-8 fails naming its number
-    (``on_bad="fail"``) or is skipped with a warning (``on_bad="skip"``); never dropped silently.
-    An empty file (or one with only blank lines) is an error."""
+def iter_lines(path: str | os.PathLike, param: str = "--text", on_bad: str = "fail",
+               skip_blank: bool = True) -> Iterator[tuple[int, str]]:
+    """(line number, line) of a UTF-8 text file, streamed. A line that is not UTF-8 fails naming its
+    number (``on_bad="fail"``) or is skipped with one warning at the end (``on_bad="skip"``)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(param, str(path), "no such file; give the path of a UTF-8 text file")
-    lines: list[str] = []
     skipped: list[int] = []
     with open(path, "rb") as fh:
         for number, raw in enumerate(fh, start=1):
@@ -207,11 +206,16 @@ def read_lines(path: str | os.PathLike, param: str = "--text", on_bad: str = "fa
                 ) from None
             if skip_blank and not line.strip():
                 continue
-            lines.append(line)
+            yield number, line
     if skipped:
-        import warnings
-
         warnings.warn(f"{path}: skipped {len(skipped)} non-UTF-8 line(s): {skipped[:20]}", stacklevel=2)
+
+
+def read_lines(path: str | os.PathLike, param: str = "--text", on_bad: str = "fail",
+               skip_blank: bool = True) -> list[str]:
+    """Lines of a UTF-8 text file (see ``iter_lines``); never dropped silently. An empty file (or one
+    with only blank lines) is an error."""
+    lines = [line for _, line in iter_lines(path, param, on_bad, skip_blank)]
     if not lines:
         raise ConfigError(param, str(path), "the file holds no text; give a file with at least one non-empty line")
     return lines
