@@ -99,3 +99,16 @@ def test_rerun_skips_every_stage_quickly(demo_run):
     assert err.count(": skip — done") == 9
     assert lines[-1] == first_lines[-1]
     assert seconds < 60
+
+
+def test_fidelity_replies_saved_in_both_languages_on_prompts_held_out_of_clo(demo_run):
+    import json
+
+    out = demo_run[0]
+    clo_prompts = {json.loads(line)["x_t"] for line in (out / "clo_data" / "clo.jsonl").read_text().splitlines()}
+    clo_prompts |= {json.loads(line)["x_en"] for line in (out / "clo_data" / "clo.jsonl").read_text().splitlines()}
+    for name, lang in (("fidelity.aligned.json", "es"), ("fidelity.aligned.en.json", "en")):
+        res = json.loads((out / "eval" / "results" / name).read_text(encoding="utf-8"))["result"]
+        assert res["lang"] == lang and res["n"] >= 64 and len(res["responses"]) == res["n"]
+        assert res["lpr_low"] <= res["lpr"] <= res["lpr_high"]
+        assert not {" ".join(r["prompt"].split()) for r in res["responses"]} & {" ".join(p.split()) for p in clo_prompts}
