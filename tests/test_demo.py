@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import subprocess
 import sys
 import time
@@ -13,6 +14,14 @@ from pathlib import Path
 import pytest
 
 pytestmark = pytest.mark.real_model
+
+
+_CELL = re.compile(r"(\d+\.\d+) \[(\d+\.\d+), (\d+\.\d+)\]")
+
+
+def _cells(line: str) -> list[tuple[float, float, float]]:
+    """(value, low, high) of every ``value [low, high]`` cell of a table line."""
+    return [tuple(map(float, m)) for m in _CELL.findall(line)]
 
 
 def _demo(out: Path) -> tuple[list[str], str, float]:
@@ -44,10 +53,12 @@ def test_quick_demo_report_table_and_models(demo_run):
     assert "Init methods compared" in page and " (kept)" in page
     # The table: header, rule, then the three models in order.
     head = next(i for i, line in enumerate(lines) if line.startswith("model "))
-    assert lines[head].split()[:2] == ["model", "bits/byte"]
-    rows = [line.split() for line in lines[head + 2:head + 5]]
-    assert [r[0] for r in rows] == ["original", "transferred", "aligned"]
-    bpb = {r[0]: float(r[1]) for r in rows}
+    assert lines[head].split()[:2] == ["model", "bits/byte"] and "LPR es" in lines[head] and "LPR en" in lines[head]
+    rows = {line.split()[0]: _cells(line) for line in lines[head + 2:head + 5]}
+    assert list(rows) == ["original", "transferred", "aligned"]
+    for cells in rows.values():  # bits/byte, LPR es, LPR en, MEXA, MC acc: each inside its 95% interval
+        assert len(cells) == 5 and all(lo <= v <= hi for v, lo, hi in cells)
+    bpb = {m: c[0][0] for m, c in rows.items()}
     assert math.isfinite(bpb["transferred"]) and 0 < bpb["transferred"] < 10
     # The four inits were compared and the lowest kept.
     init_line = next(line for line in lines if line.startswith("init methods"))
@@ -88,3 +99,16 @@ def test_rerun_skips_every_stage_quickly(demo_run):
     assert err.count(": skip — done") == 9
     assert lines[-1] == first_lines[-1]
     assert seconds < 60
+
+
+def test_fidelity_replies_saved_in_both_languages_on_prompts_held_out_of_clo(demo_run):
+    import json
+
+    out = demo_run[0]
+    clo_prompts = {json.loads(line)["x_t"] for line in (out / "clo_data" / "clo.jsonl").read_text().splitlines()}
+    clo_prompts |= {json.loads(line)["x_en"] for line in (out / "clo_data" / "clo.jsonl").read_text().splitlines()}
+    for name, lang in (("fidelity.aligned.json", "es"), ("fidelity.aligned.en.json", "en")):
+        res = json.loads((out / "eval" / "results" / name).read_text(encoding="utf-8"))["result"]
+        assert res["lang"] == lang and res["n"] >= 64 and len(res["responses"]) == res["n"]
+        assert res["lpr_low"] <= res["lpr"] <= res["lpr_high"]
+        assert not {" ".join(r["prompt"].split()) for r in res["responses"]} & {" ".join(p.split()) for p in clo_prompts}

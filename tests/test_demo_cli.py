@@ -96,6 +96,14 @@ def test_results_table_and_format():
     lines = text.splitlines()
     assert lines[0].split()[:2] == ["model", "bits/byte"] and len(lines) == 5
     assert "2.000" in lines[2] and "1.500" in lines[3] and "nan" in lines[4]
+    assert "LPR es" in lines[0] and "LPR en" in lines[0] and "[" not in lines[2]  # no interval stored, none shown
+    # Stored 95% intervals follow their value; English fidelity has its own column.
+    summary["original"]["bpb"].update(bits_per_byte_low=1.9, bits_per_byte_high=2.1)
+    summary["original"]["fidelity_source"] = {"lpr": 0.875, "lpr_low": 0.77, "lpr_high": 0.94}
+    rows = results_table(summary)
+    assert rows[0]["bits/byte 95%"] == (1.9, 2.1) and rows[0]["LPR en"] == 0.875 and rows[1]["LPR en"] is None
+    assert "2.000 [1.900, 2.100]" in format_table(rows).splitlines()[2]
+    assert "0.875 [0.770, 0.940]" in format_table(rows).splitlines()[2]
     # Replies with nothing to judge are counted in LPR: the table says how many were judged.
     summary["aligned"]["fidelity"] = {"lpr": 1.0, "n": 4, "responses_without_judged_lines": 3}
     lines = format_table(results_table(summary)).splitlines()

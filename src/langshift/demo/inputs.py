@@ -4,7 +4,9 @@ Held-out data never reaches a training text: Bible chapters are split once (ever
 chapter is held out, by position in canonical order), and the held-out chapters are split again into a
 *select* half (picks the init method) and a *test* half (bits per byte, multiple choice, MEXA). The
 tokenizer, fastText, LAPT text, the code-switched English and the instruction set only see the other
-chapters (and fortunes, which are not Bible text).
+chapters (and fortunes, which are not Bible text). The instruction pool is cut into three disjoint parts:
+the CLO training pairs, *dev* fidelity prompts (to choose training settings on) and *test* fidelity
+prompts (the report's), each prompt set in Spanish and in the same instructions' English.
 """
 
 from __future__ import annotations
@@ -36,12 +38,14 @@ class Sizes:
     mc_items: int               # per offline multiple-choice task (translation, next verse)
     mexa_pairs: int             # held-out (English, Spanish) verse pairs
     sft_pairs: int              # English instruction pairs translated for CLO
-    prompts: int                # Spanish chat prompts for language fidelity (not in the CLO data)
+    prompts: int                # chat prompts for language fidelity, in Spanish and English (not in the CLO data)
+    dev_prompts: int = 0        # a second such set, to choose training settings on (never the test prompts)
 
 
 NAMES = {"target_text": "target.es.txt", "source_text": "source.en.txt", "select_text": "select.es.txt",
          "eval_text": "heldout.es.txt", "mc_tasks": "mc.jsonl", "mexa_pairs": "mexa.jsonl", "sft": "sft.en.jsonl",
-         "prompts": "prompts.es.txt"}
+         "prompts": "prompts.es.txt", "prompts_en": "prompts.en.txt"}
+DEV_NAMES = {"dev_prompts": "dev.es.txt", "dev_prompts_en": "dev.en.txt"}  # not recipe inputs: for tuning
 
 
 def _chapter(ref: str) -> str:
@@ -84,7 +88,7 @@ def _jsonl(rows: list[dict]) -> str:
 def make_inputs(folder: Path, sizes: Sizes, src: str = "en", tgt: str = "es",
                 translation_cache: str | None = None) -> dict[str, str]:
     """Write every input file (skipped when a manifest of the same sizes exists); returns name → path."""
-    paths = {k: str(folder / v) for k, v in NAMES.items()}
+    paths = {k: str(folder / v) for k, v in {**NAMES, **DEV_NAMES}.items()}
     manifest_path = folder / "manifest.json"
     wanted = {"sizes": asdict(sizes), "src": src, "tgt": tgt, "heldout_every": HELDOUT_EVERY, "seed": SEED}
     if manifest_path.is_file():
@@ -120,28 +124,37 @@ def make_inputs(folder: Path, sizes: Sizes, src: str = "en", tgt: str = "es",
     atomic_write_text(paths["mexa_pairs"], _jsonl(build_parallel(sizes.mexa_pairs, SEED, src, tgt,
                                                                  pairs=split["test"])))
     bar.update()
-    # 4. English instruction pairs (man pages, Bible): none about a held-out chapter.
+    # 4. English instruction pairs (man pages, Bible): none about a held-out chapter. The pool is cut into
+    #    three disjoint parts: CLO training pairs, dev prompts (to choose settings on), test prompts.
     held_chapters = {_chapter(p[0]) for p in split["select"] + split["test"]}
-    pool = [r for r in build_sft(2 * (sizes.sft_pairs + sizes.prompts), ["man", "bible"], SEED)
-            if not _mentions_heldout(r, held_chapters)]
-    if len(pool) < sizes.sft_pairs + sizes.prompts:
-        raise LangshiftError(f"the offline instruction builder gave {len(pool)} usable pairs; the demo needs "
-                             f"{sizes.sft_pairs + sizes.prompts}")
+    need = sizes.sft_pairs + 2 * (sizes.dev_prompts + sizes.prompts)  # prompts: twice, some fail to translate
+    pool = [r for r in build_sft(2 * need, ["man", "bible"], SEED) if not _mentions_heldout(r, held_chapters)]
+    if len(pool) < need:
+        raise LangshiftError(f"the offline instruction builder gave {len(pool)} usable pairs; the demo needs {need}")
     atomic_write_text(paths["sft"], _jsonl(pool[:sizes.sft_pairs]))
     bar.update()
-    # 5. Fidelity prompts: instructions the CLO data does not hold, translated into the target language.
+    # 5. Fidelity prompts: instructions the CLO data does not hold, in English and translated into the
+    #    target language (the same instructions in both, so the two fidelity rates are comparable).
     translator = get_translator("apertium", src, tgt, cache=translation_cache)
-    extra = [r["instruction"] for r in pool[sizes.sft_pairs:sizes.sft_pairs + 2 * sizes.prompts]]
-    prompts = [t for t in translator.translate_sentences(extra) if t][:sizes.prompts]
-    if not prompts:
-        raise LangshiftError("apertium translated none of the fidelity prompts; check `apertium -l`")
-    atomic_write_text(paths["prompts"], "".join(" ".join(p.split()) + "\n" for p in prompts))
+    rest = [r["instruction"] for r in pool[sizes.sft_pairs:]]
+    dev_pool, test_pool = rest[:2 * sizes.dev_prompts], rest[2 * sizes.dev_prompts:2 * (sizes.dev_prompts
+                                                                                     + sizes.prompts)]
+    written = {}
+    for key, english, n in (("dev_prompts", dev_pool, sizes.dev_prompts), ("prompts", test_pool, sizes.prompts)):
+        both = [(" ".join(t.split()), " ".join(e.split())) for e, t in zip(english, translator.translate_sentences(english),
+                                                                         strict=True) if t and t.strip()][:n]
+        if n and not both:
+            raise LangshiftError("apertium translated none of the fidelity prompts; check `apertium -l`")
+        atomic_write_text(paths[key], "".join(t + "\n" for t, _ in both))
+        atomic_write_text(paths[key + "_en"], "".join(e + "\n" for _, e in both))
+        written[key] = len(both)
+    prompts = written["prompts"]
     bar.update()
     counts = {"train_verses": len(split["train"]), "select_verses_available": len(split["select"]),
               "test_verses_available": len(split["test"]), "target_lines": len(target), "source_lines": len(source),
               "select_lines": len(select), "eval_lines": len(heldout), "mc_items": len(mc),
-              "sft_pairs": sizes.sft_pairs, "prompts": len(prompts)}
-    atomic_write_json(manifest_path, {"params": wanted, "counts": counts, "files": NAMES})
+              "sft_pairs": sizes.sft_pairs, "prompts": prompts, "dev_prompts": written["dev_prompts"]}
+    atomic_write_json(manifest_path, {"params": wanted, "counts": counts, "files": {**NAMES, **DEV_NAMES}})
     bar.update()
     bar.close()
     return paths

@@ -12,17 +12,20 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, LangshiftError
-from .inputs import Sizes, make_inputs
+from .inputs import NAMES, Sizes, make_inputs
 
+# Evaluation sizes come from the 95% intervals they give: MC accuracy near 0.45 needs ~380 items for
+# ±0.05 (intervals.items_for_half_width), ~190 for ±0.07; fidelity ≥ 64 prompts per language.
 PROFILES: dict[str, tuple[str, Sizes]] = {
-    "full": ("demo", Sizes(target_lines=None, source_verses=2000, select_verses=80, eval_verses=150, mc_items=20,
-                           mexa_pairs=40, sft_pairs=16, prompts=8)),
+    "full": ("demo", Sizes(target_lines=None, source_verses=2000, select_verses=80, eval_verses=150, mc_items=200,
+                           mexa_pairs=100, sft_pairs=256, prompts=96, dev_prompts=64)),
     "quick": ("demo-quick", Sizes(target_lines=6000, source_verses=300, select_verses=30, eval_verses=40,
-                                  mc_items=6, mexa_pairs=12, sft_pairs=6, prompts=4)),
+                                  mc_items=100, mexa_pairs=48, sft_pairs=64, prompts=64, dev_prompts=32)),
 }
 ROWS = ("original", "transferred", "aligned")
-COLUMNS = (("bits/byte", "bpb", "bits_per_byte"), ("fidelity LPR", "fidelity", "lpr"), ("MEXA", "mexa", "mean"),
-           ("MC acc", "mc", "acc"))
+# (column, task in the eval summary, key): each value with its 95% interval (key_low, key_high)
+COLUMNS = (("bits/byte", "bpb", "bits_per_byte"), ("LPR es", "fidelity", "lpr"),
+           ("LPR en", "fidelity_source", "lpr"), ("MEXA", "mexa", "mean"), ("MC acc", "mc", "acc"))
 
 
 def check_out(out: Path, profile: str) -> None:
@@ -56,7 +59,7 @@ def run_demo(out: str | Path, quick: bool = False, overrides: list[str] | None =
     resolve_model(BUILTIN_MODEL)
     cache = str(out / "inputs" / "translations.sqlite")
     paths = make_inputs(out / "inputs", sizes, translation_cache=cache)  # cheap: made on a dry run too
-    sets = [f"inputs.{k}={v}" for k, v in paths.items()]
+    sets = [f"inputs.{k}={v}" for k, v in paths.items() if k in NAMES]  # the dev prompts are for tuning only
     sets += [f"migrate.cache={cache}", f"clo_data.cache={cache}"]
     # 2. The pipeline: every stage resumable, skipped when done.
     kwargs = {"progress": progress} if progress is not None else {}
@@ -82,7 +85,9 @@ def results_table(summary: dict) -> list[dict[str, Any]]:
             raise LangshiftError(f"the evaluation has no results for {label!r} (it has {', '.join(summary)})")
         row: dict[str, Any] = {"model": label}
         for col, task, key in COLUMNS:
-            row[col] = summary[label].get(task, {}).get(key)
+            res = summary[label].get(task, {})
+            row[col] = res.get(key)
+            row[col + " 95%"] = (res[key + "_low"], res[key + "_high"]) if key + "_low" in res else None
         fid = summary[label].get("fidelity", {})
         if "n" in fid:  # replies with no line long enough to judge (e.g. empty) count as passes in LPR
             row["judged"] = f"{fid['n'] - fid.get('responses_without_judged_lines', 0)}/{fid['n']}"
@@ -91,14 +96,19 @@ def results_table(summary: dict) -> list[dict[str, Any]]:
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
+    """One line per model; each number followed by its 95% interval in brackets."""
     cols = ["model"] + [c for c, _, _ in COLUMNS] + (["judged"] if any("judged" in r for r in rows) else [])
 
-    def cell(v) -> str:
+    def num(v) -> str:
         if isinstance(v, float):
             return "nan" if math.isnan(v) else f"{v:.3f}"
         return "–" if v is None else str(v)
 
-    cells = [[cell(r.get(c)) for c in cols] for r in rows]
+    def cell(r: dict, c: str) -> str:
+        ci = r.get(c + " 95%")
+        return num(r.get(c)) + (f" [{num(ci[0])}, {num(ci[1])}]" if ci else "")
+
+    cells = [[cell(r, c) for c in cols] for r in rows]
     widths = [max(len(c), *(len(line[i]) for line in cells)) for i, c in enumerate(cols)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True))]
     lines.append("  ".join("-" * w for w in widths))

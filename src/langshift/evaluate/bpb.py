@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from ..errors import ConfigError
 from .batching import pad_right
+from .intervals import bootstrap_ratio
 
 _DEFAULT_MAX_LENGTH_CAP = 1024
 
@@ -145,7 +146,7 @@ def bits_per_byte(model, tokenizer, texts: Sequence[str], max_length: int | None
                   stride: int | None = None, batch_size: int = 8, device=None, progress: bool = True) -> dict:
     """Sum of token NLL in bits over the UTF-8 bytes of ``texts`` (see the module doc for what is scored).
 
-    Returns ``bits_per_byte``, ``tokens`` (scored tokens), ``bytes``, ``nll_bits`` (total),
+    Returns ``bits_per_byte`` (with ``_low``/``_high``: its 95% bootstrap interval over documents), ``tokens`` (scored tokens), ``bytes``, ``nll_bits`` (total),
     ``documents``, ``per_document`` (bits per byte of each text), ``max_length``, ``stride``.
     """
     max_length, stride = resolve_lengths(model, max_length, stride)
@@ -158,8 +159,11 @@ def bits_per_byte(model, tokenizer, texts: Sequence[str], max_length: int | None
         per_doc[w.doc] += value
     bits = [v / math.log(2) for v in per_doc]
     total_bits, total_bytes = sum(bits), sum(nbytes)
+    low, high = bootstrap_ratio(bits, nbytes) if len(bits) > 1 else (float("nan"), float("nan"))
     return {
         "bits_per_byte": total_bits / total_bytes,
+        "bits_per_byte_low": low,    # 95% bootstrap interval over documents
+        "bits_per_byte_high": high,
         "tokens": sum(len(s) - 1 for s in seqs),
         "bytes": total_bytes,
         "nll_bits": total_bits,

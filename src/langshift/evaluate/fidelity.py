@@ -13,6 +13,7 @@ language offline (fastText lid.176 "lite" through ``langshift.text.langid``).
     do (web corpora leak them into every language, so a plain frequency cut-off in the target fails). For
     a target without wordfreq data every top English word counts (a warning says so).
   * LCPR = harmonic mean of LPR and WPR.
+LPR comes with its 95% Wilson interval (``lpr_low``, ``lpr_high``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from collections.abc import Callable, Sequence
 from functools import lru_cache
 
 from ..errors import ConfigError
+from .intervals import wilson
 
 _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?")
 
@@ -85,7 +87,9 @@ def score_responses(responses: Sequence[str], lang: str, detect: Detector | None
         per.append({"line_pass": ok_lines, "word_pass": ok_lines and not found, "line_langs": langs})
     lpr = sum(line_pass) / len(line_pass)
     wpr = sum(word_pass) / len(word_pass) if word_pass else 0.0
-    return {"n": len(responses), "lang": lang, "lpr": lpr, "wpr": wpr, "lcpr": harmonic(lpr, wpr),
+    low, high = wilson(sum(line_pass), len(line_pass))
+    return {"n": len(responses), "lang": lang, "lpr": lpr, "lpr_low": low, "lpr_high": high,
+            "wpr": wpr, "lcpr": harmonic(lpr, wpr),
             "responses_without_judged_lines": sum(not k for k in kept),
             "empty_responses": sum(not r.strip() for r in responses),
             "line_failures": fails_line, "word_failures": fails_word, "per_response": per}

@@ -25,6 +25,7 @@ from typing import Literal
 from ..errors import ConfigError, LangshiftError
 from .batching import pad_right
 from .bpb import Window, context_token_id
+from .intervals import wilson
 from .templates import get_template
 
 Format = Literal["text", "letters"]
@@ -184,8 +185,9 @@ def score_items(items: list[MCItem], logprobs: list[list[float]], continuations:
                       "logprobs": lps})
     acc, acc_se = mean_and_stderr(correct)
     acc_norm, acc_norm_se = mean_and_stderr(correct_norm)
-    return {"n": len(items), "acc": acc, "acc_stderr": acc_se, "acc_norm": acc_norm,
-            "acc_norm_stderr": acc_norm_se,
+    low, high = wilson(sum(correct), len(correct))
+    return {"n": len(items), "acc": acc, "acc_stderr": acc_se, "acc_low": low, "acc_high": high,  # 95% Wilson
+            "acc_norm": acc_norm, "acc_norm_stderr": acc_norm_se,
             "by_language": {k: {"n": len(v), "acc": sum(v) / len(v)} for k, v in sorted(per_lang.items())},
             "predictions": preds}
 

@@ -31,6 +31,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError
+from .intervals import bootstrap_ratio
 
 POOLINGS = ("weighted", "last")
 PRECISIONS = ("model", "bfloat16")
@@ -139,6 +140,11 @@ def alignment_score(en: np.ndarray, xx: np.ndarray, centre: bool = False) -> flo
     """Share of pairs whose mutual cosine beats every other sentence in its row and its column.
 
     ``centre`` first subtracts each side's mean vector (not in MEXA; see the module doc)."""
+    return float(pair_hits(en, xx, centre).mean())
+
+
+def pair_hits(en: np.ndarray, xx: np.ndarray, centre: bool = False) -> np.ndarray:
+    """Per pair: does its mutual cosine beat every other sentence in its row and its column?"""
     if en.ndim != 2 or en.shape != xx.shape or en.shape[0] < 2:
         raise ConfigError("pairs", en.shape[0], "need at least 2 parallel pairs of equal count")
     if centre:
@@ -148,8 +154,7 @@ def alignment_score(en: np.ndarray, xx: np.ndarray, centre: bool = False) -> flo
     s = a @ b.T
     diag = np.diag(s).copy()
     np.fill_diagonal(s, -np.inf)
-    ok = (diag > s.max(axis=1)) & (diag > s.max(axis=0))
-    return float(ok.mean())
+    return (diag > s.max(axis=1)) & (diag > s.max(axis=0))
 
 
 # 4. Public entry point -----------------------------------------------------------------------------
@@ -183,9 +188,13 @@ def mexa(model, tokenizer, pairs: Sequence[tuple[str, str]], batch_size: int = 3
                           **opts)
     xx = sentence_vectors(model, tokenizer, [p[1] for p in pairs], batch_size, max_length, desc="MEXA (target)",
                           **opts)
-    scores = [alignment_score(en[k], xx[k], centre) for k in range(len(layers))]
+    hits = np.stack([pair_hits(en[k], xx[k], centre) for k in range(len(layers))])  # [layers, pairs]
+    scores = hits.mean(axis=1).tolist()
+    # 95% interval of the mean over layers, resampling pairs (each pair's hit rate across layers;
+    # the candidate set each pair competed against stays the full one)
+    low, high = bootstrap_ratio(hits.mean(axis=0))
     return {"n_pairs": len(pairs), "layers": layers, "scores": scores,
-            "mean": float(np.mean(scores)), "max": float(np.max(scores)),
+            "mean": float(np.mean(scores)), "mean_low": low, "mean_high": high, "max": float(np.max(scores)),
             "best_layer": layers[int(np.argmax(scores))],
             "settings": {"pooling": pooling, "exclude_first": exclude_first, "centre": centre,
                          "precision": precision, "include_embeddings": include_embeddings,

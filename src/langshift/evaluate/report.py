@@ -14,7 +14,12 @@ from ..errors import ConfigError
 from ..files import atomic_dir
 from .results import ORDER_FILE, load_results
 
-# 1. Metrics per result kind: {column name: (value, stderr or None)} ---------------------------------
+# 1. Metrics per result kind: {column name: (value, stderr or 95% interval or None)} ----------------
+
+
+def _ci(res: dict, key: str) -> tuple[float, float] | None:
+    """The 95% interval the evaluation stored as ``key_low``/``key_high`` (results before them have none)."""
+    return (res[key + "_low"], res[key + "_high"]) if key + "_low" in res and key + "_high" in res else None
 
 
 def _tag(rec: dict) -> str:
@@ -29,13 +34,13 @@ def _tag(rec: dict) -> str:
     return ""
 
 
-def metrics(rec: dict) -> dict[str, tuple[float, float | None]]:
+def metrics(rec: dict) -> dict[str, tuple[float, float | tuple[float, float] | None]]:
     kind, res, tag = rec["kind"], rec["result"], _tag(rec)
     sfx = f" [{tag}]" if tag else ""
     if kind == "bpb":
-        return {f"bits/byte{sfx}": (res["bits_per_byte"], None)}
+        return {f"bits/byte{sfx}": (res["bits_per_byte"], _ci(res, "bits_per_byte"))}
     if kind == "mc" and "acc" in res:
-        return {f"acc{sfx}": (res["acc"], res.get("acc_stderr")),
+        return {f"acc{sfx}": (res["acc"], _ci(res, "acc") or res.get("acc_stderr")),
                 f"acc_norm{sfx}": (res["acc_norm"], res.get("acc_norm_stderr"))}
     if kind == "mc":  # lm-eval: {"results": {task: {"acc,none": …, "acc_stderr,none": …}}}
         out = {}
@@ -50,9 +55,9 @@ def metrics(rec: dict) -> dict[str, tuple[float, float | None]]:
         return {f"gen acc{sfx}": (res["acc"], res.get("acc_stderr")),
                 f"gen extraction failures{sfx}": (res["extraction_failures"], None)}
     if kind == "mexa":
-        return {f"MEXA mean{sfx}": (res["mean"], None), f"MEXA max{sfx}": (res["max"], None)}
+        return {f"MEXA mean{sfx}": (res["mean"], _ci(res, "mean")), f"MEXA max{sfx}": (res["max"], None)}
     if kind == "fidelity":
-        return {f"{m.upper()}{sfx}": (res[m], None) for m in ("lpr", "wpr", "lcpr")}
+        return {f"{m.upper()}{sfx}": (res[m], _ci(res, m)) for m in ("lpr", "wpr", "lcpr")}
     if kind == "judge" and not res.get("skipped"):
         against = (rec.get("config") or {}).get("against", "B")
         return {f"win rate vs {against}": (res["win_rate_a"], res.get("stderr"))}
@@ -62,10 +67,13 @@ def metrics(rec: dict) -> dict[str, tuple[float, float | None]]:
     return {}
 
 
-def _fmt(value: float, se: float | None) -> str:
+def _fmt(value: float, se: float | tuple[float, float] | None) -> str:
+    """``value ± stderr``, or ``value [low, high]`` when ``se`` is a 95% interval."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     text = f"{value:.4g}" if isinstance(value, float) else str(value)
+    if isinstance(se, tuple):
+        return text + f" [{se[0]:.3g}, {se[1]:.3g}]"
     if se is not None and not (isinstance(se, float) and math.isnan(se)):
         text += f" ± {se:.2g}"
     return text

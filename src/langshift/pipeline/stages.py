@@ -523,6 +523,9 @@ class EvalStageConfig(StageConfig):
     mexa_pairs: str | None = opt(None, "MEXA on this JSONL of {en, xx} parallel sentences")
     mexa_n: int = opt(100, "MEXA: number of pairs")
     fidelity_prompts: str | None = opt(None, "language fidelity of chat replies to these prompts (one a line)")
+    source_prompts: str | None = opt(None, "language fidelity in the source language too: prompts in source_lang "
+                                           "(one a line), replies expected in it (does the model keep English?)")
+    source_lang: str = opt("en", "language of source_prompts")
     max_new_tokens: int = opt(128, "fidelity: tokens generated per reply")
     limit: int | None = opt(None, "evaluate only the first N items of each task")
     max_length: int | None = opt(None, "longest window in tokens (default: min(model limit, 1024))")
@@ -547,7 +550,8 @@ def run_eval(cfg: EvalStageConfig, ctx: Context) -> dict:
     from ..models import load_model, load_tokenizer
 
     tasks = [t for t, on in (("bpb", cfg.bpb_text), ("mc", cfg.mc_tasks), ("lm_eval", cfg.lm_eval_tasks),
-                             ("mexa", cfg.mexa_pairs), ("fidelity", cfg.fidelity_prompts)) if on]
+                             ("mexa", cfg.mexa_pairs), ("fidelity", cfg.fidelity_prompts),
+                             ("fidelity_source", cfg.source_prompts)) if on]
     if not tasks:
         raise ConfigError("eval", None, "no evaluation asked for; set eval.bpb_text, mc_tasks, lm_eval_tasks, "
                                         "mexa_pairs or fidelity_prompts (or inputs.eval_text)")
@@ -566,8 +570,8 @@ def run_eval(cfg: EvalStageConfig, ctx: Context) -> dict:
     for label, name in models:
         loaded = None
         for task in tasks:
-            kind = "mc" if task == "lm_eval" else task
-            tag = "lm_eval" if task == "lm_eval" else None
+            kind = {"lm_eval": "mc", "fidelity_source": "fidelity"}.get(task, task)
+            tag = {"lm_eval": "lm_eval", "fidelity_source": cfg.source_lang}.get(task)
             path = results_dir / (f"{kind}.{label}" + (f".{tag}" if tag else "") + ".json")
             if not path.is_file():  # an earlier attempt may have finished this one (written atomically)
                 if loaded is None:
@@ -611,9 +615,11 @@ def _evaluate(task: str, cfg: EvalStageConfig, model, tok) -> tuple[dict, dict]:
                                                                                  "n": len(pairs)}
     from ..evaluate.fidelity import evaluate_fidelity
 
-    prompts = cut(read_lines(cfg.fidelity_prompts, "eval.fidelity_prompts"))
-    res = evaluate_fidelity(model, tok, prompts, cfg.lang, cfg.max_new_tokens, cfg.batch_size)
-    return res, {"prompts": cfg.fidelity_prompts, "lang": cfg.lang}
+    param, path, lang = (("eval.source_prompts", cfg.source_prompts, cfg.source_lang) if task == "fidelity_source"
+                         else ("eval.fidelity_prompts", cfg.fidelity_prompts, cfg.lang))
+    prompts = cut(read_lines(path, param))
+    res = evaluate_fidelity(model, tok, prompts, lang, cfg.max_new_tokens, cfg.batch_size)
+    return res, {"prompts": path, "lang": lang}
 
 
 _add(Stage("eval", EvalStageConfig,
@@ -622,7 +628,8 @@ _add(Stage("eval", EvalStageConfig,
             Slot("intermediate", (), required=False, kind="model"),
             Slot("bpb_text", ("$eval_text",), required=False, kind="file"),
             Slot("mc_tasks", (), required=False, kind="file"), Slot("mexa_pairs", (), required=False, kind="file"),
-            Slot("fidelity_prompts", (), required=False, kind="file")),
+            Slot("fidelity_prompts", (), required=False, kind="file"),
+            Slot("source_prompts", (), required=False, kind="file")),
            "results", run_eval, volatile=("batch_size",),
            help="bits per byte, multiple choice, lm-eval tasks, MEXA, language fidelity"))
 
