@@ -27,6 +27,14 @@ def test_convergence_series_sorted_by_step():
     assert series["fvt"] == ([0, 10], [2.9, 2.6], [2.8, 2.5], [3.0, 2.7])
 
 
+def test_convergence_table_rows_and_reach():
+    lines = plots.convergence_markdown(CONV).strip().splitlines()
+    assert lines[0] == "| init | step 0 | step 10 | steps to reach original |"
+    assert lines[2].startswith("| original model, own tokenizer | 2.500 [2.400, 2.600] |")
+    assert "| fvt | 2.900 [2.800, 3.000] | 2.600 [2.500, 2.700] | not reached |" in lines
+    assert "| salt | 2.700 [2.600, 2.800] | 2.450 [2.400, 2.500] | 10 |" in lines
+
+
 def test_clo_table_has_mean_and_standard_error_and_base_row():
     md = plots.clo_size_markdown(CLO)
     lines = md.strip().splitlines()

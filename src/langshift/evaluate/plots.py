@@ -42,6 +42,25 @@ def convergence_series(result: dict) -> dict[str, tuple[list[int], list[float], 
     return out
 
 
+def convergence_markdown(result: dict) -> str:
+    """One row per init: bits/byte [95% interval] at each evaluated step, and the steps to reach the
+    original model's own bits/byte; the original model first."""
+    series = convergence_series(result)
+    steps = sorted({s for st, *_ in series.values() for s in st})
+    lines = ["| init | " + " | ".join(f"step {s}" for s in steps) + " | steps to reach original |",
+             "|---|" + "---:|" * (len(steps) + 1)]
+    orig = result.get("original", {}).get("bits_per_byte")
+    if orig:
+        lines.append(f"| original model, own tokenizer | {orig[0]:.3f} [{orig[1]:.3f}, {orig[2]:.3f}] |"
+                     + " |" * len(steps))
+    for name, (st, mid, lo, hi) in series.items():
+        at = {s: f"{m:.3f} [{a:.3f}, {b:.3f}]" for s, m, a, b in zip(st, mid, lo, hi, strict=True)}
+        reach = result["curves"][name].get("steps_to_reach_original")
+        lines.append(f"| {name} | " + " | ".join(at.get(s, "") for s in steps)
+                     + f" | {reach if reach is not None else 'not reached'} |")
+    return "\n".join(lines) + "\n"
+
+
 def plot_convergence(result: dict, path: str | Path) -> Path:
     """Held-out bits/byte against LAPT step, one line per init with its 95% band, and the original
     model's own bits/byte as a dashed line (the level 'steps to reach' refers to)."""
