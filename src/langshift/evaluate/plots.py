@@ -1,0 +1,164 @@
+"""Figures and tables of the science benchmarks (``bench/science.py``) for the report.
+
+Inputs are the JSON files that bench writes: ``science_convergence.json`` (held-out bits/byte with a
+95% interval at each evaluated LAPT step, per init method, and the original model's own score) and
+``science_clo.json`` (language fidelity per method and data size: mean and standard error across
+seeds). Each function reads only what it draws, so a partial results file (some inits or sizes still
+missing) still plots.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+from ..errors import ConfigError
+
+CONVERGENCE_FILE = "science_convergence.json"
+CLO_FILE = "science_clo.json"
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def convergence_series(result: dict) -> dict[str, tuple[list[int], list[float], list[float], list[float]]]:
+    """init -> (steps, bits/byte, interval low, interval high), steps ascending."""
+    try:
+        curves = result["curves"]
+    except (KeyError, TypeError):
+        raise ConfigError("convergence result", str(result)[:60], "has no 'curves'; give the JSON that "
+                                                                  "`bench/science.py convergence` writes") from None
+    out = {}
+    for name, curve in curves.items():
+        pts = sorted((int(s), v) for s, v in curve["points"].items())
+        out[name] = ([s for s, _ in pts], [v[0] for _, v in pts], [v[1] for _, v in pts], [v[2] for _, v in pts])
+    return out
+
+
+def convergence_markdown(result: dict) -> str:
+    """One row per init: bits/byte [95% interval] at each evaluated step, and the steps to reach the
+    original model's own bits/byte; the original model first."""
+    series = convergence_series(result)
+    steps = sorted({s for st, *_ in series.values() for s in st})
+    lines = ["| init | " + " | ".join(f"step {s}" for s in steps) + " | steps to reach original |",
+             "|---|" + "---:|" * (len(steps) + 1)]
+    orig = result.get("original", {}).get("bits_per_byte")
+    if orig:
+        lines.append(f"| original model, own tokenizer | {orig[0]:.3f} [{orig[1]:.3f}, {orig[2]:.3f}] |"
+                     + " |" * len(steps))
+    for name, (st, mid, lo, hi) in series.items():
+        at = {s: f"{m:.3f} [{a:.3f}, {b:.3f}]" for s, m, a, b in zip(st, mid, lo, hi, strict=True)}
+        reach = result["curves"][name].get("steps_to_reach_original")
+        lines.append(f"| {name} | " + " | ".join(at.get(s, "") for s in steps)
+                     + f" | {reach if reach is not None else 'not reached'} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_convergence(result: dict, path: str | Path) -> Path:
+    """Held-out bits/byte against LAPT step, one line per init with its 95% band, and the original
+    model's own bits/byte as a dashed line (the level 'steps to reach' refers to)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for name, (steps, mid, lo, hi) in convergence_series(result).items():
+        (line,) = ax.plot(steps, mid, marker="o", ms=3, label=name)
+        ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.12)
+    orig = result.get("original", {}).get("bits_per_byte")
+    if orig:
+        ax.axhline(orig[0], color="k", ls="--", lw=1, label=f"original model ({orig[0]:.3f})")
+    ax.set_xlabel("LAPT step")
+    ax.set_ylabel("held-out bits/byte (95% interval)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def clo_size_rows(result: dict) -> list[tuple[str, int, int, list[float], list[float]]]:
+    """(method, pairs, seeds, [mean, se] target-in-target, [mean, se] English-in-English), sorted."""
+    try:
+        summary = result["summary"]
+    except (KeyError, TypeError):
+        raise ConfigError("CLO result", str(result)[:60], "has no 'summary'; give the JSON that "
+                                                          "`bench/science.py clo` writes") from None
+    rows = [(m, int(n), g["seeds"], g["target_in_target"], g["english_in_english"])
+            for m, by_n in summary.items() for n, g in by_n.items()]
+    return sorted(rows, key=lambda r: (r[0], r[1]))
+
+
+def _pm(v: list[float]) -> str:
+    mean, se = v
+    return f"{mean:.3f} ± {se:.3f}" if se == se else f"{mean:.3f}"  # se is NaN with one seed
+
+
+def clo_size_markdown(result: dict) -> str:
+    """The data-size table: fidelity mean ± standard error across seeds, the untrained model first."""
+    lines = ["| method | pairs | seeds | target prompts → target | English prompts → English |",
+             "|---|---:|---:|---:|---:|"]
+    base = result.get("runs", {}).get("base")
+    if base:
+        lines.append(f"| no alignment | — | — | {base['target_prompts_answered_in_target']['share']:.3f} | "
+                     f"{base['english_prompts_answered_in_english']['share']:.3f} |")
+    lines += [f"| {m} | {n} | {s} | {_pm(t)} | {_pm(e)} |" for m, n, s, t, e in clo_size_rows(result)]
+    return "\n".join(lines) + "\n"
+
+
+def plot_clo_sizes(result: dict, path: str | Path) -> Path:
+    """Share of target-language prompts answered in the target language against training pairs, one
+    line per method, error bars = standard error across seeds; the untrained model as a dashed line."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    by_method: dict[str, list] = {}
+    for m, n, _, t, _ in clo_size_rows(result):
+        by_method.setdefault(m, []).append((n, t[0], t[1] if t[1] == t[1] else 0.0))
+    for m, pts in by_method.items():
+        ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o", capsize=3,
+                    label=m)
+    base = result.get("runs", {}).get("base")
+    if base:
+        ax.axhline(base["target_prompts_answered_in_target"]["share"], color="k", ls="--", lw=1,
+                   label="no alignment")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("training pairs")
+    ax.set_ylabel("target prompts answered in target (± s.e.)")
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def science_sections(folder: str | Path | None, out: Path) -> tuple[list[str], list[str]]:
+    """HTML parts and file names written into ``out`` for the science results found in ``folder``
+    (nothing when ``folder`` is None or holds neither file)."""
+    if folder is None:
+        return [], []
+    folder = Path(folder)
+    parts, files = [], []
+    conv, clo = folder / CONVERGENCE_FILE, folder / CLO_FILE
+    if conv.is_file():
+        data = json.loads(conv.read_text(encoding="utf-8"))
+        plot_convergence(data, out / "convergence.png")
+        files.append("convergence.png")
+        reach = {k: v.get("steps_to_reach_original") for k, v in data["curves"].items()}
+        note = ", ".join(f"{k}: {v if v is not None else 'not reached'}" for k, v in reach.items())
+        parts.append("<h2>Convergence during LAPT</h2><p class=note>Held-out bits/byte with 95% bootstrap "
+                     f"intervals over verses. Steps to reach the original model: {html.escape(note)}.</p>"
+                     "<img src='convergence.png' alt='convergence'>")
+    if clo.is_file():
+        data = json.loads(clo.read_text(encoding="utf-8"))
+        plot_clo_sizes(data, out / "clo_sizes.png")
+        files.append("clo_sizes.png")
+        parts.append("<h2>Alignment vs training pairs</h2><pre>" + html.escape(clo_size_markdown(data)) + "</pre>"
+                     "<img src='clo_sizes.png' alt='fidelity against training pairs'>")
+    return parts, files

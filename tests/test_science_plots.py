@@ -1,0 +1,76 @@
+"""The science plots and tables (evaluate/plots.py) and their place in the report."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from langshift.errors import ConfigError
+from langshift.evaluate import plots
+from langshift.evaluate.report import build_report
+
+CONV = {"original": {"bits_per_byte": [2.5, 2.4, 2.6]},
+        "curves": {"fvt": {"points": {"10": [2.6, 2.5, 2.7], "0": [2.9, 2.8, 3.0]}, "steps_to_reach_original": None},
+                   "salt": {"points": {"0": [2.7, 2.6, 2.8], "10": [2.45, 2.4, 2.5]},
+                            "steps_to_reach_original": 10}}}
+CLO = {"runs": {"base": {"target_prompts_answered_in_target": {"share": 0.25},
+                         "english_prompts_answered_in_english": {"share": 0.9}}},
+       "summary": {"sft": {"200": {"seeds": 3, "target_in_target": [0.8, 0.05], "english_in_english": [1.0, 0.0]},
+                           "100": {"seeds": 3, "target_in_target": [0.6, 0.1], "english_in_english": [0.9, 0.02]}},
+                   "clo": {"100": {"seeds": 1, "target_in_target": [0.7, math.nan],
+                                   "english_in_english": [0.95, math.nan]}}}}
+
+
+def test_convergence_series_sorted_by_step():
+    series = plots.convergence_series(CONV)
+    assert series["fvt"] == ([0, 10], [2.9, 2.6], [2.8, 2.5], [3.0, 2.7])
+
+
+def test_convergence_table_rows_and_reach():
+    lines = plots.convergence_markdown(CONV).strip().splitlines()
+    assert lines[0] == "| init | step 0 | step 10 | steps to reach original |"
+    assert lines[2].startswith("| original model, own tokenizer | 2.500 [2.400, 2.600] |")
+    assert "| fvt | 2.900 [2.800, 3.000] | 2.600 [2.500, 2.700] | not reached |" in lines
+    assert "| salt | 2.700 [2.600, 2.800] | 2.450 [2.400, 2.500] | 10 |" in lines
+
+
+def test_clo_table_has_mean_and_standard_error_and_base_row():
+    md = plots.clo_size_markdown(CLO)
+    lines = md.strip().splitlines()
+    assert lines[2] == "| no alignment | — | — | 0.250 | 0.900 |"
+    assert "| sft | 100 | 3 | 0.600 ± 0.100 | 0.900 ± 0.020 |" in lines
+    assert lines.index("| sft | 100 | 3 | 0.600 ± 0.100 | 0.900 ± 0.020 |") < lines.index(
+        "| sft | 200 | 3 | 0.800 ± 0.050 | 1.000 ± 0.000 |")  # sizes ascending (numerically)
+    assert "| clo | 100 | 1 | 0.700 | 0.950 |" in lines  # one seed: no standard error shown
+
+
+def test_plots_written(tmp_path):
+    assert plots.plot_convergence(CONV, tmp_path / "c.png").stat().st_size > 1000
+    assert plots.plot_clo_sizes(CLO, tmp_path / "s.png").stat().st_size > 1000
+
+
+def test_wrong_json_named_in_error():
+    with pytest.raises(ConfigError, match="curves"):
+        plots.convergence_series({"runs": {}})
+    with pytest.raises(ConfigError, match="summary"):
+        plots.clo_size_rows({"curves": {}})
+
+
+def test_report_includes_science_when_results_exist(tmp_path):
+    import json
+
+    sci = tmp_path / "sci"
+    sci.mkdir()
+    (sci / plots.CONVERGENCE_FILE).write_text(json.dumps(CONV))
+    (sci / plots.CLO_FILE).write_text(json.dumps(CLO))
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "train_log.jsonl").write_text('{"step": 1, "loss": 2.0}\n{"step": 2, "loss": 1.5}\n')
+    res = build_report([run], tmp_path / "rep", science=sci)
+    assert {"convergence.png", "clo_sizes.png"} <= set(res["files"])
+    page = (tmp_path / "rep" / "index.html").read_text()
+    assert "salt: 10" in page and "fvt: not reached" in page and "0.600 ± 0.100" in page
+    # without the folder, nothing of it appears
+    res2 = build_report([run], tmp_path / "rep2")
+    assert "convergence.png" not in res2["files"]
