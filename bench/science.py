@@ -38,7 +38,10 @@ import torch
 
 RESULTS = Path(__file__).parent / "results"
 WORK = Path(__file__).parent / ".work" / "science"
-PEERS = Path(__file__).resolve().parents[1] / ".deepfocus-pkgs"  # deepfocus installed with --target (bench only)
+# deepfocus 1.0.1 (+ fastdist, numba, llvmlite, print-on-steroids and the full fasttext 0.9.3, pinned as in
+# requirements.lock) installed with `pip install --target bench/.work/deepfocus-pkgs --no-deps ...`: the shared
+# venv's `fasttext` is the predict-only build, which cannot train deepfocus's space.
+PEERS = Path(__file__).parent / ".work" / "deepfocus-pkgs"
 
 
 def sh(*argv: str) -> str:

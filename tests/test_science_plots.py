@@ -71,6 +71,10 @@ def test_report_includes_science_when_results_exist(tmp_path):
     assert {"convergence.png", "clo_sizes.png"} <= set(res["files"])
     page = (tmp_path / "rep" / "index.html").read_text()
     assert "salt: 10" in page and "fvt: not reached" in page and "0.600 ± 0.100" in page
+    # a CLO file with only the untrained model: no data-size section
+    (sci / plots.CLO_FILE).write_text(json.dumps({**CLO, "summary": {}}))
+    res3 = build_report([run], tmp_path / "rep3", science=sci)
+    assert "clo_sizes.png" not in res3["files"] and "convergence.png" in res3["files"]
     # without the folder, nothing of it appears
     res2 = build_report([run], tmp_path / "rep2")
     assert "convergence.png" not in res2["files"]

@@ -155,8 +155,8 @@ def science_sections(folder: str | Path | None, out: Path) -> tuple[list[str], l
         parts.append("<h2>Convergence during LAPT</h2><p class=note>Held-out bits/byte with 95% bootstrap "
                      f"intervals over verses. Steps to reach the original model: {html.escape(note)}.</p>"
                      "<img src='convergence.png' alt='convergence'>")
-    if clo.is_file():
-        data = json.loads(clo.read_text(encoding="utf-8"))
+    data = json.loads(clo.read_text(encoding="utf-8")) if clo.is_file() else None
+    if data is not None and clo_size_rows(data):  # a file with only the untrained model has nothing to plot
         plot_clo_sizes(data, out / "clo_sizes.png")
         files.append("clo_sizes.png")
         parts.append("<h2>Alignment vs training pairs</h2><pre>" + html.escape(clo_size_markdown(data)) + "</pre>"
