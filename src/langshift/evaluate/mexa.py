@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from ..errors import ConfigError
 from .intervals import bootstrap_ratio
+from .plots import save_axes
 
 POOLINGS = ("weighted", "last")
 PRECISIONS = ("model", "bfloat16")
@@ -211,12 +212,6 @@ def plot_mexa(results: dict[str, dict], path, title: str = "MEXA alignment per l
     fig, ax = plt.subplots(figsize=(7, 4))
     for label, res in results.items():
         ax.plot(res["layers"], res["scores"], marker="o", ms=3, label=f"{label} (mean {res['mean']:.2f})")
-    ax.set_xlabel("layer")
-    ax.set_ylabel("alignment score")
     ax.set_ylim(-0.02, 1.02)
     ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_axes(fig, ax, path, "layer", "alignment score")

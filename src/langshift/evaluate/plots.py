@@ -72,14 +72,7 @@ def plot_convergence(result: dict, path: str | Path) -> Path:
     orig = result.get("original", {}).get("bits_per_byte")
     if orig:
         ax.axhline(orig[0], color="k", ls="--", lw=1, label=f"original model ({orig[0]:.3f})")
-    ax.set_xlabel("LAPT step")
-    ax.set_ylabel("held-out bits/byte (95% interval)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return save_axes(fig, ax, path, "LAPT step", "held-out bits/byte (95% interval)")
 
 
 def clo_size_rows(result: dict) -> list[tuple[str, int, int, list[float], list[float]]]:
@@ -127,15 +120,8 @@ def plot_clo_sizes(result: dict, path: str | Path) -> Path:
         ax.axhline(base["target_prompts_answered_in_target"]["share"], color="k", ls="--", lw=1,
                    label="no alignment")
     ax.set_xscale("log", base=2)
-    ax.set_xlabel("training pairs")
-    ax.set_ylabel("target prompts answered in target (± s.e.)")
     ax.set_ylim(0, 1.02)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return save_axes(fig, ax, path, "training pairs", "target prompts answered in target (± s.e.)")
 
 
 def science_sections(folder: str | Path | None, out: Path) -> tuple[list[str], list[str]]:
@@ -162,3 +148,17 @@ def science_sections(folder: str | Path | None, out: Path) -> tuple[list[str], l
         parts.append("<h2>Alignment vs training pairs</h2><pre>" + html.escape(clo_size_markdown(data)) + "</pre>"
                      "<img src='clo_sizes.png' alt='fidelity against training pairs'>")
     return parts, files
+
+
+def save_axes(fig, ax, path, xlabel: str, ylabel: str) -> Path:
+    """Label, grid and legend one plot the way every report figure is drawn, write it, close it."""
+    import matplotlib.pyplot as plt
+
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..files import atomic_dir
+from .plots import save_axes
 from .results import ORDER_FILE, load_results
 
 # 1. Metrics per result kind: {column name: (value, stderr or 95% interval or None)} ----------------
@@ -151,13 +152,7 @@ def _plot_curves(curves: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4))
     for label, (steps, losses) in curves.items():
         ax.plot(steps, losses, label=label.rstrip("/."))
-    ax.set_xlabel("step")
-    ax.set_ylabel("training loss")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_axes(fig, ax, path, "step", "training loss")
 
 
 # 3. The page -----------------------------------------------------------------------------------------
