@@ -125,3 +125,44 @@ def test_extend_warns_when_text_is_short(source_bpe):
     assert len(ext) > len(source_bpe)
     with pytest.raises(ConfigError, match="add"):
         extend_tokenizer(source_bpe, ["hola"], 0)
+
+
+DEFAULT_SYSTEM_TEMPLATE = (
+    "{% if messages[0]['role'] != 'system' %}<|im_start|>system\nYou are a helpful assistant named Tiny, "
+    "trained by volunteers<|im_end|>\n{% endif %}" + helpers.CHAT_TEMPLATE
+)
+
+
+def test_chat_frame_spelt_as_the_base_spells_it():
+    from langshift.vocab.frame import frame_pieces, frame_report
+
+    # a base that knows its frame's words whole, as a real instruction-tuned model does
+    frame_words = ["You are a helpful assistant named Tiny, trained by volunteers", "system", "user", "assistant"]
+    base = helpers.byte_level_bpe(helpers.EN_TEXT * 5 + frame_words * 30, 400)
+    base.chat_template = DEFAULT_SYSTEM_TEMPLATE
+    pieces = frame_pieces(base)
+    assert {"system", "\n", "user", " helpful", "assistant", " assistant"} <= set(pieces)
+    assert "Zq9marker" not in "".join(pieces) and "<|im_start|>" not in pieces
+    kept = train_tokenizer(_spanish(), "bpe", 420, base, show_progress=False)
+    report = frame_report(base, kept)
+    # the default system prompt, the system/user/assistant openings and the end of a turn
+    assert report["segments"] >= 4 and report["same"] == report["segments"], report["differs"]
+    # without the frame, Spanish-only training shreds the English role words
+    plain = train_tokenizer(_spanish(), "bpe", 420, base, show_progress=False, keep_chat_frame=False)
+    assert frame_report(base, plain)["same"] < report["segments"]
+    assert "assistant" not in plain.get_vocab()
+    # the frame's pieces are ordinary overlapping tokens: the transfer copies their rows
+    for token in ("system", "assistant", "Ġassistant", "Ġhelpful", "Ċ"):
+        assert token in kept.get_vocab() and token in base.get_vocab()
+
+
+def test_chat_frame_of_a_template_that_refuses_a_system_turn():
+    from langshift.vocab.frame import frame_segments
+
+    base = helpers.byte_level_bpe(helpers.EN_TEXT, 300)
+    base.chat_template = ("{% if messages[0]['role'] == 'system' %}{{ raise_exception('no system') }}{% endif %}"
+                          + helpers.CHAT_TEMPLATE)
+    segments = frame_segments(base)
+    assert "<|im_start|>user\n" in segments and "<|im_end|>\n<|im_start|>assistant\n" in segments
+    base.chat_template = None
+    assert frame_segments(base) == []

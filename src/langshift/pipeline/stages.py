@@ -129,6 +129,7 @@ def run_tokenizer(cfg: TokenizerStageConfig, ctx: Context) -> dict:
 def _make_tokenizer(cfg: TokenizerStageConfig, out: Path) -> dict:
     from ..models import load_tokenizer
     from ..vocab.fertility import fertility
+    from ..vocab.frame import frame_report
     from ..vocab.train import extend_tokenizer, save_tokenizer, train_tokenizer
 
     texts = _lines(cfg.text, "tokenizer.text", cfg.limit)
@@ -140,12 +141,13 @@ def _make_tokenizer(cfg: TokenizerStageConfig, out: Path) -> dict:
         tok = extend_tokenizer(base, texts, cfg.add, min_frequency=cfg.min_frequency, show_progress=cfg.show_progress)
     else:
         tok = train_tokenizer(texts, cfg.kind, cfg.vocab_size, base, min_frequency=cfg.min_frequency,
-                              show_progress=cfg.show_progress)
+                              show_progress=cfg.show_progress, keep_chat_frame=cfg.keep_chat_frame)
     save_tokenizer(tok, out)
     sample = texts[:2000]
     summary = {"vocab_size": len(tok), "fertility": fertility(tok, sample)}
     if base is not None:
         summary["base_fertility"] = fertility(base, sample)
+        summary["chat_frame"] = frame_report(base, tok)
     return summary
 
 

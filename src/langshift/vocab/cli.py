@@ -62,6 +62,7 @@ def _prepare(args: argparse.Namespace):
 
 def _summary(base, new, sample: list[str], out: Path) -> dict[str, Any]:
     from .fertility import fertility
+    from .frame import frame_report
     from .overlap import compute_overlap
 
     summary: dict[str, Any] = {"out": str(out), "vocab_size": len(new), "fertility": {"new": fertility(new, sample)}}
@@ -69,6 +70,7 @@ def _summary(base, new, sample: list[str], out: Path) -> dict[str, Any]:
         summary["fertility"]["base"] = fertility(base, sample)
         report = compute_overlap(base, new).report(examples=0)
         summary["overlap"] = {k: report[k] for k in ("matched", "matched_share", "new", "by_kind")}
+        summary["chat_frame"] = frame_report(base, new)
     return summary
 
 
@@ -78,7 +80,7 @@ def _train(args: argparse.Namespace) -> int:
     cfg = TokenizerConfig.from_namespace(args)
     base, texts, sample = _prepare(args)
     tok = train_tokenizer(texts, cfg.kind, cfg.vocab_size, base, min_frequency=cfg.min_frequency,
-                          show_progress=cfg.show_progress)
+                          show_progress=cfg.show_progress, keep_chat_frame=cfg.keep_chat_frame)
     save_tokenizer(tok, args.out, args.overwrite)
     print(json.dumps(_summary(base, tok, sample, args.out), indent=2, ensure_ascii=False))
     return 0

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import itertools
 import json
 import logging
 import os
@@ -30,6 +31,7 @@ from ..config import StageConfig, check_range, opt
 from ..errors import ConfigError, LangshiftError
 from ..files import atomic_dir, read_lines
 from .canonical import _BYTE_PIECE, backend_json, describe_layout, model_vocab
+from .frame import frame_training_texts
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,9 @@ class TokenizerConfig(StageConfig):
                                                  "unigram with byte fallback")
     vocab_size: int = opt(32000, "size of the new vocabulary, special tokens and the 256 byte tokens included")
     min_frequency: int = opt(2, "a merge (BPE) must be seen at least this often in the training text")
+    keep_chat_frame: bool = opt(True, "also train the base's chat-frame pieces (role words, default system "
+                                      "prompt) so the new tokenizer spells the frame as the base does and "
+                                      "its rows are copied, not approximated")
     show_progress: bool = opt(True, "show the trainer's progress bar")
 
     def validate(self) -> None:
@@ -190,7 +195,7 @@ def _remap_post_processor(node: Any, vocab: dict[str, int]) -> Any:
 
 
 def train_tokenizer(texts_or_files, kind: str = "bpe", vocab_size: int = 32000, base_tokenizer=None,
-                    *, min_frequency: int = 2, show_progress: bool = True):
+                    *, min_frequency: int = 2, show_progress: bool = True, keep_chat_frame: bool = True):
     """A new ``PreTrainedTokenizerFast`` trained on the texts, keeping the base's specials and chat template.
 
     ``texts_or_files``: strings are texts, ``pathlib.Path`` items are UTF-8 files (one text a line).
@@ -198,7 +203,7 @@ def train_tokenizer(texts_or_files, kind: str = "bpe", vocab_size: int = 32000, 
     from tokenizers import Tokenizer, pre_tokenizers, trainers
 
     cfg = TokenizerConfig(kind=kind, vocab_size=vocab_size, min_frequency=min_frequency,
-                          show_progress=show_progress)
+                          keep_chat_frame=keep_chat_frame, show_progress=show_progress)
     texts = collect_texts(texts_or_files)
     specials = specials_of(base_tokenizer)
     base_data = backend_json(base_tokenizer) if base_tokenizer is not None else None
@@ -228,9 +233,13 @@ def train_tokenizer(texts_or_files, kind: str = "bpe", vocab_size: int = 32000, 
         raise ConfigError("vocab_size", cfg.vocab_size, f"must be at least {need} ({len(specials.tokens)} special "
                                                         "tokens + 256 byte tokens + room for learned tokens)")
 
-    # 2.2 Train; special tokens come first (ids 0..k-1) because the trainer puts them there.
+    # 2.2 Train; special tokens come first (ids 0..k-1) because the trainer puts them there. The chat
+    # frame's pieces are repeated as often as there are texts, so they are learned early and whole.
     backend = Tokenizer.from_str(json.dumps(data))
-    backend.train_from_iterator(texts, trainer, length=len(texts))
+    frame: list[str] = []
+    if cfg.keep_chat_frame and base_tokenizer is not None:
+        frame = list(frame_training_texts(base_tokenizer, repeat=max(1000, len(texts))))
+    backend.train_from_iterator(itertools.chain(texts, frame), trainer, length=len(texts) + len(frame))
     trained = json.loads(backend.to_str())
 
     # 2.3 Unigram: add the 256 byte-fallback pieces right after the specials, so no character is unknown.
