@@ -207,7 +207,9 @@ def _switch(cfg, ctx: Context, method: str) -> dict:
 
 
 _add(Stage("migrate", MigrateStageConfig, (Slot("text", ("$source_text",), kind="file"),), "codeswitched.txt",
-           lambda cfg, ctx: _codeswitch(cfg, ctx, "migrate"), volatile=("num_proc", "batch_size", "cache", "engine", "tasks",
+           # batch_size is hashed: a batch is one translator call, and a call's context can change a word's
+           # translation
+           lambda cfg, ctx: _codeswitch(cfg, ctx, "migrate"), volatile=("num_proc", "cache", "engine", "tasks",
                                                                        "executor", "executor_options", "work_dir"),
            help="MIGRATE: translate the nouns of the source corpus in place"))
 _add(Stage("syncs", SyncsStageConfig, (Slot("text", ("$source_text",), kind="file"),), "codeswitched.txt",
