@@ -222,7 +222,7 @@ def main() -> None:
 def copied_rows_vs_ours(model, src, tgt, ours_matrix: torch.Tensor, df_matrix: torch.Tensor) -> dict:
     """On the rows deepfocus copies: where both copy the same source row the values must be identical;
     where the source rows differ, deepfocus decoded a partial-UTF-8 byte token to U+FFFD and copied the
-    row of whatever source token also decodes to U+FFFD (DESIGN.md, 'Where peers go wrong')."""
+    row of whatever source token also decodes to U+FFFD (a mistake peers make: an unknown byte is not a token)."""
     from deepfocus.focus import get_overlapping_tokens
 
     from langshift.vocab.overlap import compute_overlap

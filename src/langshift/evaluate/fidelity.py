@@ -1,4 +1,4 @@
-"""Language fidelity (Marchisio et al. 2024, as DESIGN.md reads it): does the model answer in the
+"""Language fidelity (Marchisio et al. 2024, as docs/papers.md reads it): does the model answer in the
 language it was asked in?
 
 Per response: split into lines, keep lines of at least ``min_words`` words, identify each kept line's

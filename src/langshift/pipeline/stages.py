@@ -88,7 +88,7 @@ class Stage:
 
 
 STAGES: Registry[Stage] = Registry("pipeline stage", modules=[__name__])
-# The order of the data flow (DESIGN.md): a recipe's stages always run in this order.
+# The order of the data flow (README, "Concepts and data flow"): a recipe's stages always run in this order.
 ORDER = ("tokenizer", "migrate", "syncs", "static", "transfer", "lapt", "transplant", "clo_data", "clo",
          "eval", "report")
 MODEL_STAGES = ("clo", "transplant", "lapt", "transfer")  # newest first: what "the model" of a recipe is

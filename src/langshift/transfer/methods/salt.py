@@ -1,4 +1,4 @@
-"""SALT (Lee et al. 2025), our reading (shared/DESIGN.md): a local linear map per new token.
+"""SALT (Lee et al. 2025), our reading (docs/papers.md): a local linear map per new token.
 
 For a new token t with auxiliary vector x (a target-language model's input row, or a static
 vector): take its k most cosine-similar OVERLAPPING tokens in the auxiliary space, fit a linear
