@@ -35,3 +35,14 @@ def test_unknown_method_exits_2_with_close_names(tmp_path, capsys):
 def test_cli_reference_is_current():
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "cli_reference.py"), "--check"], cwd=ROOT)
     assert result.returncode == 0, "docs/cli.md is stale: run python scripts/cli_reference.py"
+
+
+def test_help_does_not_import_torch():
+    """Building the parser (every `langshift … --help`, every typo) must not pay torch's import (seconds)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from langshift.cli import build_parser; build_parser(); "
+            "print(sorted(m for m in ('torch', 'transformers', 'datasets') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

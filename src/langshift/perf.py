@@ -6,8 +6,10 @@ import gc
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 
 def csr(crow: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
@@ -15,6 +17,8 @@ def csr(crow: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, shape: tup
 
     The arguments are built by the callers in CSR order, so invariant checks are switched off; torch
     warns once that CSR support is "beta", which says nothing to our users and is silenced."""
+    import torch  # here: the CLI imports this module (through vocab) to build its parser
+
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*[Ss]parse.*")
         return torch.sparse_csr_tensor(crow, cols, values, size=shape, check_invariants=False)

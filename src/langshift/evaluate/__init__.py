@@ -7,6 +7,13 @@ reads those files (layout in :mod:`langshift.evaluate.results`).
 
 from __future__ import annotations
 
-from .bpb import bits_per_byte
-
 __all__ = ["bits_per_byte"]
+
+
+def __getattr__(name: str):
+    # lazy: the CLI imports this package to build its parser, and bpb imports torch (seconds)
+    if name == "bits_per_byte":
+        from .bpb import bits_per_byte
+
+        return bits_per_byte
+    raise AttributeError(name)

@@ -16,9 +16,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import torch
-
-from ..perf import csr
 
 MAX_NGRAM = 64  # longest n-gram length accepted (fastText's own defaults: 3..6; cc.* models: 5)
 _FNV_OFFSET, _FNV_PRIME = np.uint32(2166136261), np.uint32(16777619)
@@ -73,6 +70,10 @@ def mean_rows(matrix, owner: np.ndarray, rows: np.ndarray, n_owners: int, base: 
     """float32 (n_owners, dim): per owner, the mean of ``matrix[rows]`` over its entries — and of its
     ``base`` row too when given (a vocabulary word's own vector). Owners without entries (and no
     base) get zeros. ``matrix`` may be memory-mapped: each distinct row is read once, in file order."""
+    import torch  # here, not at the top: the CLI imports this module to build its parser
+
+    from ..perf import csr
+
     dim = matrix.shape[1]
     unique, inverse = np.unique(rows, return_inverse=True)    # sorted: the memory map is read front to back
     picked = torch.from_numpy(np.ascontiguousarray(matrix[unique], dtype=np.float32))

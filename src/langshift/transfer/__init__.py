@@ -6,6 +6,13 @@ a target tokenizer (input and untied output matrices, padding rows, special-toke
 
 from __future__ import annotations
 
-from .methods import INIT_METHODS, InitResult, MethodParams, TransferProblem
-
 __all__ = ["INIT_METHODS", "InitResult", "MethodParams", "TransferProblem"]
+
+
+def __getattr__(name: str):
+    # lazy: the CLI and the pipeline import transfer.config to build their parsers; methods import torch
+    if name in __all__:
+        from . import methods
+
+        return getattr(methods, name)
+    raise AttributeError(name)
