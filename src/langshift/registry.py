@@ -3,18 +3,28 @@
 Plugins register where they are defined (``@INIT_METHODS.register("focus")``); ``langshift ls``
 prints every registry. Importing the defining module is what registers a plugin, so each
 registry knows the modules that hold its plugins and imports them on first look-up.
+
+Plugins from other packages are found through entry points (as pytest and lm-eval find theirs): the
+group is ``langshift.`` + the kind with underscores, plural (``langshift.init_methods``,
+``langshift.translators``, ``langshift.taggers``, …). An entry point naming a module
+(``myinit = "mypkg.myinit"``) is imported, so its decorators register; one naming an object
+(``myinit = "mypkg.myinit:fn"``) registers that object under the entry point's name.
 """
 
 from __future__ import annotations
 
 import difflib
 import importlib
+import importlib.metadata
+import logging
+import types
 from collections.abc import Callable, Iterable
 from typing import Generic, TypeVar
 
 from .errors import LangshiftError
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 ALL: dict[str, Registry] = {}
 
@@ -27,6 +37,7 @@ class Registry(Generic[T]):
         self._modules = list(modules)
         self._items: dict[str, T] = {}
         self._loaded = False
+        self.group = "langshift." + kind.replace(" ", "_") + "s"
         ALL[kind] = self
 
     def register(self, name: str) -> Callable[[T], T]:
@@ -43,6 +54,18 @@ class Registry(Generic[T]):
             self._loaded = True
             for mod in self._modules:
                 importlib.import_module(mod)
+            self._load_entry_points()
+
+    def _load_entry_points(self) -> None:
+        for ep in importlib.metadata.entry_points(group=self.group):
+            try:
+                obj = ep.load()
+            except Exception as exc:  # one broken third-party plugin must not take the others down
+                log.warning("%s plugin %r (entry point %s) failed to load: %s: %s", self.kind, ep.name, ep.value,
+                            type(exc).__name__, exc)
+                continue
+            if not isinstance(obj, types.ModuleType) and ep.name not in self._items:
+                self.register(ep.name)(obj)
 
     def names(self) -> list[str]:
         self._load()
