@@ -1,4 +1,4 @@
-"""``langshift codeswitch migrate|syncs|mix|measure|ablate``."""
+"""``langshift codeswitch migrate|syncs|mix|measure|score|ablate``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import re
 
 from ..files import check_not_input
 from .ablate import AblateConfig, run_ablate
+from .detect import DetectConfig, run_score
 from .measure import MeasureConfig, run_measure
 from .migrate import MigrateConfig, run_migrate
 from .mixing import MixConfig, run_mix
@@ -47,7 +48,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     mea.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     mea.add_argument("--on-bad", choices=["fail", "skip"], default="fail", help="non-UTF-8 lines: fail or skip")
     _measure_flags(mea)
+    DetectConfig.add_arguments(mea)
     mea.set_defaults(func=_measure)
+
+    sco = cmds.add_parser("score", help="precision and recall per code-switching type against labelled documents "
+                                        "(same detectors as measure)")
+    sco.add_argument("--gold", required=True, help="JSONL, one document a line: {\"text\": ..., \"label\": "
+                                                   "token-repl|token-annt|sent-repl|sent-annt|none}")
+    sco.add_argument("--out", help="write the scores as JSON here")
+    sco.add_argument("--rows-out", help="write one JSON line per sentence with its label and evidence")
+    sco.add_argument("--translator", help="check annotations by translating them back (e.g. apertium)")
+    sco.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    _measure_flags(sco)
+    DetectConfig.add_arguments(sco)
+    sco.set_defaults(func=_score)
 
     abl = cmds.add_parser("ablate", help="SynCS §3.2: D_cs-free (code-switched documents replaced by clean ones) "
                                          "and D_control (as many random documents replaced)")
@@ -140,8 +154,22 @@ def _measure(args: argparse.Namespace) -> int:
     _check_outputs(args, {"--out": args.out, "--labels-out": args.labels_out})
     cfg = MeasureConfig.from_namespace(args)
     result = run_measure(cfg, args.text, args.out, args.labels_out, args.overwrite, args.on_bad,
-                         _back_translator(args, cfg))
+                         _back_translator(args, cfg), DetectConfig.from_namespace(args))
     print(json.dumps(result, indent=2, ensure_ascii=False))
+    return 0
+
+
+def _score(args: argparse.Namespace) -> int:
+    from ..files import check_out_file
+
+    _check_langs(args.langs)
+    for param, path in {"--out": args.out, "--rows-out": args.rows_out}.items():
+        if path is not None:
+            check_out_file(path, args.overwrite, param, {"--gold": [args.gold]})
+    cfg = MeasureConfig.from_namespace(args)
+    result = run_score(cfg, DetectConfig.from_namespace(args), args.gold, args.out, args.rows_out, args.overwrite,
+                       _back_translator(args, cfg))
+    print(json.dumps({k: v for k, v in result.items() if k != "confusion"}, indent=2, ensure_ascii=False))
     return 0
 
 

@@ -26,6 +26,8 @@ models, this module decides the same categories from evidence it can show:
    With a translator (B→A) annotations are checked: the segment's translation must share a word with
    the ``window`` words before it (sentence level: with the sentence); an unconfirmed segment counts as
    replacement, since nothing beside it means the same.
+``detect.py`` replaces steps 4's annotation/replacement decisions by the paper's models when asked (a
+cross-lingual encoder at sentence level, an LLM with App. A.1's prompt at token level).
 """
 
 from __future__ import annotations
@@ -213,10 +215,17 @@ def report(rows: list[dict], cfg: MeasureConfig) -> dict:
 
 def run_measure(cfg: MeasureConfig, text: Sequence[str | os.PathLike], out: str | os.PathLike | None = None,
                 labels_out: str | os.PathLike | None = None, overwrite: bool = False, on_bad: str = "fail",
-                translator=None) -> dict:
+                translator=None, dcfg=None) -> dict:
+    """``measure`` over text files; with a ``detect.DetectConfig`` naming an encoder or an LLM, ``detect``."""
     import json
 
-    result, rows = measure(read_documents(text, on_bad), cfg, translator=translator)
+    docs = read_documents(text, on_bad)
+    if dcfg is not None and (dcfg.encoder or dcfg.llm):
+        from .detect import detect
+
+        result, rows = detect(docs, cfg, dcfg, translator=translator)
+    else:
+        result, rows = measure(docs, cfg, translator=translator)
     if labels_out is not None:
         with atomic_stream(labels_out, overwrite, "--labels-out") as fh:
             for r in rows:
