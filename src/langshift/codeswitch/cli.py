@@ -1,4 +1,4 @@
-"""``langshift codeswitch migrate|syncs|mix|measure|score|ablate``."""
+"""``langshift codeswitch migrate|syncs|mix|measure|score|ablate|teach|distill|synth``."""
 
 from __future__ import annotations
 
@@ -76,6 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     AblateConfig.add_arguments(abl)
     _measure_flags(abl)
     abl.set_defaults(func=_ablate)
+    _register_distilled(cmds)
 
 
 def _measure_flags(p: argparse.ArgumentParser) -> None:
@@ -182,4 +183,65 @@ def _ablate(args: argparse.Namespace) -> int:
     print(json.dumps({k: v for k, v in result.items() if k not in ("held_out", "replacements")} | {
         "corpora": {n: {k: v for k, v in c.items() if k != "replaced"} for n, c in result["corpora"].items()}},
         indent=2, ensure_ascii=False))
+    return 0
+
+
+# SynCS §4.1 distilled synthesiser: teach → distill → synth ------------------------------------------
+
+def _register_distilled(cmds) -> None:
+    from .distill import DistillConfig
+    from .synth import SynthConfig
+    from .teach import FilterConfig, TeachConfig
+
+    tea = cmds.add_parser("teach", help="SynCS §4.1: a teacher writes token-level code-switching from parallel "
+                                        "sentences (App. C.1 prompts), filtered → JSONL rows")
+    tea.add_argument("--pairs", required=True, help="parallel sentences: TSV (source<TAB>translation) or JSONL "
+                                                    "(source/translation, src/tgt or en/xx fields)")
+    tea.add_argument("--out", required=True, help="teacher rows (JSONL); a summary goes to OUT.summary.json")
+    tea.add_argument("--limit", type=int, help="use only the first LIMIT pairs")
+    tea.add_argument("--keep-rejected", action="store_true", help="also write rejected rows (with the reason)")
+    tea.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    TeachConfig.add_arguments(tea)
+    FilterConfig.add_arguments(tea)
+    tea.set_defaults(func=_teach)
+
+    dis = cmds.add_parser("distill", help="SynCS §4.1: fine-tune a small student on teacher rows (trl SFT, "
+                                          "source-only prompt → code-switched sentence)")
+    DistillConfig.add_arguments(dis)
+    dis.set_defaults(func=_distill)
+
+    syn = cmds.add_parser("synth", help="SynCS §4.1: token-level code-switching of a corpus by the distilled "
+                                        "student (same outputs as `codeswitch syncs`)")
+    _io_flags(syn)
+    SynthConfig.add_arguments(syn)
+    syn.set_defaults(func=_synth)
+
+
+def _teach(args: argparse.Namespace) -> int:
+    from .teach import FilterConfig, TeachConfig, run_teach
+
+    _check_langs([args.src_lang, args.tgt_lang])
+    result = run_teach(TeachConfig.from_namespace(args), FilterConfig.from_namespace(args), args.pairs, args.out,
+                       args.overwrite, args.limit, args.keep_rejected)
+    print(json.dumps(result, indent=2, ensure_ascii=False))
+    return 0
+
+
+def _distill(args: argparse.Namespace) -> int:
+    from .distill import DistillConfig, train_distill
+
+    cfg = DistillConfig.from_namespace(args)
+    check_not_input(cfg.out, {"--data": [cfg.data]})
+    print(train_distill(cfg))
+    return 0
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from .synth import SynthConfig, run_synth
+
+    _check_langs([args.src_lang, args.tgt_lang])
+    _check_outputs(args, {"--out": args.out, "--text-out": args.text_out})
+    result = run_synth(SynthConfig.from_namespace(args), args.text, args.out, args.text_out, args.overwrite,
+                       args.on_bad)
+    print(json.dumps(result, indent=2, ensure_ascii=False))
     return 0

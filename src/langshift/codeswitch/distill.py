@@ -1,0 +1,127 @@
+"""SynCS §4.1 step 2: distil the teacher's rows into a small student (trl SFTTrainer, LoRA or full).
+
+Each kept teacher row becomes one conversational prompt/completion pair: the prompt is the App. C.1
+prompt with the source side only (``teach.prompt`` without the translation), the completion the
+code-switched sentence; loss on the completion only. The paper's schedule (App. C: 3 epochs, lr 5e-5,
+warm-up 0.1, cosine to 0) is the default apart from the learning rate, which LoRA needs higher.
+Training runs in ``<out>.work`` (resumable checkpoints); the merged model is written to ``<out>`` at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from ..config import StageConfig, check_range, opt
+from ..errors import ConfigError, LangshiftError
+from ..optional import require
+from .teach import KINDS, prompt
+
+log = logging.getLogger(__name__)
+TRL_INSTALL = "pip install 'langshift[train]'  (trl, datasets, peft)"
+ROW_FIELDS = ("source", "kind", "output")
+
+
+@dataclass
+class DistillConfig(StageConfig):
+    model: str = opt(help="the student to fine-tune: built-in name (smollm2-135m-instruct), folder or hub id")
+    data: str = opt(help="teacher rows (JSONL from `codeswitch teach`: source, kind, output)")
+    out: str = opt(help="output model folder (written atomically; <out>.work holds checkpoints)")
+    src_lang: str = opt("en", "language of the sources (names it in the prompt)")
+    tgt_lang: str = opt("es", "language switched in (names it in the prompt)")
+    mode: Literal["lora", "full"] = opt("lora", "LoRA on the attention projections (merged at the end) or all weights")
+    lora_r: int = opt(16, "LoRA rank")
+    lora_alpha: float = opt(32.0, "LoRA scaling α")
+    lora_dropout: float = opt(0.05, "LoRA dropout")
+    lr: float = opt(5e-4, "peak learning rate (paper, full SFT of 3B: 5e-5; LoRA needs ~10× more)")
+    warmup: float = opt(0.1, "warm-up share of the steps (paper: 0.1)")
+    epochs: float = opt(3.0, "epochs (paper: 3)")
+    max_steps: int | None = opt(None, "stop after this many optimizer steps (short runs)")
+    batch_size: int = opt(8, "rows per device per step")
+    grad_accum: int = opt(1, "gradient accumulation steps")
+    max_len: int = opt(256, "longest prompt+completion in tokens")
+    save_steps: int = opt(50, "save a checkpoint every this many steps (resume point)")
+    seed: int = opt(0, "random seed")
+    overwrite: bool = opt(False, "replace an existing --out")
+    keep_work: bool = opt(False, "keep <out>.work after success")
+
+    def validate(self) -> None:
+        check_range("--lr", self.lr, 0.0, None, lo_open=True)
+        check_range("--epochs", self.epochs, 0.0, None, lo_open=True)
+        check_range("--warmup", self.warmup, 0.0, 1.0)
+        check_range("--lora-dropout", self.lora_dropout, 0.0, 1.0)
+        if self.max_steps is not None:
+            check_range("--max-steps", self.max_steps, 1)
+        for name in ("batch_size", "grad_accum", "save_steps", "max_len", "lora_r"):
+            if getattr(self, name) < 1:
+                raise ConfigError("--" + name.replace("_", "-"), getattr(self, name), "must be at least 1")
+
+
+def read_rows(path: str, param: str = "--data") -> list[dict]:
+    """Teacher rows: each needs non-empty source/kind/output and a token-level kind; rejected rows refused."""
+    from ..train.data import read_jsonl
+
+    rows = read_jsonl(path, ("id", *ROW_FIELDS), param)
+    for n, r in enumerate(rows, 1):
+        if r["kind"] not in KINDS:
+            raise LangshiftError(f"{param}={path!r}: row {n}: kind {r['kind']!r}; the student learns "
+                                 f"{', '.join(KINDS)}")
+        if r.get("rejected"):
+            raise LangshiftError(f"{param}={path!r}: row {n} was rejected by the filter ({r['rejected']}); "
+                                 "write the rows without --keep-rejected")
+    if not rows:
+        raise ConfigError(param, path, "holds no rows; run `langshift codeswitch teach` first")
+    return rows
+
+
+def sft_rows(rows: list[dict], src_lang: str, tgt_lang: str) -> list[dict]:
+    """trl's conversational prompt/completion rows: source-only prompt → code-switched sentence."""
+    return [{"prompt": [{"role": "user", "content": prompt(r["kind"], r["source"], src_lang, tgt_lang)}],
+             "completion": [{"role": "assistant", "content": r["output"]}]} for r in rows]
+
+
+def _lora(model, cfg: DistillConfig):
+    from peft import LoraConfig, get_peft_model
+    from transformers import set_seed
+
+    from ..train.modules import attention_leaf_names
+
+    set_seed(cfg.seed)  # LoRA's A matrices are drawn here, before the Trainer seeds anything
+    lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, bias="none",
+                      target_modules=attention_leaf_names(model), task_type="CAUSAL_LM")
+    return get_peft_model(model, lora)
+
+
+def train_distill(cfg: DistillConfig, model=None, tokenizer=None) -> Path:
+    from ..models import load_model, load_tokenizer
+    from ..train.lapt import unwrap
+    from ..train.runtime import prepare_out, run_trainer, save_final, training_arguments
+
+    trl = require("trl", TRL_INSTALL, "codeswitch distill")
+    datasets = require("datasets", TRL_INSTALL, "codeswitch distill")
+    out = Path(cfg.out)
+    work = prepare_out(out, cfg.overwrite)
+    rows = read_rows(cfg.data)
+    tokenizer = tokenizer if tokenizer is not None else load_tokenizer(cfg.model, "--model")
+    if not getattr(tokenizer, "chat_template", None):
+        raise ConfigError("--model", cfg.model, "the student's tokenizer has no chat template; give an "
+                                                "instruction-tuned model (e.g. smollm2-135m-instruct)")
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = model if model is not None else load_model(cfg.model)
+    if cfg.mode == "lora":
+        model = _lora(model, cfg)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    args = training_arguments(work, batch_size=cfg.batch_size, lr=cfg.lr, epochs=cfg.epochs, max_steps=cfg.max_steps,
+                              warmup=cfg.warmup, seed=cfg.seed, save_steps=cfg.save_steps, grad_accum=cfg.grad_accum,
+                              scheduler="cosine", args_class=trl.SFTConfig, max_length=cfg.max_len,
+                              completion_only_loss=True, packing=False, remove_unused_columns=True)
+    data = datasets.Dataset.from_list(sft_rows(rows, cfg.src_lang, cfg.tgt_lang))
+    trainer = trl.SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer)
+    summary = run_trainer(trainer, work)
+    summary.update({"stage": "codeswitch-distill", "config": cfg.to_dict(), "rows": len(rows),
+                    "per_kind": {k: sum(r["kind"] == k for r in rows) for k in KINDS},
+                    "trainable_parameters": trainable})
+    return save_final(unwrap(trainer.model).eval(), tokenizer, out, work, cfg.overwrite, summary, cfg.keep_work)
