@@ -77,3 +77,15 @@ def test_deprecated_fasttext_backend_uses_its_documented_batch_call(monkeypatch)
         assert calls == [(["hola amigo", "buenos días"], 1)]
     finally:
         langid._predictor.cache_clear()
+
+
+def test_detect_top_ranks_languages_per_line():
+    from langshift.text.langid import detect, detect_top
+
+    lines = ["El perro corre por el campo verde cada mañana.", "   ", "The dog runs across the green field."]
+    ranked = detect_top(lines, 5)
+    assert ranked[1] == [] and len(ranked[0]) == 5
+    assert ranked[0][0][0] == "es" and ranked[2][0][0] == "en"
+    probs = [p for _, p in ranked[0]]
+    assert probs == sorted(probs, reverse=True) and 0 < probs[0] <= 1
+    assert [r[0] for r in ranked if r] == [d for d in detect(lines) if d[0] != "und"]

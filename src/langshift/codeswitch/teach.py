@@ -152,8 +152,8 @@ def span_languages(texts: Sequence[str], src_lang: str, tgt_lang: str) -> list[t
 
     if not texts:
         return []
-    # langid.detect gives the top label only; the pairwise choice needs both languages' probabilities
-    ranked = langid._predictor()([" ".join(t.split()) for t in texts], 40)
+    # the pairwise choice needs both languages' probabilities, not only the top label
+    ranked = langid.detect_top(texts, 40)
     out = []
     for labels in ranked:
         probs = dict(labels)

@@ -78,6 +78,18 @@ def detect(lines: Iterable[str]) -> list[tuple[str, float]]:
     return out
 
 
+def detect_top(lines: Iterable[str], k: int) -> list[list[tuple[str, float]]]:
+    """The ``k`` most likely (language code, probability) of each line, best first ([] for a blank line):
+    for choosing between two languages that mix, where the top label alone is noisy on a word or two."""
+    texts = [" ".join(line.split()) for line in lines]
+    out: list[list[tuple[str, float]]] = [[] for _ in texts]
+    todo = [i for i, t in enumerate(texts) if t]
+    if todo:
+        for i, ranked in zip(todo, _predictor()([texts[i] for i in todo], k), strict=True):
+            out[i] = list(ranked)
+    return out
+
+
 def detect_one(text: str) -> tuple[str, float]:
     return detect([text])[0]
 
