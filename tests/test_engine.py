@@ -115,3 +115,51 @@ def test_bad_inputs_and_missing_datatrove(tmp_path, monkeypatch):
         "partition": "cpu", "time": "4:00:00"}
     with pytest.raises(ConfigError, match="executor_options"):
         MigrateConfig(executor_options="[1, 2]")
+
+
+# SynCS on the engine -------------------------------------------------------------------------------------
+
+def syncs_records(cfg, docs=CORPUS):
+    from test_codeswitch_syncs import SENTS
+
+    from langshift.codeswitch.syncs import Stats as SyncsStats
+    from langshift.codeswitch.syncs import summary, syncs
+
+    stats, tr = SyncsStats(), FakeTranslator(sentences=SENTS)
+    recs = [r.to_json() for r in syncs(docs, tr, cfg, FakeTagger(), TokenCounter(), stats)]
+    out = summary(stats, cfg, TokenCounter())
+    out.pop("seconds")
+    return recs, out, dict(tr.asked)
+
+
+@pytest.mark.parametrize("kw", [dict(density=0.5, mix="equal"),
+                                dict(density=1.0, mix="extreme", type="token-repl", word_share=1.0, magnitude=40)])
+def test_syncs_num_proc_2_and_datatrove_equal_1_worker(tmp_path, kw):
+    from langshift.codeswitch.syncs import SyncsConfig
+
+    one = syncs_records(SyncsConfig(batch_size=4, **kw))
+    assert syncs_records(SyncsConfig(batch_size=4, num_proc=2, **kw)) == one
+    dt = SyncsConfig(batch_size=4, num_proc=2, tasks=2, engine="datatrove", work_dir=str(tmp_path / "dt"), **kw)
+    assert syncs_records(dt) == one
+    assert sorted(os.listdir(tmp_path / "dt" / "sentences" / "output")) == ["00000.parquet", "00001.parquet"]
+    recs, summary, asked = one
+    assert summary["modified"] > 10 and len(recs) == summary["sentences"] == 45
+    assert summary["budget_reached"] == ("magnitude" in kw) and all(v == 1 for v in asked.values())
+    if "magnitude" in kw:  # the budget stops modification, not the corpus
+        assert summary["new_tokens"] <= 40 and sum(r.get("new_tokens", 0) for r in recs) == summary["new_tokens"]
+
+
+def test_run_syncs_reads_jsonl_like_text(tmp_path, monkeypatch):
+    from langshift.codeswitch.syncs import SyncsConfig, run_syncs
+
+    monkeypatch.setattr("langshift.text.tagging.get_tagger", lambda name, lang: FakeTagger())
+    monkeypatch.setattr("langshift.translate.get_translator", lambda *a, **k: FakeTranslator())
+    txt, jsonl = tmp_path / "c.txt", tmp_path / "c.jsonl"
+    txt.write_text("\n".join(CORPUS[:9]) + "\n", encoding="utf-8")
+    jsonl.write_text("".join(json.dumps({"text": d}) + "\n" for d in CORPUS[:9]), encoding="utf-8")
+    cfg = dict(density=1.0, mix="extreme", type="token-repl", batch_size=2)
+    a = run_syncs(SyncsConfig(**cfg), [txt], tmp_path / "a.jsonl")
+    b = run_syncs(SyncsConfig(num_proc=2, **cfg), [jsonl], tmp_path / "b.jsonl")
+    assert (tmp_path / "a.jsonl").read_text() == (tmp_path / "b.jsonl").read_text()
+    a.pop("seconds"), a.pop("tokens_per_second", None), b.pop("seconds"), b.pop("tokens_per_second", None)
+    assert a == b and a["sentences"] == 12 and a["modified"] + a["not_translated"] == 12 and a["modified"] >= 8

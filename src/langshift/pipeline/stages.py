@@ -196,11 +196,8 @@ def _switch(cfg, ctx: Context, method: str) -> dict:
         stream = mig.migrate(docs, cfg.tagger, translator, cfg, counter, stats)
         write_outputs(stream, out, text_out)
         return mig.summary(stats, cfg, counter)
-    tagger = None
-    if cfg.words != "random" and any(t.startswith("token") for t in cfg.types()):
-        from ..text.tagging import get_tagger
-
-        tagger = get_tagger(cfg.tagger, cfg.src_lang)
+    # the tagger by name: each engine worker builds its own
+    tagger = cfg.tagger if cfg.words != "random" and any(t.startswith("token") for t in cfg.types()) else None
     stats = syn.Stats()
     write_outputs(syn.syncs(docs, translator, cfg, tagger, counter, stats), out, text_out)
     return syn.summary(stats, cfg, counter)
@@ -211,7 +208,8 @@ _add(Stage("migrate", MigrateStageConfig, (Slot("text", ("$source_text",), kind=
                                                                        "executor", "executor_options", "work_dir"),
            help="MIGRATE: translate the nouns of the source corpus in place"))
 _add(Stage("syncs", SyncsStageConfig, (Slot("text", ("$source_text",), kind="file"),), "codeswitched.txt",
-           lambda cfg, ctx: _codeswitch(cfg, ctx, "syncs"), volatile=("cache",),
+           lambda cfg, ctx: _codeswitch(cfg, ctx, "syncs"), volatile=("cache", "num_proc", "engine", "tasks", "executor",
+                                                                     "executor_options", "work_dir"),
            help="SynCS: token/sentence replacement/annotation at a density and budget"))
 
 
