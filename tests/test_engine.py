@@ -120,10 +120,9 @@ def test_bad_inputs_and_missing_datatrove(tmp_path, monkeypatch):
 # SynCS on the engine -------------------------------------------------------------------------------------
 
 def syncs_records(cfg, docs=CORPUS):
-    from test_codeswitch_syncs import SENTS
-
     from langshift.codeswitch.syncs import Stats as SyncsStats
     from langshift.codeswitch.syncs import summary, syncs
+    from test_codeswitch_syncs import SENTS
 
     stats, tr = SyncsStats(), FakeTranslator(sentences=SENTS)
     recs = [r.to_json() for r in syncs(docs, tr, cfg, FakeTagger(), TokenCounter(), stats)]
@@ -163,3 +162,52 @@ def test_run_syncs_reads_jsonl_like_text(tmp_path, monkeypatch):
     assert (tmp_path / "a.jsonl").read_text() == (tmp_path / "b.jsonl").read_text()
     a.pop("seconds"), a.pop("tokens_per_second", None), b.pop("seconds"), b.pop("tokens_per_second", None)
     assert a == b and a["sentences"] == 12 and a["modified"] + a["not_translated"] == 12 and a["modified"] >= 8
+
+
+# measure on the engine ---------------------------------------------------------------------------------
+
+def test_measure_report_and_labels_equal_for_1_and_2_workers_and_datatrove(tmp_path):
+    from langshift.codeswitch.measure import MeasureConfig, measure
+    from langshift.resources import bible_verses
+    from test_codeswitch_measure import CORPUS as LABELLED
+
+    en, es = list(bible_verses("en").values())[:40], list(bible_verses("es").values())[:20]
+    # short documents take the corpus's language (known only after every group), long ones their own
+    docs = [t for t, _ in LABELLED] + en[:20] + [" ".join(en[i:i + 5]) for i in range(20, 40, 5)] + es + \
+        [en[i] + " (" + es[i] + ")" for i in range(6)] + [en[i].replace(".", " (agua).", 1) for i in range(6, 12)]
+
+    def run(**kw):
+        tr = FakeTranslator(sentences={"agua": "the and of earth God"})
+        rep, rows = measure(docs, MeasureConfig(batch_size=7, **kw), translator=tr)
+        return rep, rows, dict(tr.asked)
+
+    one = run()
+    assert run(num_proc=2) == one
+    assert run(num_proc=2, tasks=3, engine="datatrove", work_dir=str(tmp_path / "dt")) == one
+    rep, rows, asked = one
+    assert rep["sentences"] == len(rows) > len(docs) and rep["counts"]["sent-repl"] >= 20
+    # (agua) confirmed beside some verses, not beside others; (carta) never: each segment translated once
+    assert rep["counts"]["token-annt"] == 4 and rep["counts"]["token-repl"] == 4
+    assert asked == {"carta": 1, "agua": 1}
+    assert {r["doc_lang"] for r in rows[:len(LABELLED)]} == {"en"}
+
+
+def test_run_measure_reads_jsonl_and_parquet_like_text(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from langshift.codeswitch.measure import MeasureConfig, run_measure
+    from test_codeswitch_measure import CORPUS as LABELLED
+
+    docs = [t for t, _ in LABELLED]
+    txt, jsonl, parquet = tmp_path / "c.txt", tmp_path / "c.jsonl", tmp_path / "c.parquet"
+    txt.write_text("\n".join(docs) + "\n", encoding="utf-8")
+    jsonl.write_text("".join(json.dumps({"text": d}) + "\n" for d in docs), encoding="utf-8")
+    pq.write_table(pa.table({"text": docs}), parquet)
+    reports, labels = [], []
+    for i, (src, n) in enumerate(((txt, 1), (jsonl, 2), (parquet, 2))):
+        reports.append(run_measure(MeasureConfig(num_proc=n, batch_size=3), [src], tmp_path / f"r{i}.json",
+                                   tmp_path / f"l{i}.jsonl"))
+        labels.append((tmp_path / f"l{i}.jsonl").read_text(encoding="utf-8"))
+    assert reports[0] == reports[1] == reports[2] and labels[0] == labels[1] == labels[2]
+    assert reports[0]["sentences"] == len(labels[0].splitlines()) == len(docs) + 1

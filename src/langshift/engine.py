@@ -202,6 +202,20 @@ def group_documents(corpus, size: int, work: str | os.PathLike):
                           desc="grouping documents")
 
 
+def features(columns: dict):
+    """datasets Features from a plain spec: "int64" → Value, ["string"] → List, {"a": "int32"} → struct."""
+    ds = _datasets()
+
+    def value(v):
+        if isinstance(v, dict):
+            return {k: value(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return ds.List(value(v[0]))
+        return ds.Value(v)
+
+    return ds.Features({k: value(v) for k, v in columns.items()})
+
+
 def rows_to_dataset(rows: Callable[[], Iterator[dict]], features, work: str | os.PathLike):
     """The rows a generator yields as an Arrow dataset under ``work``, written as they come."""
     import uuid

@@ -165,19 +165,6 @@ SENTENCE = {"group": "int64", "doc": "int64", "index": "int32", "sep": "string",
 WORD = {"start": "int32", "end": "int32", "word": "string", "tag": "string"}
 
 
-def _features(columns: dict):
-    import datasets as ds
-
-    def value(v):
-        if isinstance(v, dict):
-            return {k: value(x) for k, x in v.items()}
-        if isinstance(v, list):
-            return ds.List(value(v[0]))
-        return ds.Value(v)
-
-    return ds.Features({k: value(v) for k, v in columns.items()})
-
-
 PLAN = {"group": "int64", "first": "int64", "chosen": ["int32"], "kinds": ["string"], "ids": ["string"],
         "sentences": ["string"]}
 PICKED = {"group": "int64", "picked": [[WORD]]}
@@ -237,16 +224,17 @@ class PickWords:
 def _planned(documents, tagger, cfg: SyncsConfig, work: Path, done) -> Iterator[tuple[list[Record], dict, list]]:
     """(records, plan, picked words) per batch of sentences, in order; once ``done()`` no more tagging."""
     from .. import engine
+    from ..engine import features
 
     corpus = engine.as_corpus(documents)
     if len(corpus) == 0:
         return
     groups = engine.group_documents(corpus, cfg.batch_size, work)
-    sentences = engine.run_groups(groups, Split(cfg.src_lang), _features(SENTENCE), cfg, work, "sentences",
+    sentences = engine.run_groups(groups, Split(cfg.src_lang), features(SENTENCE), cfg, work, "sentences",
                                   "splitting")
     if len(sentences) == 0:
         return
-    plan = engine.rows_to_dataset(lambda: _plans(sentences, cfg), _features(PLAN), work)
+    plan = engine.rows_to_dataset(lambda: _plans(sentences, cfg), features(PLAN), work)
     tagging = any(t.startswith("token") for t in cfg.types())
     step, batches = PickWords(tagger, cfg), sentences.iter(batch_size=cfg.batch_size)
     grow = cfg.magnitude is not None and cfg.engine != "datatrove"
@@ -254,7 +242,7 @@ def _planned(documents, tagger, cfg: SyncsConfig, work: Path, done) -> Iterator[
         part = plan if len(window) == len(plan) else plan.select(window)
         picked = None
         if tagging and not done():
-            picked = engine.run_groups(part, step, _features(PICKED), cfg, work, f"words-{w}", "tagging")
+            picked = engine.run_groups(part, step, features(PICKED), cfg, work, f"words-{w}", "tagging")
         rows = picked.iter(batch_size=1) if picked is not None else iter(())
         for p in part.iter(batch_size=1):
             b = next(batches)
