@@ -211,3 +211,22 @@ def test_run_measure_reads_jsonl_and_parquet_like_text(tmp_path):
         labels.append((tmp_path / f"l{i}.jsonl").read_text(encoding="utf-8"))
     assert reports[0] == reports[1] == reports[2] and labels[0] == labels[1] == labels[2]
     assert reports[0]["sentences"] == len(labels[0].splitlines()) == len(docs) + 1
+
+
+def test_pipeline_codeswitch_stages_run_on_the_engine(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from langshift.pipeline.stages import MigrateStageConfig, SyncsStageConfig, _switch
+
+    monkeypatch.setattr("langshift.text.tagging.get_tagger", lambda name, lang: FakeTagger())
+    monkeypatch.setattr("langshift.translate.get_translator", lambda *a, **k: FakeTranslator())
+    txt = tmp_path / "c.txt"
+    txt.write_text("\n".join(CORPUS[:9]) + "\n", encoding="utf-8")
+    for method, cfg in (("migrate", MigrateStageConfig(text=str(txt), num_proc=2, batch_size=2)),
+                        ("syncs", SyncsStageConfig(text=str(txt), num_proc=2, density=1.0, mix="extreme",
+                                                   type="token-repl"))):
+        ctx = SimpleNamespace(work=tmp_path / method)
+        summary = _switch(cfg, ctx, method)
+        lines = (ctx.work / "codeswitched.txt").read_text(encoding="utf-8").splitlines()
+        assert len(lines) == 9 and lines[0] != CORPUS[0] and summary["sentences"] == 12
+        assert sorted(os.listdir(ctx.work)) == ["codeswitched.jsonl", "codeswitched.txt"]  # no corpus left behind
