@@ -105,7 +105,7 @@ print(json.dumps({"seconds": round(time.perf_counter() - t0, 1), "blocks": n, "s
 """
 
 
-def lapt_runs(verses: list[str], mb: int, seq_len: int) -> dict:
+def lapt_runs(verses: list[str], mb: int, seq_len: int, ways: list[str]) -> dict:
     out: dict = {}
     with tempfile.TemporaryDirectory(prefix="engine-speed.") as work:
         path = Path(work) / "big.txt"
@@ -114,7 +114,7 @@ def lapt_runs(verses: list[str], mb: int, seq_len: int) -> dict:
             while fh.tell() < mb * 2 ** 20:
                 fh.write(chunk)
         out["file_mib"] = round(path.stat().st_size / 2 ** 20, 1)
-        for how in ("stream", "num_proc_2", "list"):
+        for how in ways:
             load0 = os.getloadavg()[0]
             proc = subprocess.run([sys.executable, "-c", CHILD, how, str(path), str(Path(work) / how), str(seq_len)],
                                   capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
@@ -124,9 +124,8 @@ def lapt_runs(verses: list[str], mb: int, seq_len: int) -> dict:
             fig["load_average_1min"] = [round(load0, 2), round(os.getloadavg()[0], 2)]
             out[how] = fig
             print("lapt", how, json.dumps(fig), flush=True)
-    ref = out["stream"]["sha256"]
-    for how in ("num_proc_2", "list"):
-        out[how]["identical_to_stream"] = out[how]["sha256"] == ref
+    for how in ways:
+        out[how]["identical_to_first"] = out[how]["sha256"] == out[ways[0]]["sha256"]
     return out
 
 
@@ -136,6 +135,8 @@ def main() -> None:
     ap.add_argument("--workers", nargs="+", type=int, default=[1, 2])
     ap.add_argument("--mb", type=int, default=200, help="size of the synthetic LAPT text file")
     ap.add_argument("--seq-len", type=int, default=2048)
+    ap.add_argument("--ways", nargs="+", default=["stream", "num_proc_2", "list"],
+                    choices=["stream", "num_proc_2", "list"], help="LAPT tokenisation paths (the first: reference)")
     ap.add_argument("--skip", nargs="*", default=[], choices=["syncs", "measure", "lapt"])
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args()
@@ -154,7 +155,7 @@ def main() -> None:
     if "measure" not in args.skip:
         result["measure"] = measure_runs(verses[:args.limit], args.workers)
     if "lapt" not in args.skip:
-        result["lapt_tokenisation"] = lapt_runs(verses, args.mb, args.seq_len)
+        result["lapt_tokenisation"] = lapt_runs(verses, args.mb, args.seq_len, args.ways)
     atomic_write_json(args.out, result)
     print(json.dumps(result, indent=2))
 
