@@ -126,7 +126,7 @@ def test_encoder_errors_name_the_parameter(monkeypatch):
         load_encoder("st:sentence-transformers/LaBSE")
 
 
-@pytest.mark.parametrize(("kw", "param"), [({"threshold": 1.5}, "threshold"), ({"batch_size": 0}, "batch_size"),
+@pytest.mark.parametrize(("kw", "param"), [({"threshold": 1.5}, "threshold"), ({"model_batch_size": 0}, "model_batch_size"),
                                            ({"llm": "http://127.0.0.1:1/v1"}, "llm_model"),
                                            ({"min_centre": 1}, "min_centre")])
 def test_detect_config_errors(kw, param):

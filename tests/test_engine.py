@@ -115,3 +115,118 @@ def test_bad_inputs_and_missing_datatrove(tmp_path, monkeypatch):
         "partition": "cpu", "time": "4:00:00"}
     with pytest.raises(ConfigError, match="executor_options"):
         MigrateConfig(executor_options="[1, 2]")
+
+
+# SynCS on the engine -------------------------------------------------------------------------------------
+
+def syncs_records(cfg, docs=CORPUS):
+    from langshift.codeswitch.syncs import Stats as SyncsStats
+    from langshift.codeswitch.syncs import summary, syncs
+    from test_codeswitch_syncs import SENTS
+
+    stats, tr = SyncsStats(), FakeTranslator(sentences=SENTS)
+    recs = [r.to_json() for r in syncs(docs, tr, cfg, FakeTagger(), TokenCounter(), stats)]
+    out = summary(stats, cfg, TokenCounter())
+    out.pop("seconds")
+    return recs, out, dict(tr.asked)
+
+
+@pytest.mark.parametrize("kw", [dict(density=0.5, mix="equal"),
+                                dict(density=1.0, mix="extreme", type="token-repl", word_share=1.0, magnitude=40)])
+def test_syncs_num_proc_2_and_datatrove_equal_1_worker(tmp_path, kw):
+    from langshift.codeswitch.syncs import SyncsConfig
+
+    one = syncs_records(SyncsConfig(batch_size=4, **kw))
+    assert syncs_records(SyncsConfig(batch_size=4, num_proc=2, **kw)) == one
+    dt = SyncsConfig(batch_size=4, num_proc=2, tasks=2, engine="datatrove", work_dir=str(tmp_path / "dt"), **kw)
+    assert syncs_records(dt) == one
+    assert sorted(os.listdir(tmp_path / "dt" / "sentences" / "output")) == ["00000.parquet", "00001.parquet"]
+    recs, summary, asked = one
+    assert summary["modified"] > 10 and len(recs) == summary["sentences"] == 45
+    assert summary["budget_reached"] == ("magnitude" in kw) and all(v == 1 for v in asked.values())
+    if "magnitude" in kw:  # the budget stops modification, not the corpus
+        assert summary["new_tokens"] <= 40 and sum(r.get("new_tokens", 0) for r in recs) == summary["new_tokens"]
+
+
+def test_run_syncs_reads_jsonl_like_text(tmp_path, monkeypatch):
+    from langshift.codeswitch.syncs import SyncsConfig, run_syncs
+
+    monkeypatch.setattr("langshift.text.tagging.get_tagger", lambda name, lang: FakeTagger())
+    monkeypatch.setattr("langshift.translate.get_translator", lambda *a, **k: FakeTranslator())
+    txt, jsonl = tmp_path / "c.txt", tmp_path / "c.jsonl"
+    txt.write_text("\n".join(CORPUS[:9]) + "\n", encoding="utf-8")
+    jsonl.write_text("".join(json.dumps({"text": d}) + "\n" for d in CORPUS[:9]), encoding="utf-8")
+    cfg = dict(density=1.0, mix="extreme", type="token-repl", batch_size=2)
+    a = run_syncs(SyncsConfig(**cfg), [txt], tmp_path / "a.jsonl")
+    b = run_syncs(SyncsConfig(num_proc=2, **cfg), [jsonl], tmp_path / "b.jsonl")
+    assert (tmp_path / "a.jsonl").read_text() == (tmp_path / "b.jsonl").read_text()
+    a.pop("seconds"), a.pop("tokens_per_second", None), b.pop("seconds"), b.pop("tokens_per_second", None)
+    assert a == b and a["sentences"] == 12 and a["modified"] + a["not_translated"] == 12 and a["modified"] >= 8
+
+
+# measure on the engine ---------------------------------------------------------------------------------
+
+def test_measure_report_and_labels_equal_for_1_and_2_workers_and_datatrove(tmp_path):
+    from langshift.codeswitch.measure import MeasureConfig, measure
+    from langshift.resources import bible_verses
+    from test_codeswitch_measure import CORPUS as LABELLED
+
+    en, es = list(bible_verses("en").values())[:40], list(bible_verses("es").values())[:20]
+    # short documents take the corpus's language (known only after every group), long ones their own
+    docs = [t for t, _ in LABELLED] + en[:20] + [" ".join(en[i:i + 5]) for i in range(20, 40, 5)] + es + \
+        [en[i] + " (" + es[i] + ")" for i in range(6)] + [en[i].replace(".", " (agua).", 1) for i in range(6, 12)]
+
+    def run(**kw):
+        tr = FakeTranslator(sentences={"agua": "the and of earth God"})
+        rep, rows = measure(docs, MeasureConfig(batch_size=7, **kw), translator=tr)
+        return rep, rows, dict(tr.asked)
+
+    one = run()
+    assert run(num_proc=2) == one
+    assert run(num_proc=2, tasks=3, engine="datatrove", work_dir=str(tmp_path / "dt")) == one
+    rep, rows, asked = one
+    assert rep["sentences"] == len(rows) > len(docs) and rep["counts"]["sent-repl"] >= 20
+    # (agua) confirmed beside some verses, not beside others; (carta) never: each segment translated once
+    assert rep["counts"]["token-annt"] == 4 and rep["counts"]["token-repl"] == 4
+    assert asked == {"carta": 1, "agua": 1}
+    assert {r["doc_lang"] for r in rows[:len(LABELLED)]} == {"en"}
+
+
+def test_run_measure_reads_jsonl_and_parquet_like_text(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from langshift.codeswitch.measure import MeasureConfig, run_measure
+    from test_codeswitch_measure import CORPUS as LABELLED
+
+    docs = [t for t, _ in LABELLED]
+    txt, jsonl, parquet = tmp_path / "c.txt", tmp_path / "c.jsonl", tmp_path / "c.parquet"
+    txt.write_text("\n".join(docs) + "\n", encoding="utf-8")
+    jsonl.write_text("".join(json.dumps({"text": d}) + "\n" for d in docs), encoding="utf-8")
+    pq.write_table(pa.table({"text": docs}), parquet)
+    reports, labels = [], []
+    for i, (src, n) in enumerate(((txt, 1), (jsonl, 2), (parquet, 2))):
+        reports.append(run_measure(MeasureConfig(num_proc=n, batch_size=3), [src], tmp_path / f"r{i}.json",
+                                   tmp_path / f"l{i}.jsonl"))
+        labels.append((tmp_path / f"l{i}.jsonl").read_text(encoding="utf-8"))
+    assert reports[0] == reports[1] == reports[2] and labels[0] == labels[1] == labels[2]
+    assert reports[0]["sentences"] == len(labels[0].splitlines()) == len(docs) + 1
+
+
+def test_pipeline_codeswitch_stages_run_on_the_engine(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from langshift.pipeline.stages import MigrateStageConfig, SyncsStageConfig, _switch
+
+    monkeypatch.setattr("langshift.text.tagging.get_tagger", lambda name, lang: FakeTagger())
+    monkeypatch.setattr("langshift.translate.get_translator", lambda *a, **k: FakeTranslator())
+    txt = tmp_path / "c.txt"
+    txt.write_text("\n".join(CORPUS[:9]) + "\n", encoding="utf-8")
+    for method, cfg in (("migrate", MigrateStageConfig(text=str(txt), num_proc=2, batch_size=2)),
+                        ("syncs", SyncsStageConfig(text=str(txt), num_proc=2, density=1.0, mix="extreme",
+                                                   type="token-repl"))):
+        ctx = SimpleNamespace(work=tmp_path / method)
+        summary = _switch(cfg, ctx, method)
+        lines = (ctx.work / "codeswitched.txt").read_text(encoding="utf-8").splitlines()
+        assert len(lines) == 9 and lines[0] != CORPUS[0] and summary["sentences"] == 12
+        assert sorted(os.listdir(ctx.work)) == ["codeswitched.jsonl", "codeswitched.txt"]  # no corpus left behind

@@ -18,9 +18,11 @@ import logging
 import os
 import signal
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from .config import StageConfig, check_range, opt
 from .errors import ConfigError, LangshiftError
 from .files import iter_lines
 
@@ -29,6 +31,60 @@ log = logging.getLogger(__name__)
 ENGINES = ("datasets", "datatrove")
 EXECUTORS = ("local", "slurm", "ray")
 SCALE_INSTALL = "pip install 'langshift[scale]'  (datatrove==0.10.1)"
+
+
+@dataclass
+class EngineOptions(StageConfig):
+    """Where a data stage's per-group step runs: the config fields every engine-backed stage shares."""
+
+    num_proc: int = opt(1, "worker processes for the per-group step (datasets num_proc, or datatrove workers); "
+                           "the output does not change with it")
+    engine: Literal["datasets", "datatrove"] = opt("datasets", "datasets: Dataset.map on this machine; datatrove: "
+                                                   "the same step as datatrove tasks (local, slurm, ray), resumable")
+    tasks: int | None = opt(None, "datatrove: shards of the corpus, one task each (default: num_proc)")
+    executor: Literal["local", "slurm", "ray"] = opt("local", "datatrove executor")
+    executor_options: str | dict = opt({}, "datatrove executor options as JSON/YAML, e.g. '{partition: cpu, time: "
+                                           "\"4:00:00\"}' for slurm")
+    work_dir: str | None = opt(None, "datatrove: folder for the shards and completion markers; a rerun resumes from "
+                                     "it (default: OUT.work, removed after success)")
+
+    def validate(self) -> None:
+        check_range("num_proc", self.num_proc, 1)
+        if self.engine not in ENGINES:
+            raise ConfigError("engine", self.engine, f"choose one of {', '.join(ENGINES)}")
+        if self.tasks is not None:
+            check_range("tasks", self.tasks, 1)
+        if isinstance(self.executor_options, str):  # from the command line
+            import yaml
+
+            try:
+                parsed = yaml.safe_load(self.executor_options) if self.executor_options.strip() else {}
+            except yaml.YAMLError as exc:
+                raise ConfigError("executor_options", self.executor_options, f"not JSON/YAML ({exc})") from None
+            self.executor_options = parsed
+        if not isinstance(self.executor_options, dict):
+            raise ConfigError("executor_options", self.executor_options, "give a mapping, e.g. '{partition: cpu}'")
+
+
+def run_groups(groups, step: Callable[[dict], dict], features, opts: EngineOptions, work: str | os.PathLike,
+               name: str, desc: str = "", shards: str | None = None):
+    """``step`` over ``groups`` on the engine ``opts`` names: Dataset.map(num_proc) under ``work``, or datatrove
+    tasks with their shards under ``opts.work_dir/shards`` (default ``work/datatrove/shards``; shards: name)."""
+    if opts.engine == "datatrove":
+        sub = name if shards is None else shards
+        where = Path(opts.work_dir) / sub if opts.work_dir else Path(work) / "datatrove" / sub
+        rows = run_datatrove(groups, step, features, where, opts.tasks or opts.num_proc, opts.num_proc,
+                             opts.executor, opts.executor_options)
+        if rows is None:
+            raise LangshiftError(f"the datatrove tasks were submitted ({opts.executor}); rerun the same command "
+                                 "when they have finished: finished tasks are skipped and the outputs written")
+        return rows
+    return map_groups(groups, step, features, opts.num_proc, work, name, desc)
+
+
+def as_corpus(documents):
+    """A corpus dataset as it is, or documents of this process (strings) as one."""
+    return documents if hasattr(documents, "column_names") else corpus_from_texts(documents)
 
 
 def _datasets():
@@ -144,6 +200,42 @@ def group_documents(corpus, size: int, work: str | os.PathLike):
         return corpus.map(group, batched=True, batch_size=size, with_indices=True, features=features,
                           remove_columns=corpus.column_names, cache_file_name=str(Path(work) / "groups.arrow"),
                           desc="grouping documents")
+
+
+def features(columns: dict):
+    """datasets Features from a plain spec: "int64" → Value, ["string"] → List, {"a": "int32"} → struct."""
+    ds = _datasets()
+
+    def value(v):
+        if isinstance(v, dict):
+            return {k: value(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return ds.List(value(v[0]))
+        return ds.Value(v)
+
+    return ds.Features({k: value(v) for k, v in columns.items()})
+
+
+def rows_to_dataset(rows: Callable[[], Iterator[dict]], features, work: str | os.PathLike):
+    """The rows a generator yields as an Arrow dataset under ``work``, written as they come."""
+    import uuid
+
+    ds = _datasets()
+    with _quiet():  # a fresh fingerprint: the rows come from this run's data, never from an older cache
+        return ds.Dataset.from_generator(rows, features=features, cache_dir=str(Path(work) / "hf"),
+                                         fingerprint=uuid.uuid4().hex)
+
+
+def windows(n_groups: int, num_proc: int, grow: bool) -> Iterator[range]:
+    """Groups per engine call: all at once, or (``grow``: a budget that usually stops early) windows that
+    double from 4 per worker, each one pool of workers started."""
+    if not grow:
+        yield range(n_groups)
+        return
+    start, size = 0, 4 * max(num_proc, 1)
+    while start < n_groups:
+        yield range(start, min(n_groups, start + size))
+        start, size = start + size, size * 2
 
 
 # 2. The per-group step on one machine: Dataset.map(num_proc) -------------------------------------------------

@@ -64,11 +64,11 @@ class DetectConfig(StageConfig):
     llm_key_env: str | None = opt(None, "environment variable holding the --llm endpoint's API key")
     unrelated_filter: bool = opt(True, "token level: ask the LLM first whether the switch is unrelated (a name, "
                                        "loanword, third language, noise)")
-    batch_size: int = opt(16, "texts per forward pass of a local encoder or LLM")
+    model_batch_size: int = opt(16, "texts per forward pass of a local encoder or LLM")
 
     def validate(self) -> None:
         check_range("threshold", self.threshold, -1, 1)
-        check_range("batch_size", self.batch_size, 1)
+        check_range("model_batch_size", self.model_batch_size, 1)
         check_range("min_centre", self.min_centre, 2)
         if self.llm and self.llm.startswith(("http://", "https://")) and not self.llm_model:
             raise ConfigError("llm_model", self.llm_model, f"name the model served at --llm {self.llm}")
@@ -325,7 +325,7 @@ def load_chooser(dcfg: DetectConfig):
         return EndpointChooser(endpoint_from_args(dcfg.llm, dcfg.llm_model, dcfg.llm_key_env))
     from ..models import load_model, load_tokenizer
 
-    return LocalChooser(load_model(dcfg.llm, "--llm"), load_tokenizer(dcfg.llm, "--llm"), dcfg.batch_size)
+    return LocalChooser(load_model(dcfg.llm, "--llm"), load_tokenizer(dcfg.llm, "--llm"), dcfg.model_batch_size)
 
 
 def refine_tokens(rows: list[dict], choose: Callable, langs: Sequence[str], unrelated_filter: bool = True) -> dict:
@@ -375,7 +375,7 @@ def detect(documents: Sequence[str], mcfg: MeasureConfig, dcfg: DetectConfig | N
     _, rows = measure(documents, mcfg, langid, translator)
     detectors: dict = {"sentence": "heuristic", "token": "heuristic"}
     if encoder is None and dcfg.encoder:
-        encoder = load_encoder(dcfg.encoder, dcfg.layer, dcfg.batch_size)
+        encoder = load_encoder(dcfg.encoder, dcfg.layer, dcfg.model_batch_size)
     if encoder is not None:
         detectors["sentence"] = refine_sentences(rows, encoder, mcfg, dcfg)
     if choose is None and dcfg.llm:

@@ -36,10 +36,11 @@ import functools
 import os
 import re
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from ..config import StageConfig, check_range, opt
+from ..config import check_range, opt
+from ..engine import EngineOptions
 from ..errors import ConfigError
 from ..files import atomic_write_json
 from .provenance import TYPES, atomic_stream, read_documents, split_document
@@ -50,7 +51,7 @@ _WORD = re.compile(r"[^\W\d_]+(?:['’\-‐][^\W\d_]+)*")
 
 
 @dataclass
-class MeasureConfig(StageConfig):
+class MeasureConfig(EngineOptions):
     langs: list[str] = opt(["en", "es"], "the languages expected to mix (ISO 639-1 codes)")
     min_prob: float = opt(0.6, "language-ID confidence needed to call a span a language")
     word_margin: float = opt(1.0, "Zipf margin by which a word must be more frequent in one language")
@@ -59,8 +60,11 @@ class MeasureConfig(StageConfig):
     examples: int = opt(3, "examples kept per label")
     min_doc_sentences: int = opt(3, "a document with fewer language-identified sentences takes the corpus's "
                                     "majority language as its own")
+    batch_size: int = opt(256, "documents per group on the engine (one language-ID call each)")
 
     def validate(self) -> None:
+        super().validate()
+        check_range("batch_size", self.batch_size, 1)
         if len(self.langs) < 2 or len(set(self.langs)) != len(self.langs):
             raise ConfigError("langs", self.langs, "give at least two different languages, e.g. en,es")
         check_range("min_prob", self.min_prob, 0, 1)
@@ -161,54 +165,119 @@ def _confirmer(translator) -> Callable[[str, str], bool] | None:
     return confirms
 
 
-def measure(documents: Sequence[str], cfg: MeasureConfig, detect: Callable | None = None,
-            translator=None) -> tuple[dict, list[dict]]:
-    """(report with counts, shares and examples per label, one {doc, sentence, text, label, lang} per sentence)."""
-    if detect is None:
-        from ..text.langid import detect
-    docs = [[s for _, s in split_document(d, cfg.langs[0])] for d in documents]
-    pieces = [parts(s) for sents in docs for s in sents]
-    spans = list(dict.fromkeys(x for p in pieces for x in (p.outside, *(s for _, s in p.segments)) if x))
-    lid = dict(zip(spans, detect(spans), strict=True)) if spans else {}
-    confirms = _confirmer(translator)
-    sent_langs = [[_span_lang(p.outside, lid[p.outside], cfg) if p.outside else None for p in ps]
-                  for ps in _regroup(pieces, docs)]
-    corpus = Counter(x for langs in sent_langs for x in langs if x in cfg.langs)
+LABELLED = {"doc": "int64", "sentence": "int32", "text": "string", "lang": "string", "doc_lang": "string",
+            "labels": ["string"], "segment": ["string"], "context": ["string"]}
+CONFIRMED = {"sent-annt": "sent-repl", "token-annt": "token-repl"}   # an annotation not confirmed: replacement
+
+
+class Label:
+    """Per-group engine step: each sentence of a group of documents with its language and label.
+
+    A document too short for a majority of its own takes the corpus's language, known only once every group
+    is done: it gets one label per language of ``langs``. With a translator, the annotation to confirm is
+    left pending (segment, context) for the main process, which translates each distinct segment once."""
+
+    def __init__(self, cfg: MeasureConfig, detect: Callable | None, check: bool):
+        self.cfg, self.detect, self.check = cfg, detect, check
+
+    def __call__(self, batch: dict) -> dict:
+        cfg = self.cfg
+        detect = self.detect
+        if detect is None:
+            from ..text.langid import detect
+        out: dict[str, list] = {k: [] for k in LABELLED}
+        for first, docs in zip(batch["first"], batch["docs"], strict=True):
+            pieces = [[parts(s) for _, s in split_document(d, cfg.langs[0])] for d in docs]
+            spans = list(dict.fromkeys(x for ps in pieces for p in ps for x in (p.outside, *(s for _, s in p.segments))
+                                       if x))
+            lid = dict(zip(spans, detect(spans), strict=True)) if spans else {}
+            for d, ps in enumerate(pieces, start=first):
+                langs = [_span_lang(p.outside, lid[p.outside], cfg) if p.outside else None for p in ps]
+                counted = Counter(x for x in langs if x in cfg.langs)
+                # a document's own majority needs a few sentences; shorter ones (a verse, a line) take the corpus's
+                own = counted.most_common(1)[0][0] if sum(counted.values()) >= cfg.min_doc_sentences else None
+                for i, p in enumerate(ps):
+                    labels, segments, contexts = [], [], []
+                    for doc_lang in [own] if own else cfg.langs:
+                        asked: list[tuple[str, str]] = []
+                        confirms = (lambda seg, ctx, a=asked: a.append((seg, ctx)) or True) if self.check else None
+                        labels.append(classify(p, lid, doc_lang, langs[i - 1] if i else None, cfg, confirms))
+                        segments.append(asked[0][0] if asked else None)
+                        contexts.append(asked[0][1] if asked else None)
+                    for k, v in (("doc", d), ("sentence", i), ("text", p.text), ("lang", langs[i]), ("doc_lang", own),
+                                 ("labels", labels), ("segment", segments), ("context", contexts)):
+                        out[k].append(v)
+        return out
+
+
+def labelled(documents, cfg: MeasureConfig, detect: Callable | None, check: bool, work: str | os.PathLike):
+    """The per-group step over ``documents`` (strings or a corpus dataset) on the engine: a dataset of rows."""
+    from .. import engine
+
+    corpus = engine.as_corpus(documents)
+    if len(corpus) == 0:
+        return None
+    groups = engine.group_documents(corpus, cfg.batch_size, work)
+    return engine.run_groups(groups, Label(cfg, detect, check), engine.features(LABELLED), cfg, work, "labelled",
+                             "measuring")
+
+
+def iter_rows(rows, cfg: MeasureConfig, translator=None):
+    """{doc, sentence, text, label, doc_lang, lang} per sentence, in order, from the engine's rows."""
+    if rows is None:
+        return
+    corpus: Counter = Counter()
+    for batch in rows.select_columns(["lang"]).iter(batch_size=4096):
+        corpus.update(x for x in batch["lang"] if x in cfg.langs)
     corpus_lang = corpus.most_common(1)[0][0] if corpus else cfg.langs[0]
-    rows, it = [], iter(pieces)
-    for d, (sents, langs) in enumerate(zip(docs, sent_langs, strict=True)):
-        ps = [next(it) for _ in sents]
-        counted = Counter(x for x in langs if x in cfg.langs)
-        # a document's own majority needs a few sentences; shorter ones (a verse, a line) take the corpus's
-        doc_lang = counted.most_common(1)[0][0] if sum(counted.values()) >= cfg.min_doc_sentences else corpus_lang
-        for i, p in enumerate(ps):
-            label = classify(p, lid, doc_lang, langs[i - 1] if i else None, cfg, confirms)
-            rows.append({"doc": d, "sentence": i, "text": p.text, "label": label, "doc_lang": doc_lang,
-                         "lang": langs[i]})
+    confirms = _confirmer(translator)
+    for batch in rows.iter(batch_size=1024):
+        for d, i, text, lang, own, labels, segs, ctxs in zip(*(batch[k] for k in LABELLED), strict=True):
+            k = 0 if own else cfg.langs.index(corpus_lang)
+            label = labels[k]
+            if segs[k] is not None and confirms is not None and not confirms(segs[k], ctxs[k]):
+                label = CONFIRMED[label]
+            yield {"doc": d, "sentence": i, "text": text, "label": label, "doc_lang": own or corpus_lang,
+                   "lang": lang}
+
+
+def measure(documents, cfg: MeasureConfig, detect: Callable | None = None, translator=None,
+            work: str | os.PathLike | None = None) -> tuple[dict, list[dict]]:
+    """(report with counts, shares and examples per label, one {doc, sentence, text, label, lang} per sentence).
+
+    ``documents``: strings or a corpus dataset; the classification runs on the engine (``cfg.num_proc``
+    workers, or datatrove), the report does not depend on it."""
+    if work is None:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="langshift-measure.") as tmp:
+            return measure(documents, cfg, detect, translator, tmp)
+    rows = list(iter_rows(labelled(documents, cfg, detect, translator is not None, work), cfg, translator))
     return report(rows, cfg), rows
 
 
-def _regroup(pieces: list[Parts], docs: list[list[str]]) -> list[list[Parts]]:
-    it = iter(pieces)
-    return [[next(it) for _ in sents] for sents in docs]
-
-
-def report(rows: list[dict], cfg: MeasureConfig) -> dict:
-    counts = Counter(r["label"] for r in rows)
-    n = len(rows)
-    switched = n - counts["monolingual"]
+def report(rows: Iterable[dict], cfg: MeasureConfig) -> dict:
+    """Counts, shares and examples per label, in one pass over the rows (a stream or a list)."""
+    counts: Counter = Counter()
+    docs, switched_docs = set(), set()
     examples: dict[str, list[str]] = {}
     for r in rows:
-        if r["label"] != "monolingual" and len(examples.setdefault(r["label"], [])) < cfg.examples:
-            examples[r["label"]].append(r["text"])
+        counts[r["label"]] += 1
+        docs.add(r["doc"])
+        if r["label"] != "monolingual":
+            switched_docs.add(r["doc"])
+            if len(examples.setdefault(r["label"], [])) < cfg.examples:
+                examples[r["label"]].append(r["text"])
+    n = sum(counts.values())
+    switched = n - counts["monolingual"]
     return {
-        "documents": len({r["doc"] for r in rows}), "sentences": n, "langs": cfg.langs,
+        "documents": len(docs), "sentences": n, "langs": cfg.langs,
         "counts": {k: counts.get(k, 0) for k in LABELS},
         "shares": {k: round(counts.get(k, 0) / n, 6) if n else 0.0 for k in LABELS},
         "code_switched": switched,
         "code_switched_shares": {k: round(counts.get(k, 0) / switched, 6) if switched else 0.0
                                  for k in LABELS if k != "monolingual"},
-        "documents_with_code_switching": len({r["doc"] for r in rows if r["label"] != "monolingual"}),
+        "documents_with_code_switching": len(switched_docs),
         "examples": examples,
     }
 
@@ -216,20 +285,36 @@ def report(rows: list[dict], cfg: MeasureConfig) -> dict:
 def run_measure(cfg: MeasureConfig, text: Sequence[str | os.PathLike], out: str | os.PathLike | None = None,
                 labels_out: str | os.PathLike | None = None, overwrite: bool = False, on_bad: str = "fail",
                 translator=None, dcfg=None) -> dict:
-    """``measure`` over text files; with a ``detect.DetectConfig`` naming an encoder or an LLM, ``detect``."""
+    """Files in (text, .jsonl, .parquet) read into an Arrow dataset, labels streamed out: no list of the corpus.
+    With a ``detect.DetectConfig`` naming an encoder or an LLM, ``detect`` decides (it holds the corpus)."""
+    import contextlib
     import json
+    import tempfile
 
-    docs = read_documents(text, on_bad)
+    from ..engine import load_corpus
+
     if dcfg is not None and (dcfg.encoder or dcfg.llm):
         from .detect import detect
 
-        result, rows = detect(docs, cfg, dcfg, translator=translator)
-    else:
-        result, rows = measure(docs, cfg, translator=translator)
-    if labels_out is not None:
-        with atomic_stream(labels_out, overwrite, "--labels-out") as fh:
-            for r in rows:
-                fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+        result, rows = detect(read_documents(text, on_bad), cfg, dcfg, translator=translator)
+        if labels_out is not None:
+            with atomic_stream(labels_out, overwrite, "--labels-out") as fh:
+                for r in rows:
+                    fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+        if out is not None:
+            atomic_write_json(out, result)
+        return result
+    with tempfile.TemporaryDirectory(prefix="langshift-measure.") as work, contextlib.ExitStack() as stack:
+        fh = stack.enter_context(atomic_stream(labels_out, overwrite, "--labels-out")) if labels_out else None
+
+        def rows():
+            for r in iter_rows(labelled(load_corpus(text, work, "--text", on_bad), cfg, None, translator is not None,
+                                        work), cfg, translator):
+                if fh is not None:
+                    fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+                yield r
+
+        result = report(rows(), cfg)
     if out is not None:
         atomic_write_json(out, result)
     return result

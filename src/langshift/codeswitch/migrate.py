@@ -14,12 +14,12 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from tqdm.auto import tqdm
 
-from ..config import StageConfig, check_range, opt
-from ..errors import ConfigError, LangshiftError
+from ..config import check_range, opt
+from ..engine import EngineOptions
+from ..errors import ConfigError
 from ..files import atomic_write_json
 from .provenance import (
     Edit,
@@ -38,7 +38,7 @@ PENN_NOUNS = ["NN", "NNS", "NNP", "NNPS"]
 
 
 @dataclass
-class MigrateConfig(StageConfig):
+class MigrateConfig(EngineOptions):
     src_lang: str = opt("en", "language of the input text")
     tgt_lang: str = opt("es", "language the nouns are translated into")
     tagger: str = opt("vote", "POS tagger by name for src_lang, Penn tags (`langshift ls`); vote = apertium "
@@ -56,32 +56,12 @@ class MigrateConfig(StageConfig):
     num_proc: int = opt(1, "worker processes for sentence splitting and tagging (datasets num_proc, or datatrove "
                            "workers); translation stays in one process, so each distinct noun is still "
                            "translated once, and the output does not change with it")
-    engine: Literal["datasets", "datatrove"] = opt("datasets", "datasets: Dataset.map on this machine; datatrove: "
-                                                   "the same step as datatrove tasks (local, slurm, ray), resumable")
-    tasks: int | None = opt(None, "datatrove: shards of the corpus, one task each (default: num_proc)")
-    executor: Literal["local", "slurm", "ray"] = opt("local", "datatrove executor")
-    executor_options: str | dict = opt({}, "datatrove executor options as JSON/YAML, e.g. '{partition: cpu, time: "
-                                           "\"4:00:00\"}' for slurm")
-    work_dir: str | None = opt(None, "datatrove: folder for the shards and completion markers; a rerun resumes from "
-                                     "it (default: OUT.work, removed after success)")
     seed: int = opt(0, "seed for choosing which nouns to translate when share < 1")
 
     def validate(self) -> None:
+        super().validate()
         check_share("share", self.share)
         check_range("batch_size", self.batch_size, 1)
-        check_range("num_proc", self.num_proc, 1)
-        if self.tasks is not None:
-            check_range("tasks", self.tasks, 1)
-        if isinstance(self.executor_options, str):  # from the command line
-            import yaml
-
-            try:
-                parsed = yaml.safe_load(self.executor_options) if self.executor_options.strip() else {}
-            except yaml.YAMLError as exc:
-                raise ConfigError("executor_options", self.executor_options, f"not JSON/YAML ({exc})") from None
-            self.executor_options = parsed
-        if not isinstance(self.executor_options, dict):
-            raise ConfigError("executor_options", self.executor_options, "give a mapping, e.g. '{partition: cpu}'")
         if self.budget is not None:
             check_range("budget", self.budget, 1)
         if not self.noun_tags:
@@ -208,6 +188,16 @@ def analysed_features():
                         "nouns": ds.List({k: ds.Value(v) for k, v in NOUN.items()})})
 
 
+def process_tagger(tagger, lang: str):
+    """A tagger object as given, or the one this process built for a tagger name (once per process)."""
+    if not isinstance(tagger, str):
+        return tagger
+    from ..engine import process_local
+    from ..text.tagging import get_tagger
+
+    return process_local(("tagger", tagger, lang), lambda: get_tagger(tagger, lang))
+
+
 class Analyse:
     """The per-group engine step: sentences of a group of documents with their nouns, one row each.
 
@@ -217,12 +207,7 @@ class Analyse:
         self.tagger, self.lang, self.noun_tags = tagger, lang, list(noun_tags)
 
     def _tagger(self):
-        if not isinstance(self.tagger, str):
-            return self.tagger
-        from ..engine import process_local
-        from ..text.tagging import get_tagger
-
-        return process_local(("tagger", self.tagger, self.lang), lambda: get_tagger(self.tagger, self.lang))
+        return process_tagger(self.tagger, self.lang)
 
     def __call__(self, batch: dict) -> dict:
         out: dict[str, list] = {k: [] for k in ("group", "doc", "index", "sep", "original", "nouns")}
@@ -254,21 +239,14 @@ def _analysed(documents, tagger, cfg: MigrateConfig, work: Path) -> Iterator[tup
     """(records, nouns) per group of ``batch_size`` documents, in document order."""
     from .. import engine
 
-    corpus = documents if hasattr(documents, "column_names") else engine.corpus_from_texts(documents)
+    corpus = engine.as_corpus(documents)
     if len(corpus) == 0:
         return
     groups = engine.group_documents(corpus, cfg.batch_size, work)
     step, features = Analyse(tagger, cfg.src_lang, cfg.noun_tags), analysed_features()
     for w, window in enumerate(_windows(len(groups), cfg)):
         part = groups if len(window) == len(groups) else groups.select(window)
-        if cfg.engine == "datatrove":
-            rows = engine.run_datatrove(part, step, features, cfg.work_dir or work / "datatrove",
-                                        cfg.tasks or cfg.num_proc, cfg.num_proc, cfg.executor, cfg.executor_options)
-            if rows is None:
-                raise LangshiftError(f"the datatrove tasks were submitted ({cfg.executor}); rerun the same command "
-                                     "when they have finished: finished tasks are skipped and the outputs written")
-        else:
-            rows = engine.map_groups(part, step, features, cfg.num_proc, work, f"analysed-{w}", "tagging")
+        rows = engine.run_groups(part, step, features, cfg, work, f"analysed-{w}", "tagging", shards="")
         yield from _regroup(rows)
 
 

@@ -25,13 +25,15 @@ import math
 import os
 import random
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from tqdm.auto import tqdm
 
-from ..config import StageConfig, check_range, opt
+from ..config import check_range, opt
+from ..engine import EngineOptions
 from ..errors import ConfigError
 from ..files import atomic_write_json
 from .provenance import (
@@ -41,7 +43,6 @@ from .provenance import (
     Record,
     TokenCounter,
     annotate,
-    batched,
     check_share,
     splice,
     split_documents,
@@ -55,7 +56,7 @@ CONTENT_PREFIXES = ("NN", "VB", "JJ", "RB")
 
 
 @dataclass
-class SyncsConfig(StageConfig):
+class SyncsConfig(EngineOptions):
     src_lang: str = opt("en", "language of the input text (the context)")
     tgt_lang: str = opt("es", "language of the inserted spans")
     translator: str = opt("apertium", "translator by name (`langshift ls` lists them)")
@@ -70,10 +71,12 @@ class SyncsConfig(StageConfig):
     tagger: str = opt("apertium", "POS tagger by name for src_lang, for words=nouns|content")
     word_share: float = opt(0.3, "token-level: share of the eligible words of a sentence switched (at least one)")
     tokenizer: str | None = opt(None, "count new tokens with this tokenizer; default: whitespace words")
-    batch_size: int = opt(512, "sentences per batch; each batch makes at most one word and one sentence call")
+    batch_size: int = opt(512, "sentences per batch (each makes at most one word and one sentence translator call), "
+                               "and documents per group split on the engine")
     seed: int = opt(0, "seed for choosing sentences, types and words")
 
     def validate(self) -> None:
+        super().validate()
         check_share("density", self.density)
         check_share("word_share", self.word_share)
         check_range("batch_size", self.batch_size, 1)
@@ -155,25 +158,115 @@ def build(original: str, kind: str, words: Sequence[tuple], word_tr: dict, sent_
     return splice(original, [(e.start, e.end, fmt(e)) for e in edits]), edits
 
 
-# 2. The stream -------------------------------------------------------------------------------------
+# 2. The stream: documents split on the engine, sentences chosen in order, their words tagged on the engine,
+#    then translated and applied in order until the magnitude budget ---------------------------------------
+
+SENTENCE = {"group": "int64", "doc": "int64", "index": "int32", "sep": "string", "original": "string"}
+WORD = {"start": "int32", "end": "int32", "word": "string", "tag": "string"}
+
+
+PLAN = {"group": "int64", "first": "int64", "chosen": ["int32"], "kinds": ["string"], "ids": ["string"],
+        "sentences": ["string"]}
+PICKED = {"group": "int64", "picked": [[WORD]]}
+
+
+class Split:
+    """Per-group engine step: the sentences of a group of documents, one row each."""
+
+    def __init__(self, lang: str):
+        self.lang = lang
+
+    def __call__(self, batch: dict) -> dict:
+        out: dict[str, list] = {k: [] for k in SENTENCE}
+        for group, first, docs in zip(batch["group"], batch["first"], batch["docs"], strict=True):
+            for rec in split_documents(docs, self.lang, start=first):
+                for k, v in (("group", group), ("doc", rec.doc), ("index", rec.index), ("sep", rec.sep),
+                             ("original", rec.original)):
+                    out[k].append(v)
+        return out
+
+
+def _plans(sentences, cfg: SyncsConfig) -> Iterator[dict]:
+    """Per batch of ``batch_size`` sentences: which are modified, by which type, and the token-level ones
+    (whose words the engine tags). The choice depends only on the order of sentences, never on translations."""
+    quota, cycle = Quota(cfg.density, cfg.seed), TypeCycle(cfg.types(), cfg.seed)
+    rows = sentences.select_columns(["doc", "index", "original"])
+    for b, batch in enumerate(rows.iter(batch_size=cfg.batch_size)):
+        ids = [f"{d}.{i}" for d, i in zip(batch["doc"], batch["index"], strict=True)]
+        chosen = quota.pick(len(ids), ids[0])
+        kinds = [cycle.next() for _ in chosen]
+        tok = [i for i, k in zip(chosen, kinds, strict=True) if k.startswith("token")]
+        yield {"group": b, "first": b * cfg.batch_size, "chosen": chosen, "kinds": kinds,
+               "ids": [ids[i] for i in tok], "sentences": [batch["original"][i] for i in tok]}
+
+
+class PickWords:
+    """Per-group engine step: for the token-level sentences of one batch, the words that switch (one tagger
+    call for the batch, as before the engine). ``tagger``: a name (each process builds its own) or an object."""
+
+    def __init__(self, tagger, cfg: SyncsConfig):
+        self.tagger, self.lang, self.words = tagger, cfg.src_lang, cfg.words
+        self.share, self.seed = cfg.word_share, cfg.seed
+
+    def __call__(self, batch: dict) -> dict:
+        from .migrate import process_tagger
+
+        tagger = process_tagger(self.tagger, self.lang) if self.tagger is not None else None
+        out: dict[str, list] = {"group": [], "picked": []}
+        for group, ids, sents in zip(batch["group"], batch["ids"], batch["sentences"], strict=True):
+            cands = eligible_words(sents, self.words, tagger) if sents else []
+            out["group"].append(group)
+            out["picked"].append([[dict(zip(WORD, w, strict=True)) for w in pick_words(c, self.share, self.seed, i)]
+                                  for i, c in zip(ids, cands, strict=True)])
+        return out
+
+
+def _planned(documents, tagger, cfg: SyncsConfig, work: Path, done) -> Iterator[tuple[list[Record], dict, list]]:
+    """(records, plan, picked words) per batch of sentences, in order; once ``done()`` no more tagging."""
+    from .. import engine
+    from ..engine import features
+
+    corpus = engine.as_corpus(documents)
+    if len(corpus) == 0:
+        return
+    groups = engine.group_documents(corpus, cfg.batch_size, work)
+    sentences = engine.run_groups(groups, Split(cfg.src_lang), features(SENTENCE), cfg, work, "sentences",
+                                  "splitting")
+    if len(sentences) == 0:
+        return
+    plan = engine.rows_to_dataset(lambda: _plans(sentences, cfg), features(PLAN), work)
+    tagging = any(t.startswith("token") for t in cfg.types())
+    step, batches = PickWords(tagger, cfg), sentences.iter(batch_size=cfg.batch_size)
+    grow = cfg.magnitude is not None and cfg.engine != "datatrove"
+    for w, window in enumerate(engine.windows(len(plan), cfg.num_proc, grow)):
+        part = plan if len(window) == len(plan) else plan.select(window)
+        picked = None
+        if tagging and not done():
+            picked = engine.run_groups(part, step, features(PICKED), cfg, work, f"words-{w}", "tagging")
+        rows = picked.iter(batch_size=1) if picked is not None else iter(())
+        for p in part.iter(batch_size=1):
+            b = next(batches)
+            records = [Record(doc=d, index=i, original=o, text=o, sep=s)
+                       for d, i, o, s in zip(b["doc"], b["index"], b["original"], b["sep"], strict=True)]
+            words = next(rows, None)
+            yield records, {k: v[0] for k, v in p.items()}, words["picked"][0] if words else []
+
 
 class _Run:
-    def __init__(self, tagger, translator, cfg: SyncsConfig, counter: TokenCounter, stats: Stats):
-        self.tagger, self.tr, self.cfg, self.counter, self.stats = tagger, translator, cfg, counter, stats
-        self.quota, self.cycle = Quota(cfg.density, cfg.seed), TypeCycle(cfg.types(), cfg.seed)
+    def __init__(self, translator, cfg: SyncsConfig, counter: TokenCounter, stats: Stats):
+        self.tr, self.cfg, self.counter, self.stats = translator, cfg, counter, stats
         self.word_memo: dict[tuple[str, str | None], str | None] = {}
         self.sent_memo: dict[str, str | None] = {}
 
-    def batch(self, records: list[Record]) -> None:
+    def batch(self, records: list[Record], plan: dict, picked_words: list[list[dict]]) -> None:
         cfg, st = self.cfg, self.stats
         if st.budget_reached:
             return
-        chosen = [records[i] for i in self.quota.pick(len(records), records[0].id)]
-        kinds = {rec.id: self.cycle.next() for rec in chosen}
-        # 1. words for token-level sentences, translated as one call of distinct (word, tag) keys
+        chosen = [records[i] for i in plan["chosen"]]
+        kinds = {rec.id: kind for rec, kind in zip(chosen, plan["kinds"], strict=True)}
+        # 1. words of token-level sentences (tagged on the engine), translated as one call of distinct keys
         tok = [r for r in chosen if kinds[r.id].startswith("token")]
-        cands = eligible_words([r.original for r in tok], cfg.words, self.tagger) if tok else []
-        picked = {r.id: pick_words(c, cfg.word_share, cfg.seed, r.id) for r, c in zip(tok, cands, strict=True)}
+        picked = {r.id: [tuple(w[k] for k in WORD) for w in ws] for r, ws in zip(tok, picked_words, strict=True)}
         new = list(dict.fromkeys((w, t) for ws in picked.values() for _, _, w, t in ws
                                  if (w, t) not in self.word_memo))
         if new:
@@ -206,27 +299,40 @@ class _Run:
             st.words_switched += len(edits) if kind.startswith("token") else 0
 
 
-def syncs(documents: Iterable[str], translator, cfg: SyncsConfig, tagger=None, counter: TokenCounter | None = None,
-          stats: Stats | None = None) -> Iterator[Record]:
-    """Every sentence of ``documents`` as a record, a ``density`` share of them code-switched."""
-    counter = counter or TokenCounter(cfg.tokenizer)
-    stats = stats if stats is not None else Stats()
+def syncs(documents, translator, cfg: SyncsConfig, tagger=None, counter: TokenCounter | None = None,
+          stats: Stats | None = None, work: str | os.PathLike | None = None) -> Iterator[Record]:
+    """Every sentence of ``documents`` as a record, a ``density`` share of them code-switched.
+
+    ``documents``: strings, or a corpus dataset (``engine.load_corpus``); ``tagger``: a name (each worker
+    builds its own) or a tagger object (picklable when num_proc > 1); ``work``: folder for the Arrow files
+    (default: a temporary one). The output does not depend on num_proc or the engine."""
     if tagger is None and cfg.words != "random" and any(t.startswith("token") for t in cfg.types()):
         raise ConfigError("words", cfg.words, "choosing nouns or content words needs a tagger; pass one, or use "
                                               "words=random")
-    run = _Run(tagger, translator, cfg, counter, stats)
+    if work is None:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="langshift-syncs.") as tmp:
+            yield from syncs(documents, translator, cfg, tagger, counter, stats, tmp)
+        return
+    counter = counter or TokenCounter(cfg.tokenizer)
+    stats = stats if stats is not None else Stats()
+    run = _Run(translator, cfg, counter, stats)
     calls0, requests0 = translator_counts(translator)
     start, docs = time.perf_counter(), set()
     bar = tqdm(desc="SynCS code-switching", unit="sent")
     try:
-        for batch in batched(split_documents(documents, cfg.src_lang), cfg.batch_size):
-            run.batch(batch)
-            for rec in batch:
+        for records, plan, picked in _planned(documents, tagger, cfg, Path(work), lambda: stats.budget_reached):
+            run.batch(records, plan, picked)
+            for rec in records:
                 stats.sentences += 1
                 docs.add(rec.doc)
                 yield rec
-            bar.update(len(batch))
+            bar.update(len(records))
     finally:
+        from ..engine import close_process_locals
+
+        close_process_locals()  # taggers built by name in this process
         bar.close()
         stats.documents = len(docs)
         calls, requests = translator_counts(translator)
@@ -244,18 +350,32 @@ def summary(stats: Stats, cfg: SyncsConfig, counter: TokenCounter) -> dict:
 
 def run_syncs(cfg: SyncsConfig, text: Sequence[str | os.PathLike], out: str | os.PathLike,
               text_out: str | os.PathLike | None = None, overwrite: bool = False, on_bad: str = "fail") -> dict:
+    """Files in (text, .jsonl, .parquet), provenance out (JSONL, or Parquet for OUT.parquet; + optional plain
+    text), atomically; returns the summary."""
+    import shutil
+    import tempfile
+
+    from ..engine import load_corpus
+    from ..files import check_out_dir
     from ..translate import get_translator
-    from .provenance import read_documents, write_outputs
+    from .provenance import write_outputs
 
-    docs = read_documents(text, on_bad)
-    tagger = None
-    if cfg.words != "random" and any(t.startswith("token") for t in cfg.types()):
-        from ..text.tagging import get_tagger
-
-        tagger = get_tagger(cfg.tagger, cfg.src_lang)
+    check_out_dir(out, overwrite)
+    if text_out is not None:
+        check_out_dir(text_out, overwrite, "--text-out")
+    tagger = cfg.tagger if cfg.words != "random" and any(t.startswith("token") for t in cfg.types()) else None
     translator = get_translator(cfg.translator, cfg.src_lang, cfg.tgt_lang, cache=cfg.cache)
     counter, stats = TokenCounter(cfg.tokenizer), Stats()
-    write_outputs(syncs(docs, translator, cfg, tagger, counter, stats), out, text_out, overwrite)
+    own_work = cfg.engine == "datatrove" and cfg.work_dir is None
+    if own_work:
+        cfg.work_dir = f"{out}.work"
+    parent = Path(out).resolve().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=parent, prefix=f".{Path(out).name}.tmp.") as work:
+        corpus = load_corpus(text, work, "--text", on_bad)
+        write_outputs(syncs(corpus, translator, cfg, tagger, counter, stats, work), out, text_out, overwrite)
+    if own_work:
+        shutil.rmtree(cfg.work_dir, ignore_errors=True)
     result = summary(stats, cfg, counter)
     atomic_write_json(f"{out}.summary.json", result)
     log.info("SynCS: %d of %d sentences modified %s, %d new tokens", stats.modified, stats.sentences,

@@ -183,27 +183,28 @@ def _switch(cfg, ctx: Context, method: str) -> dict:
 
     mig = importlib.import_module("langshift.codeswitch.migrate")
     syn = importlib.import_module("langshift.codeswitch.syncs")
-    from ..codeswitch.provenance import TokenCounter, read_documents, write_outputs
+    import tempfile
+
+    from ..codeswitch.provenance import TokenCounter, write_outputs
+    from ..engine import load_corpus
     from ..translate import get_translator
 
     out, text_out = ctx.work / "codeswitched.jsonl", ctx.work / "codeswitched.txt"
-    docs = read_documents([cfg.text])
     translator = get_translator(cfg.translator, cfg.src_lang, cfg.tgt_lang, cache=cfg.cache,
                                 **cfg.translator_options)
     counter = TokenCounter(cfg.tokenizer)
-    if method == "migrate":
-        stats = mig.Stats()  # the tagger by name: each engine worker builds its own
-        stream = mig.migrate(docs, cfg.tagger, translator, cfg, counter, stats)
-        write_outputs(stream, out, text_out)
-        return mig.summary(stats, cfg, counter)
-    tagger = None
-    if cfg.words != "random" and any(t.startswith("token") for t in cfg.types()):
-        from ..text.tagging import get_tagger
-
-        tagger = get_tagger(cfg.tagger, cfg.src_lang)
-    stats = syn.Stats()
-    write_outputs(syn.syncs(docs, translator, cfg, tagger, counter, stats), out, text_out)
-    return syn.summary(stats, cfg, counter)
+    ctx.work.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=ctx.work, prefix=".corpus.") as work:
+        docs = load_corpus([cfg.text], work)  # streamed into Arrow on disk: no list of the corpus in memory
+        if method == "migrate":
+            stats = mig.Stats()  # the tagger by name: each engine worker builds its own
+            write_outputs(mig.migrate(docs, cfg.tagger, translator, cfg, counter, stats, work), out, text_out)
+            return mig.summary(stats, cfg, counter)
+        # the tagger by name, likewise
+        tagger = cfg.tagger if cfg.words != "random" and any(t.startswith("token") for t in cfg.types()) else None
+        stats = syn.Stats()
+        write_outputs(syn.syncs(docs, translator, cfg, tagger, counter, stats, work), out, text_out)
+        return syn.summary(stats, cfg, counter)
 
 
 _add(Stage("migrate", MigrateStageConfig, (Slot("text", ("$source_text",), kind="file"),), "codeswitched.txt",
@@ -213,7 +214,8 @@ _add(Stage("migrate", MigrateStageConfig, (Slot("text", ("$source_text",), kind=
                                                                        "executor", "executor_options", "work_dir"),
            help="MIGRATE: translate the nouns of the source corpus in place"))
 _add(Stage("syncs", SyncsStageConfig, (Slot("text", ("$source_text",), kind="file"),), "codeswitched.txt",
-           lambda cfg, ctx: _codeswitch(cfg, ctx, "syncs"), volatile=("cache",),
+           lambda cfg, ctx: _codeswitch(cfg, ctx, "syncs"), volatile=("cache", "num_proc", "engine", "tasks", "executor",
+                                                                     "executor_options", "work_dir"),
            help="SynCS: token/sentence replacement/annotation at a density and budget"))
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from ..errors import ConfigError, LangshiftError
@@ -54,14 +54,23 @@ def pack_ids(documents: Sequence[Sequence[int]], seq_len: int, separator: int | 
 
     The last, shorter remainder is dropped so that every block has the same length (no padding).
     """
+    return list(pack_stream(documents, seq_len, separator))
+
+
+def pack_stream(documents: Iterable[Sequence[int]], seq_len: int, separator: int | None) -> Iterator[list[int]]:
+    """``pack_ids`` as a stream: the same blocks, holding at most one block and one document at a time."""
     if seq_len < 2:
         raise ConfigError("--seq-len", seq_len, "must be at least 2")
-    stream: list[int] = []
+    buf: list[int] = []
     for doc in documents:
-        stream.extend(doc)
+        buf.extend(doc)
         if separator is not None:
-            stream.append(separator)
-    return [stream[i:i + seq_len] for i in range(0, len(stream) - seq_len + 1, seq_len)]
+            buf.append(separator)
+        if len(buf) >= seq_len:
+            n = len(buf) - len(buf) % seq_len
+            for i in range(0, n, seq_len):
+                yield buf[i:i + seq_len]
+            buf = buf[n:]
 
 
 # Names under which tokenizers of common families store their end-of-document token.
@@ -95,26 +104,132 @@ def pack_texts(tokenizer, texts: Sequence[str], seq_len: int) -> list[list[int]]
     return pack_ids(ids, seq_len, document_separator(tokenizer))
 
 
-def mix_blocks(mono: list[list[int]], mixed: list[list[int]], ratio: float, seed: int) -> tuple[list[list[int]], dict]:
-    """Blocks where a share ``ratio`` comes from ``mixed`` (code-switched) and the rest from ``mono``.
+def mix_indices(n_mono: int, n_mixed: int, ratio: float, seed: int) -> tuple[list[tuple[int, int]], dict]:
+    """(source, index) of the blocks of a mix where a share ``ratio`` comes from the code-switched blocks
+    (source 1) and the rest from the monolingual ones (source 0), and its counts.
 
     The largest set with exactly that share is taken (the scarcer source is used whole), then shuffled.
     """
     if not 0.0 <= ratio <= 1.0:
         raise ConfigError("--mix-ratio", ratio, "is the share of code-switched blocks; give a value in [0, 1]")
     rng = random.Random(seed)
-    if ratio == 0.0 or not mixed:
-        n_mix, n_mono = 0, len(mono)
-    elif ratio == 1.0 or not mono:
-        n_mix, n_mono = len(mixed), 0
+    if ratio == 0.0 or not n_mixed:
+        n_mix, n_keep = 0, n_mono
+    elif ratio == 1.0 or not n_mono:
+        n_mix, n_keep = n_mixed, 0
     else:
-        total = int(min(len(mono) / (1 - ratio), len(mixed) / ratio))
-        n_mix = min(len(mixed), round(total * ratio))
-        n_mono = min(len(mono), total - n_mix)
-    blocks = rng.sample(mono, n_mono) + rng.sample(mixed, n_mix)
-    rng.shuffle(blocks)
-    return blocks, {"blocks": len(blocks), "monolingual_blocks": n_mono, "code_switched_blocks": n_mix,
-                    "code_switched_share": (n_mix / len(blocks)) if blocks else 0.0}
+        total = int(min(n_mono / (1 - ratio), n_mixed / ratio))
+        n_mix = min(n_mixed, round(total * ratio))
+        n_keep = min(n_mono, total - n_mix)
+    # random.sample picks positions from the population's length alone: sampling range(n) picks the blocks
+    # that sampling the list of blocks would
+    order = [(0, i) for i in rng.sample(range(n_mono), n_keep)] + [(1, i) for i in rng.sample(range(n_mixed), n_mix)]
+    rng.shuffle(order)
+    return order, {"blocks": len(order), "monolingual_blocks": n_keep, "code_switched_blocks": n_mix,
+                   "code_switched_share": (n_mix / len(order)) if order else 0.0}
+
+
+def mix_blocks(mono: list[list[int]], mixed: list[list[int]], ratio: float, seed: int) -> tuple[list[list[int]], dict]:
+    """Blocks where a share ``ratio`` comes from ``mixed`` (code-switched) and the rest from ``mono``
+    (``mix_indices`` over lists)."""
+    order, stats = mix_indices(len(mono), len(mixed), ratio, seed)
+    return [(mixed if src else mono)[i] for src, i in order], stats
+
+
+# 3. Packing on 🤗 datasets: streamed in, tokenised with Dataset.map, packed as a stream, cached as Arrow -----
+
+def _file_key(path: str | os.PathLike, tokenizer, seq_len: int, separator: int | None) -> str:
+    """Cache key: the tokenizer (its serialised form), seq_len, separator and the file (path, size, mtime)."""
+    import hashlib
+
+    st = os.stat(path)
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        tok = hashlib.sha256(backend.to_str().encode()).hexdigest()
+    else:
+        from datasets.fingerprint import Hasher
+
+        tok = Hasher.hash(tokenizer)
+    ident = [1, type(tokenizer).__name__, tok, seq_len, separator, str(Path(path).resolve()), st.st_size,
+             st.st_mtime_ns]
+    return hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:20]
+
+
+def _document_rows(path: str, param: str) -> Iterator[dict]:
+    from ..engine import iter_documents
+
+    for text in iter_documents(path, param):
+        yield {"text": text}
+
+
+class _Tokenise:
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+
+    def __call__(self, batch: dict) -> dict:
+        return {"ids": self.tokenizer(batch["text"], add_special_tokens=False)["input_ids"]}
+
+
+def block_dataset(path: str | os.PathLike, tokenizer, seq_len: int, cache: str | os.PathLike, num_proc: int = 1,
+                  param: str = "--text", batch_size: int = 1000):
+    """The blocks ``pack_texts`` makes of the documents of ``path`` (text, .jsonl or .parquet), as a
+    memory-mapped Arrow dataset (column ``input_ids``): no step holds the corpus in memory.
+
+    num_proc 1: the file is read as an IterableDataset and tokenised batch by batch as it streams. num_proc
+    N: the file becomes an Arrow dataset on disk, tokenised with Dataset.map(num_proc=N). Either way the
+    token ids stream into the packer and the blocks into an Arrow file under ``cache``, keyed by tokenizer,
+    seq_len and file: a rerun (a resumed training) reuses it, and a killed run leaves no partial file."""
+    import tempfile
+
+    import datasets as ds
+    import pyarrow as pa
+
+    from .. import engine
+
+    if not Path(path).is_file():
+        raise ConfigError(param, str(path), "no such file; give a UTF-8 text, .jsonl or .parquet file")
+    separator = document_separator(tokenizer)
+    key = _file_key(path, tokenizer, seq_len, separator)
+    cache = Path(cache)
+    final = cache / f"blocks-{key}.arrow"
+    if not final.is_file():
+        cache.mkdir(parents=True, exist_ok=True)
+        with engine._quiet(), engine._unwrapped():
+            if num_proc > 1:
+                corpus = engine.load_corpus([path], cache / f"corpus-{key}", param)
+                docs = corpus.map(_Tokenise(tokenizer), batched=True, batch_size=batch_size, num_proc=num_proc,
+                                  remove_columns=corpus.column_names, desc="tokenising",
+                                  cache_file_name=str(cache / f"tokens-{key}.arrow"))
+            else:
+                docs = ds.IterableDataset.from_generator(_document_rows, gen_kwargs={"path": str(path),
+                                                                                     "param": param})
+                docs = docs.map(_Tokenise(tokenizer), batched=True, batch_size=batch_size, remove_columns=["text"])
+            ids = (doc for batch in docs.iter(batch_size=batch_size) for doc in batch["ids"])
+            schema = pa.schema([("input_ids", pa.list_(pa.int32(), seq_len))])
+            fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=cache)
+            try:
+                with os.fdopen(fd, "wb") as fh, pa.ipc.new_stream(fh, schema) as writer:
+                    rows: list[list[int]] = []
+                    for block in pack_stream(ids, seq_len, separator):
+                        rows.append(block)
+                        if len(rows) == batch_size:
+                            writer.write_batch(_block_batch(rows, seq_len, schema))
+                            rows = []
+                    if rows:
+                        writer.write_batch(_block_batch(rows, seq_len, schema))
+                os.replace(tmp, final)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+    return ds.Dataset.from_file(str(final))
+
+
+def _block_batch(rows: list[list[int]], seq_len: int, schema):
+    import numpy as np
+    import pyarrow as pa
+
+    flat = pa.array(np.asarray(rows, dtype=np.int32).reshape(-1))
+    return pa.record_batch([pa.FixedSizeListArray.from_arrays(flat, seq_len)], schema=schema)
 
 
 # 3. Chat formatting ----------------------------------------------------------------------------

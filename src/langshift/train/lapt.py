@@ -6,7 +6,8 @@ Modes:
               adapter is merged before saving, so the output is a plain HF folder.
   embeddings  Franken-Adapter: only the input embeddings and the LM head train, the body is frozen.
   full        every parameter trains.
-Text is packed into fixed-length blocks (documents joined by EOS). Optionally code-switched text is
+Text is packed into fixed-length blocks (documents joined by EOS) on 🤗 datasets (streamed in, tokenised with
+Dataset.map, cached as Arrow under <out>.work/data). Optionally code-switched text is
 mixed in at a given share of blocks (SynCS continued pre-training). Built on ``transformers.Trainer``
 (so ``accelerate launch`` runs it on many GPUs unchanged) and peft.
 """
@@ -15,13 +16,15 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from ..config import StageConfig, check_range, opt
 from ..errors import ConfigError
-from .data import load_texts, mix_blocks, pack_texts
+from .data import block_dataset, mix_indices
 from .modules import attention_leaf_names, embedding_parameter_names, set_trainable
 from .runtime import final_state_dict, prepare_out, run_trainer, save_final, training_arguments
 
@@ -53,6 +56,8 @@ class LAPTConfig(StageConfig):
                                                     "slower); default: on when a GPU is there")
     bf16: bool | None = opt(None, "bfloat16 autocast (weights stay float32); default: on when the GPU "
                                   "supports it, off on CPU")
+    num_proc: int = opt(1, "tokenising workers (datasets Dataset.map num_proc); 1 streams the file; the blocks do "
+                           "not change with it")
     seed: int = opt(0, "random seed")
     overwrite: bool = opt(False, "replace an existing --out")
     keep_work: bool = opt(False, "keep <out>.work (checkpoints) after success")
@@ -68,7 +73,7 @@ class LAPTConfig(StageConfig):
             check_range("--mix-ratio", self.mix_ratio, 0.0, 1.0)
             if self.code_switched is None:
                 raise ConfigError("--mix-ratio", self.mix_ratio, "needs --code-switched (the text to mix in)")
-        for name in ("seq_len", "batch_size", "grad_accum", "lora_r", "save_steps"):
+        for name in ("seq_len", "batch_size", "grad_accum", "lora_r", "save_steps", "num_proc"):
             if getattr(self, name) < (2 if name == "seq_len" else 1):
                 raise ConfigError("--" + name.replace("_", "-"), getattr(self, name), "must be a positive size")
 
@@ -76,21 +81,32 @@ class LAPTConfig(StageConfig):
 # 1. Data ----------------------------------------------------------------------------------------
 
 
-def build_blocks(cfg: LAPTConfig, tokenizer) -> tuple[list[list[int]], dict]:
-    mono = pack_texts(tokenizer, load_texts(cfg.text, "--text"), cfg.seq_len)
+def block_data(cfg: LAPTConfig, tokenizer, cache: str | os.PathLike):
+    """The training blocks as a memory-mapped Arrow dataset (``input_ids``) cached under ``cache``, and counts:
+    the blocks ``pack_texts`` and ``mix_blocks`` make, without the corpus in memory."""
+    mono = block_dataset(cfg.text, tokenizer, cfg.seq_len, cache, cfg.num_proc, "--text")
     if cfg.code_switched is None:
         blocks, stats = mono, {"blocks": len(mono), "monolingual_blocks": len(mono), "code_switched_blocks": 0}
     else:
-        mixed = pack_texts(tokenizer, load_texts(cfg.code_switched, "--code-switched"), cfg.seq_len)
-        if cfg.mix_ratio is None:
-            ratio = len(mixed) / max(1, len(mixed) + len(mono))
-        else:
-            ratio = cfg.mix_ratio
-        blocks, stats = mix_blocks(mono, mixed, ratio, cfg.seed)
-    if not blocks:
+        from datasets import concatenate_datasets
+
+        mixed = block_dataset(cfg.code_switched, tokenizer, cfg.seq_len, cache, cfg.num_proc, "--code-switched")
+        ratio = len(mixed) / max(1, len(mixed) + len(mono)) if cfg.mix_ratio is None else cfg.mix_ratio
+        order, stats = mix_indices(len(mono), len(mixed), ratio, cfg.seed)
+        blocks = concatenate_datasets([mono, mixed]).select([i + src * len(mono) for src, i in order])
+    if len(blocks) == 0:
         raise ConfigError("--text", cfg.text, f"gives no block of {cfg.seq_len} tokens; give more text or a "
                                               "smaller --seq-len")
     return blocks, stats
+
+
+def build_blocks(cfg: LAPTConfig, tokenizer) -> tuple[list[list[int]], dict]:
+    """``block_data`` as lists in memory (small corpora, benches)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="langshift-blocks.") as tmp:
+        blocks, stats = block_data(cfg, tokenizer, tmp)
+        return blocks["input_ids"], stats
 
 
 def collate_blocks(examples: list[dict]) -> dict:
@@ -179,14 +195,20 @@ def train_lapt(cfg: LAPTConfig, model=None, tokenizer=None) -> Path:
     work = prepare_out(out, cfg.overwrite)
     tokenizer = tokenizer if tokenizer is not None else load_tokenizer(cfg.model, "--model")
     model = model if model is not None else load_model(cfg.model)
-    blocks, stats = build_blocks(cfg, tokenizer)
+    existed = work.exists()
+    try:  # blocks cached in the work folder: a resumed run does not tokenise again
+        blocks, stats = block_data(cfg, tokenizer, work / "data")
+    except BaseException:
+        if not existed:  # a start refused on its data leaves no work folder behind
+            shutil.rmtree(work, ignore_errors=True)
+        raise
     log.info("LAPT data: %s", stats)
     trainable_model, trainable = prepare_model(model, cfg)
     args = training_arguments(work, batch_size=cfg.batch_size, lr=cfg.lr, epochs=cfg.epochs,
                               max_steps=cfg.max_steps, warmup=cfg.warmup, seed=cfg.seed, save_steps=cfg.save_steps,
                               grad_accum=cfg.grad_accum, gradient_checkpointing=cfg.gradient_checkpointing,
                               bf16=cfg.bf16, scheduler="linear")
-    trainer = Trainer(model=trainable_model, args=args, train_dataset=[{"input_ids": b} for b in blocks],
+    trainer = Trainer(model=trainable_model, args=args, train_dataset=blocks,
                       data_collator=collate_blocks)
     if cfg.mode == "lora" and trainer.is_fsdp_enabled:
         raise ConfigError("--mode", "lora", "LoRA is not merged from FSDP shards; use a DDP or DeepSpeed ZeRO-2 "
