@@ -85,7 +85,7 @@ def same_numbers(model, src, tgt, native: Path, deepfocus_matrix: torch.Tensor) 
     import fasttext
     from deepfocus.focus import get_overlapping_tokens, is_very_rare_token
 
-    from langshift.transfer.sparsemax import sparsemax_mix
+    from langshift.transfer.methods.sparsemax import sparsemax_mix
 
     ft = fasttext.load_model(str(native))
     overlap, new = get_overlapping_tokens(tgt, src, match_symbols=False, exact_match_all=True, fuzzy_match_all=False)

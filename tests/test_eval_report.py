@@ -108,7 +108,7 @@ def test_report_keeps_the_recorded_model_order_and_plots_given_training_logs(tmp
     (trained / "langshift_candidates.json").write_text(json.dumps({
         "method": "salt", "selected_by": "lowest bits per byte on held.txt",
         "candidates": {"focus": {"bits_per_byte": 2.9}, "salt": {"bits_per_byte": 2.8}, "mean": {"bits_per_byte": 3.3}}}))
-    build_report([run], tmp_path / "r2", transfer=trained)
+    build_report([run], tmp_path / "r2", candidates=trained / "langshift_candidates.json")
     page = (tmp_path / "r2" / "index.html").read_text()
     assert page.index("salt (kept)") < page.index(">focus<") < page.index(">mean<")
     assert "Init methods compared" not in (tmp_path / "r1" / "index.html").read_text()

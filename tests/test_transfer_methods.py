@@ -9,8 +9,8 @@ import torch
 from langshift.errors import LangshiftError
 from langshift.transfer.methods import INIT_METHODS, MethodParams, TransferProblem
 from langshift.transfer.methods.salt import local_regression_weights
+from langshift.transfer.methods.sparsemax import sparsemax_mix
 from langshift.transfer.methods.wechsel import procrustes
-from langshift.transfer.sparsemax import sparsemax_mix
 
 N_SOURCE, N_TARGET, D, A = 60, 45, 12, 6
 
@@ -142,7 +142,7 @@ def test_sparsemax_rows_equals_entmax(scale, width):
     """Supports from one entry (large scale) to the whole row (tiny scale); widths that are not whole chunks."""
     from entmax import sparsemax
 
-    from langshift.transfer.sparsemax import sparsemax_rows
+    from langshift.transfer.methods.sparsemax import sparsemax_rows
 
     z = torch.randn(257, width, generator=torch.Generator().manual_seed(1)) * scale
     ours, oracle = sparsemax_rows(z), sparsemax(z, dim=-1)
@@ -151,7 +151,7 @@ def test_sparsemax_rows_equals_entmax(scale, width):
 
 
 def test_sparsemax_ignores_minus_infinity_and_ranks_the_support_heaviest_first():
-    from langshift.transfer.sparsemax import sparsemax_ranked
+    from langshift.transfer.methods.sparsemax import sparsemax_ranked
 
     z = torch.tensor([[0.5, float("-inf"), 0.2, 0.45], [float("-inf"), 3.0, float("-inf"), 0.0]])
     weights, cols = sparsemax_ranked(z)

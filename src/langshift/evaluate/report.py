@@ -165,12 +165,12 @@ _CSS = ("body{font-family:sans-serif;margin:2em;max-width:1100px;color:#222}tabl
 
 def build_report(run_dirs: list[str | Path], out: str | Path, overwrite: bool = False,
                  title: str = "langshift report", training: dict[str, str | Path] | None = None,
-                 transfer: str | Path | None = None, science: str | Path | None = None) -> dict:
+                 candidates: str | Path | None = None, science: str | Path | None = None) -> dict:
     """Write ``index.html``, ``results.md`` and PNGs into ``out``; returns what it wrote.
 
     ``training``: label → a folder with a training log (e.g. a trained model folder), plotted
-    with the logs found in the run folders. ``transfer``: a transferred model folder; when the
-    pipeline compared init methods to make it, the comparison is shown. ``science``: a folder holding
+    with the logs found in the run folders. ``candidates``: the JSON file in which the pipeline's
+    transfer stage recorded the init methods it compared (shown when it exists). ``science``: a folder holding
     ``bench/science.py``'s results (the convergence plot and the CLO data-size table are added)."""
     from .mexa import plot_mexa
     from .plots import science_sections
@@ -195,7 +195,7 @@ def build_report(run_dirs: list[str | Path], out: str | Path, overwrite: bool = 
     written = ["index.html", "results.md"]
     with atomic_dir(out, overwrite=overwrite) as tmp:
         parts.append("<h2>Side by side</h2>" + _html_table(rows, cols, cells))
-        parts += _init_comparison(transfer)
+        parts += _init_comparison(candidates)
         science_parts, science_files = science_sections(science, tmp)
         parts += science_parts
         written += science_files
@@ -225,11 +225,9 @@ def build_report(run_dirs: list[str | Path], out: str | Path, overwrite: bool = 
     return {"out": str(out), "files": written, "models": rows, "columns": cols}
 
 
-def _init_comparison(transfer: str | Path | None) -> list[str]:
+def _init_comparison(candidates: str | Path | None) -> list[str]:
     """The init methods the transfer stage compared (bits per byte on held-out text, before training)."""
-    from ..transfer.apply import CANDIDATES_FILE
-
-    path = Path(transfer) / CANDIDATES_FILE if transfer else None
+    path = Path(candidates) if candidates else None
     if path is None or not path.is_file():
         return []
     data = json.loads(path.read_text(encoding="utf-8"))

@@ -89,6 +89,8 @@ class Stage:
 
 STAGES: Registry[Stage] = Registry("pipeline stage", modules=[__name__])
 # The order of the data flow (README, "Concepts and data flow"): a recipe's stages always run in this order.
+# the init methods the transfer stage compared, written beside the model it kept (the report shows them)
+CANDIDATES_FILE = "langshift_candidates.json"
 ORDER = ("tokenizer", "migrate", "syncs", "static", "transfer", "lapt", "transplant", "clo_data", "clo",
          "eval", "report")
 MODEL_STAGES = ("clo", "transplant", "lapt", "transfer")  # newest first: what "the model" of a recipe is
@@ -329,7 +331,6 @@ def run_transfer_stage(cfg: TransferStageConfig, ctx: Context) -> dict:
 
     def keep() -> dict:
         from ..files import atomic_write_json
-        from ..transfer.apply import CANDIDATES_FILE
 
         if not (ctx.work / "model").exists():
             os.replace(ctx.work / "candidates" / best / "model", ctx.work / "model")
@@ -655,8 +656,9 @@ def run_report(cfg: ReportStageConfig, ctx: Context) -> dict:
 
     def make() -> dict:
         training = {name: folder for name, folder in (("lapt", cfg.lapt), ("clo", cfg.clo)) if folder}
+        candidates = Path(cfg.transfer) / CANDIDATES_FILE if cfg.transfer else None
         res = build_report([cfg.runs], ctx.work / "report", title=cfg.title, training=training,
-                           transfer=cfg.transfer)
+                           candidates=candidates)
         return {"files": res["files"], "models": res["models"]}
 
     return ctx.step("report", ("report",), make)

@@ -44,7 +44,6 @@ from .pieces import SourcePieces, surface
 log = logging.getLogger(__name__)
 
 SUMMARY_FILE = "langshift_transfer.json"
-CANDIDATES_FILE = "langshift_candidates.json"  # init methods compared on held-out text (pipeline's transfer stage)
 
 
 @dataclass

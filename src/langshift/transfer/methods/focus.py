@@ -8,7 +8,6 @@ which ``langshift static`` / ``langshift codeswitch`` produce — any fastText s
 
 from __future__ import annotations
 
-from ..sparsemax import sparsemax_mix
 from .base import (
     InitResult,
     MethodParams,
@@ -19,6 +18,7 @@ from .base import (
     record,
     start_result,
 )
+from .sparsemax import sparsemax_mix
 
 SLOTS = 8  # heaviest sources kept in the provenance
 

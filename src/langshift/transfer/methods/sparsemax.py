@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 from tqdm.auto import tqdm
 
-from ..perf import csr
-from .methods.base import blocks, unit_rows
+from ...perf import csr
+from .base import blocks, unit_rows
 
 CHUNK = 32  # entries per chunk whose maxima bound the threshold from below (section 1 of sparsemax_ranked)
 
