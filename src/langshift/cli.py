@@ -8,6 +8,7 @@ parsed namespace and returns an exit code (or None for 0).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import os
@@ -58,8 +59,6 @@ def _import_all_plugin_modules() -> None:
 
 def _one_writer(args: argparse.Namespace):
     """The lock on the command's ``--out`` for the whole run: a second process writing it fails at once."""
-    import contextlib
-
     from .files import out_lock
 
     out = getattr(args, "out", None)

@@ -17,6 +17,8 @@ import json
 import logging
 import os
 import signal
+import tempfile
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -218,8 +220,6 @@ def features(columns: dict):
 
 def rows_to_dataset(rows: Callable[[], Iterator[dict]], features, work: str | os.PathLike):
     """The rows a generator yields as an Arrow dataset under ``work``, written as they come."""
-    import uuid
-
     ds = _datasets()
     with _quiet():  # a fresh fingerprint: the rows come from this run's data, never from an older cache
         return ds.Dataset.from_generator(rows, features=features, cache_dir=str(Path(work) / "hf"),
@@ -319,8 +319,6 @@ def _shard_step_class():
             self.step, self.features, self.in_dir, self.out_dir = step, features, in_dir, out_dir
 
         def run(self, data=None, rank: int = 0, world_size: int = 1):
-            import tempfile
-
             ds = _datasets()
             with tempfile.TemporaryDirectory(dir=self.out_dir, prefix=f".task{rank:05d}.") as tmp:
                 with _quiet():

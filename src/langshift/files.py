@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -95,8 +96,6 @@ def out_lock(out: str | os.PathLike, param: str = "--out") -> Iterator[Path]:
     so a second process writing the same output fails at once instead of replacing the first one's work.
     The lock dies with the process (no stale lock after a kill); re-entrant within one process.
     Parent folders made for the lock file are removed again if nothing else was written into them."""
-    import fcntl
-
     out = Path(out)
     key = out.resolve()
     if key in _LOCKS:

@@ -27,6 +27,7 @@ the document's sentences, ``none`` when empty (monolingual or unrelated only).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -443,8 +444,6 @@ def score(gold: Sequence[str], predicted: Sequence[frozenset], groups: Sequence[
 def run_score(mcfg: MeasureConfig, dcfg: DetectConfig, gold_path, out=None, rows_out=None, overwrite: bool = False,
               translator=None, encoder=None, choose=None) -> dict:
     """Detect on the labelled documents and score per label; writes the report (and the rows) when asked."""
-    import json
-
     from ..files import atomic_write_json
     from .provenance import atomic_stream
 

@@ -32,9 +32,12 @@ cross-lingual encoder at sentence level, an LLM with App. A.1's prompt at token 
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import json
 import os
 import re
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -248,8 +251,6 @@ def measure(documents, cfg: MeasureConfig, detect: Callable | None = None, trans
     ``documents``: strings or a corpus dataset; the classification runs on the engine (``cfg.num_proc``
     workers, or datatrove), the report does not depend on it."""
     if work is None:
-        import tempfile
-
         with tempfile.TemporaryDirectory(prefix="langshift-measure.") as tmp:
             return measure(documents, cfg, detect, translator, tmp)
     rows = list(iter_rows(labelled(documents, cfg, detect, translator is not None, work), cfg, translator))
@@ -287,10 +288,6 @@ def run_measure(cfg: MeasureConfig, text: Sequence[str | os.PathLike], out: str 
                 translator=None, dcfg=None) -> dict:
     """Files in (text, .jsonl, .parquet) read into an Arrow dataset, labels streamed out: no list of the corpus.
     With a ``detect.DetectConfig`` naming an encoder or an LLM, ``detect`` decides (it holds the corpus)."""
-    import contextlib
-    import json
-    import tempfile
-
     from ..engine import load_corpus
 
     if dcfg is not None and (dcfg.encoder or dcfg.llm):

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -275,8 +277,6 @@ def migrate(documents, tagger, translator, cfg: MigrateConfig, counter: TokenCou
     builds its own) or a tagger object (picklable when num_proc > 1); ``work``: folder for the Arrow files
     (default: a temporary one)."""
     if work is None:
-        import tempfile
-
         with tempfile.TemporaryDirectory(prefix="langshift-migrate.") as tmp:
             yield from migrate(documents, tagger, translator, cfg, counter, stats, tmp)
         return
@@ -327,9 +327,6 @@ def run_migrate(cfg: MigrateConfig, text: Sequence[str | os.PathLike], out: str 
                 text_out: str | os.PathLike | None = None, overwrite: bool = False, on_bad: str = "fail") -> dict:
     """Files in (text, .jsonl, .parquet), provenance out (JSONL, or Parquet for OUT.parquet; + optional plain
     text), atomically; returns the summary."""
-    import shutil
-    import tempfile
-
     from ..engine import load_corpus
     from ..files import check_out_dir
     from ..translate import get_translator

@@ -24,6 +24,8 @@ import logging
 import math
 import os
 import random
+import shutil
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -310,8 +312,6 @@ def syncs(documents, translator, cfg: SyncsConfig, tagger=None, counter: TokenCo
         raise ConfigError("words", cfg.words, "choosing nouns or content words needs a tagger; pass one, or use "
                                               "words=random")
     if work is None:
-        import tempfile
-
         with tempfile.TemporaryDirectory(prefix="langshift-syncs.") as tmp:
             yield from syncs(documents, translator, cfg, tagger, counter, stats, tmp)
         return
@@ -352,9 +352,6 @@ def run_syncs(cfg: SyncsConfig, text: Sequence[str | os.PathLike], out: str | os
               text_out: str | os.PathLike | None = None, overwrite: bool = False, on_bad: str = "fail") -> dict:
     """Files in (text, .jsonl, .parquet), provenance out (JSONL, or Parquet for OUT.parquet; + optional plain
     text), atomically; returns the summary."""
-    import shutil
-    import tempfile
-
     from ..engine import load_corpus
     from ..files import check_out_dir
     from ..translate import get_translator

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from pathlib import Path
 
@@ -185,8 +186,6 @@ NON_NEGATIVE = ("regenerations", "min_words", "num_fewshot", "layer", "backoff",
 def _checked(handler):
     """Check the numbers and the --save folder before anything loads or runs: a bad --save found
     after a long evaluation would throw the evaluation away."""
-    import functools
-
     @functools.wraps(handler)
     def run(args) -> int:
         from ..config import check_range
@@ -254,8 +253,6 @@ def _bpb(args) -> int:
 
 @_checked
 def _mc(args) -> int:
-    from pathlib import Path
-
     from .mc import evaluate_mc, load_items, run_lm_eval
 
     files = [t for t in args.tasks if t.endswith(".jsonl") or Path(t).is_file()]
@@ -347,8 +344,6 @@ def _fidelity(args) -> int:
 
 @_checked
 def _judge(args) -> int:
-    from pathlib import Path
-
     from ..errors import LangshiftError
     from ..files import atomic_write_text
     from .judge import JudgeError, compare, endpoint_from_args, read_outputs, summarise

@@ -21,6 +21,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..errors import ConfigError, LangshiftError
 from .mc import mean_and_stderr
@@ -206,8 +207,6 @@ def endpoint_from_args(url: str | None, model: str | None, key_env: str | None, 
 
 def read_outputs(path, param: str) -> dict[str, dict]:
     """JSONL with ``instruction`` (or ``prompt``) and ``output`` (or ``response``) per line → by instruction."""
-    from pathlib import Path
-
     from ..files import read_json_lines
 
     if not Path(path).is_file():

@@ -16,6 +16,7 @@ tokenizer's BOS/EOS token exactly as in bits per byte.
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 from dataclasses import dataclass, field
@@ -122,8 +123,6 @@ def score_continuations(model, windows: list[Window], batch_size: int, pad_id: i
     """Summed NLL (nats) of each window's scored tokens, as ``bpb.score_windows``, but the LM head runs only
     on the positions that predict scored tokens (``logits_to_keep``): with a 49k vocabulary the head over
     every context position costs a fifth of the compute and most of the memory traffic."""
-    import inspect
-
     import torch
     from tqdm.auto import tqdm
 

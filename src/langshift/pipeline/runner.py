@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import errno
+import fcntl
 import json
 import os
 import shutil
@@ -258,8 +259,6 @@ def _now() -> str:
 
 @contextlib.contextmanager
 def _lock(out: Path) -> Iterator[None]:
-    import fcntl
-
     fh = open(out / ".lock", "w")
     try:
         try:

@@ -14,12 +14,14 @@ exists is complete and is kept (training stages resume from their own checkpoint
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import logging
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,11 +183,9 @@ def _switch(cfg, ctx: Context, method: str) -> dict:
     # run_migrate/run_syncs take no translator options (seq2seq needs its model folder), so the stage
     # composes the same public steps with get_translator(**options).
     # The package re-exports functions named like these modules: import the modules themselves.
-    import importlib
 
     mig = importlib.import_module("langshift.codeswitch.migrate")
     syn = importlib.import_module("langshift.codeswitch.syncs")
-    import tempfile
 
     from ..codeswitch.provenance import TokenCounter, write_outputs
     from ..engine import load_corpus

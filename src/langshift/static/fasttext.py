@@ -12,9 +12,11 @@ and gives statistically equivalent, not identical, vectors.
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import os
+import shutil
 import struct
 import time
 from collections.abc import Iterable, Sequence
@@ -161,8 +163,6 @@ class StaticSpace:
         """Write the space to folder ``out`` in one rename (never half-written), in formats that load
         without unpickling: a trainable model as a Facebook ``model.bin`` (gensim writes it; the source
         ``.bin`` is copied when the space is one memory-mapped), vectors only as safetensors + words."""
-        import shutil
-
         with atomic_dir(out, overwrite=overwrite) as tmp:
             source_bin = getattr(self.wv, "path", None)
             trainable = self.model is not None or source_bin is not None
@@ -250,8 +250,6 @@ def _vec(path: Path, param: str, low: bool) -> StaticSpace:
     """A word2vec/fastText ``.vec`` text file (optionally gzipped): header "<words> <dim>", then one
     "word v1 … vdim" line a word. Read here line by line, because gensim's reader allocates the matrix
     its header asks for before reading a row (a 2-line file can ask for terabytes)."""
-    import gzip
-
     from gensim.models import KeyedVectors
 
     def bad(why: str) -> ConfigError:

@@ -11,6 +11,8 @@ conversational prompt/completion format).
 
 from __future__ import annotations
 
+import copy
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,8 +124,6 @@ def make_dpo_trainer(model, tokenizer, rows: list[dict], cfg: DPOBaselineConfig,
     # (trl would otherwise reload the reference from the model's original path, i.e. before SFT).
     ref = None
     if not cfg.precompute_ref:
-        import copy
-
         ref = copy.deepcopy(model).eval().requires_grad_(False)
     return trl.DPOTrainer(model=model, ref_model=ref, args=args, train_dataset=datasets.Dataset.from_list(rows),
                           processing_class=tokenizer)
@@ -173,7 +173,6 @@ def train_dpo(cfg: DPOBaselineConfig, model=None, tokenizer=None) -> Path:
         return out
     summary.update({"rows": len(rows), "trainable_parameters": trainable})
     # the final log: SFT lines then DPO lines, each tagged with its phase
-    import json
 
     lines = []
     for phase in (["sft"] if cfg.sft_first else []) + ["dpo"]:

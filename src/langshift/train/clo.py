@@ -38,6 +38,7 @@ import hashlib
 import json
 import logging
 import math
+import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -368,8 +369,6 @@ def make_clo_trainer(model, args, examples: list[dict], pad_id: int, lam: float,
 
 def split_validation(examples: list[dict], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
     """(training, held-out) pairs: a seeded random ``fraction`` of the pairs is held out."""
-    import random
-
     if fraction <= 0:
         return examples, []
     n_val = round(len(examples) * fraction)

@@ -5,9 +5,11 @@ Every reader names the file, the line and the field that is wrong; nothing is sk
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
+import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -140,8 +142,6 @@ def mix_blocks(mono: list[list[int]], mixed: list[list[int]], ratio: float, seed
 
 def _file_key(path: str | os.PathLike, tokenizer, seq_len: int, separator: int | None) -> str:
     """Cache key: the tokenizer (its serialised form), seq_len, separator and the file (path, size, mtime)."""
-    import hashlib
-
     st = os.stat(path)
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is not None:
@@ -179,8 +179,6 @@ def block_dataset(path: str | os.PathLike, tokenizer, seq_len: int, cache: str |
     N: the file becomes an Arrow dataset on disk, tokenised with Dataset.map(num_proc=N). Either way the
     token ids stream into the packer and the blocks into an Arrow file under ``cache``, keyed by tokenizer,
     seq_len and file: a rerun (a resumed training) reuses it, and a killed run leaves no partial file."""
-    import tempfile
-
     import datasets as ds
     import pyarrow as pa
 

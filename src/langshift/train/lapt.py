@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -102,8 +103,6 @@ def block_data(cfg: LAPTConfig, tokenizer, cache: str | os.PathLike):
 
 def build_blocks(cfg: LAPTConfig, tokenizer) -> tuple[list[list[int]], dict]:
     """``block_data`` as lists in memory (small corpora, benches)."""
-    import tempfile
-
     with tempfile.TemporaryDirectory(prefix="langshift-blocks.") as tmp:
         blocks, stats = block_data(cfg, tokenizer, tmp)
         return blocks["input_ids"], stats

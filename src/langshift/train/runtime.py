@@ -11,6 +11,8 @@ import json
 import logging
 import os
 import shutil
+import statistics
+import time
 from pathlib import Path
 from typing import Any
 
@@ -80,9 +82,6 @@ def training_arguments(work: Path, *, batch_size: int, lr: float, epochs: float,
 def last_checkpoint(work: Path) -> str | None:
     """The newest complete checkpoint in ``work``. Trainer writes ``trainer_state.json`` last and not
     atomically, so a checkpoint without a readable one was cut off by a crash: it is removed."""
-    import json
-    import shutil
-
     if not work.is_dir():
         return None
     done = []
@@ -123,8 +122,6 @@ def jsonl_log_callback(work: Path, resume_step: int):
 
 def step_timer_callback(times: list[float]):
     """A TrainerCallback recording the wall time of each optimizer step into ``times``."""
-    import time
-
     from transformers import TrainerCallback
 
     class StepTimer(TrainerCallback):
@@ -139,8 +136,6 @@ def step_timer_callback(times: list[float]):
 
 def run_trainer(trainer, work: Path) -> dict:
     """Train, resuming from the last checkpoint in ``work`` if one exists. Returns a summary."""
-    import statistics
-
     check_launch(trainer)
     work.mkdir(parents=True, exist_ok=True)
     checkpoint = last_checkpoint(work)

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property, partial
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -329,8 +330,6 @@ def run_transfer(cfg: TransferConfig) -> dict[str, Any]:
     """Load --model's tokenizer and vocabulary matrices and --tokenizer, transfer, save to --out;
     returns the JSON summary. A safetensors model is edited on its files (``lean``: only the vocabulary
     matrices are read and rewritten, in the model's dtype); any other is loaded whole in float32."""
-    from pathlib import Path
-
     from ..models import load_model, load_tokenizer, model_path, read_checkpoint
     from .lean import transfer_checkpoint
 

@@ -8,6 +8,7 @@ get no static vector (their text is not language); they take the methods' fallba
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -143,8 +144,6 @@ def check_same_dim(a, b, param_a: str, value_a, param_b: str) -> None:
 def bpe_merges(tokenizer, param: str, n_rows: int | None = None) -> torch.Tensor:
     """The tokenizer's BPE merges as (a, b, merged) id triples, in merge order; merges whose parts or
     result are not vocabulary ids (below ``n_rows`` when given) are left out."""
-    import json
-
     model = json.loads(tokenizer.backend_tokenizer.to_str())["model"]
     if model.get("type") != "BPE" or not model.get("merges"):
         raise ConfigError(param, getattr(tokenizer, "name_or_path", "") or model.get("type"),
