@@ -27,7 +27,6 @@ the document's sentences, ``none`` when empty (monolingual or unrelated only).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -445,7 +444,7 @@ def run_score(mcfg: MeasureConfig, dcfg: DetectConfig, gold_path, out=None, rows
               translator=None, encoder=None, choose=None) -> dict:
     """Detect on the labelled documents and score per label; writes the report (and the rows) when asked."""
     from ..files import atomic_write_json
-    from .provenance import atomic_stream
+    from .provenance import write_rows
 
     gold = read_gold(gold_path)
     rep, rows = detect([g["text"] for g in gold], mcfg, dcfg, encoder, choose, translator)
@@ -454,9 +453,7 @@ def run_score(mcfg: MeasureConfig, dcfg: DetectConfig, gold_path, out=None, rows
               "detect": dcfg.to_dict(), **score([g["label"] for g in gold], predicted_sets(rows, len(gold)), groups),
               "segments": {"counts": rep["counts"], "code_switched_shares": rep["code_switched_shares"]}}
     if rows_out is not None:
-        with atomic_stream(rows_out, overwrite, "--rows-out") as fh:
-            for r in rows:
-                fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+        write_rows(rows, rows_out, overwrite, "--rows-out")
     if out is not None:
         atomic_write_json(out, result)
     return result

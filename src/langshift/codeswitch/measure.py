@@ -46,7 +46,7 @@ from ..config import check_range, opt
 from ..engine import EngineOptions
 from ..errors import ConfigError
 from ..files import atomic_write_json
-from .provenance import TYPES, atomic_stream, read_documents, split_document
+from .provenance import TYPES, atomic_stream, read_documents, split_document, write_rows
 
 LABELS = ("monolingual", *TYPES, "unrelated")
 _SEGMENT = re.compile(r"\(([^()]*)\)")
@@ -295,9 +295,7 @@ def run_measure(cfg: MeasureConfig, text: Sequence[str | os.PathLike], out: str 
 
         result, rows = detect(read_documents(text, on_bad), cfg, dcfg, translator=translator)
         if labels_out is not None:
-            with atomic_stream(labels_out, overwrite, "--labels-out") as fh:
-                for r in rows:
-                    fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+            write_rows(rows, labels_out, overwrite, "--labels-out")
         if out is not None:
             atomic_write_json(out, result)
         return result

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -327,26 +326,13 @@ def run_migrate(cfg: MigrateConfig, text: Sequence[str | os.PathLike], out: str 
                 text_out: str | os.PathLike | None = None, overwrite: bool = False, on_bad: str = "fail") -> dict:
     """Files in (text, .jsonl, .parquet), provenance out (JSONL, or Parquet for OUT.parquet; + optional plain
     text), atomically; returns the summary."""
-    from ..engine import load_corpus
-    from ..files import check_out_dir
     from ..translate import get_translator
-    from .provenance import write_outputs
+    from .provenance import switch_files
 
-    check_out_dir(out, overwrite)
-    if text_out is not None:
-        check_out_dir(text_out, overwrite, "--text-out")
     translator = get_translator(cfg.translator, cfg.src_lang, cfg.tgt_lang, cache=cfg.cache)
     counter, stats = TokenCounter(cfg.tokenizer), Stats()
-    own_work = cfg.engine == "datatrove" and cfg.work_dir is None
-    if own_work:
-        cfg.work_dir = f"{out}.work"
-    parent = Path(out).resolve().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=parent, prefix=f".{Path(out).name}.tmp.") as work:
-        corpus = load_corpus(text, work, "--text", on_bad)
-        write_outputs(migrate(corpus, cfg.tagger, translator, cfg, counter, stats, work), out, text_out, overwrite)
-    if own_work:
-        shutil.rmtree(cfg.work_dir, ignore_errors=True)
+    switch_files(text, out, text_out, overwrite, on_bad, cfg,
+                 lambda corpus, work: migrate(corpus, cfg.tagger, translator, cfg, counter, stats, work))
     result = summary(stats, cfg, counter)
     atomic_write_json(f"{out}.summary.json", result)
     log.info("MIGRATE: %d sentences, %d tokens, %d of %d nouns replaced, %d translator calls, %.0f tokens/s",

@@ -12,9 +12,11 @@ import json
 import math
 import os
 import random
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
@@ -210,6 +212,34 @@ def write_outputs(records: Iterable[Record], out: str | os.PathLike, text_out: s
                 current = rec.doc
         if text is not None and current is not None:
             text.write("\n")
+
+
+def switch_files(text: Sequence[str | os.PathLike], out: str | os.PathLike, text_out: str | os.PathLike | None,
+                 overwrite: bool, on_bad: str, engine_opts, stream) -> None:
+    """What ``run_migrate`` and ``run_syncs`` share: check the outputs, read the files into an Arrow corpus
+    in a temporary folder beside ``out``, write ``stream(corpus, work)``'s records, and give datatrove a
+    work folder of its own (``<out>.work``, removed after success) when none is set."""
+    from ..engine import load_corpus
+
+    check_out_dir(out, overwrite)
+    if text_out is not None:
+        check_out_dir(text_out, overwrite, "--text-out")
+    own_work = engine_opts.engine == "datatrove" and engine_opts.work_dir is None
+    if own_work:
+        engine_opts.work_dir = f"{out}.work"
+    parent = Path(out).resolve().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=parent, prefix=f".{Path(out).name}.tmp.") as work:
+        write_outputs(stream(load_corpus(text, work, "--text", on_bad), work), out, text_out, overwrite)
+    if own_work:
+        shutil.rmtree(engine_opts.work_dir, ignore_errors=True)
+
+
+def write_rows(rows: Iterable[dict], path: str | os.PathLike, overwrite: bool, param: str) -> None:
+    """One JSON object a line, atomically."""
+    with atomic_stream(path, overwrite, param) as fh:
+        for r in rows:
+            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
 
 
 class _ParquetRecords:

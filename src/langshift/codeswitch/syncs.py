@@ -24,7 +24,6 @@ import logging
 import math
 import os
 import random
-import shutil
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -352,27 +351,14 @@ def run_syncs(cfg: SyncsConfig, text: Sequence[str | os.PathLike], out: str | os
               text_out: str | os.PathLike | None = None, overwrite: bool = False, on_bad: str = "fail") -> dict:
     """Files in (text, .jsonl, .parquet), provenance out (JSONL, or Parquet for OUT.parquet; + optional plain
     text), atomically; returns the summary."""
-    from ..engine import load_corpus
-    from ..files import check_out_dir
     from ..translate import get_translator
-    from .provenance import write_outputs
+    from .provenance import switch_files
 
-    check_out_dir(out, overwrite)
-    if text_out is not None:
-        check_out_dir(text_out, overwrite, "--text-out")
     tagger = cfg.tagger if cfg.words != "random" and any(t.startswith("token") for t in cfg.types()) else None
     translator = get_translator(cfg.translator, cfg.src_lang, cfg.tgt_lang, cache=cfg.cache)
     counter, stats = TokenCounter(cfg.tokenizer), Stats()
-    own_work = cfg.engine == "datatrove" and cfg.work_dir is None
-    if own_work:
-        cfg.work_dir = f"{out}.work"
-    parent = Path(out).resolve().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=parent, prefix=f".{Path(out).name}.tmp.") as work:
-        corpus = load_corpus(text, work, "--text", on_bad)
-        write_outputs(syncs(corpus, translator, cfg, tagger, counter, stats, work), out, text_out, overwrite)
-    if own_work:
-        shutil.rmtree(cfg.work_dir, ignore_errors=True)
+    switch_files(text, out, text_out, overwrite, on_bad, cfg,
+                 lambda corpus, work: syncs(corpus, translator, cfg, tagger, counter, stats, work))
     result = summary(stats, cfg, counter)
     atomic_write_json(f"{out}.summary.json", result)
     log.info("SynCS: %d of %d sentences modified %s, %d new tokens", stats.modified, stats.sentences,
