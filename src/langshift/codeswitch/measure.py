@@ -296,20 +296,18 @@ def run_measure(cfg: MeasureConfig, text: Sequence[str | os.PathLike], out: str 
         result, rows = detect(read_documents(text, on_bad), cfg, dcfg, translator=translator)
         if labels_out is not None:
             write_rows(rows, labels_out, overwrite, "--labels-out")
-        if out is not None:
-            atomic_write_json(out, result)
-        return result
-    with tempfile.TemporaryDirectory(prefix="langshift-measure.") as work, contextlib.ExitStack() as stack:
-        fh = stack.enter_context(atomic_stream(labels_out, overwrite, "--labels-out")) if labels_out else None
+    else:
+        with tempfile.TemporaryDirectory(prefix="langshift-measure.") as work, contextlib.ExitStack() as stack:
+            fh = stack.enter_context(atomic_stream(labels_out, overwrite, "--labels-out")) if labels_out else None
 
-        def rows():
-            for r in iter_rows(labelled(load_corpus(text, work, "--text", on_bad), cfg, None, translator is not None,
-                                        work), cfg, translator):
-                if fh is not None:
-                    fh.write(json.dumps(r, ensure_ascii=False) + "\n")
-                yield r
+            def streamed():
+                for r in iter_rows(labelled(load_corpus(text, work, "--text", on_bad), cfg, None,
+                                            translator is not None, work), cfg, translator):
+                    if fh is not None:
+                        fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+                    yield r
 
-        result = report(rows(), cfg)
+            result = report(streamed(), cfg)
     if out is not None:
         atomic_write_json(out, result)
     return result

@@ -69,19 +69,13 @@ def _fasttext_package_predictor(path: Path, why: Exception):
 
 def detect(lines: Iterable[str]) -> list[tuple[str, float]]:
     """(language code, probability) of the most likely language of each line."""
-    texts = [" ".join(line.split()) for line in lines]  # fastText reads one line; whitespace runs don't help
-    out: list[tuple[str, float]] = [(UNDETERMINED, 0.0)] * len(texts)
-    todo = [i for i, t in enumerate(texts) if t]
-    if todo:
-        for i, best in zip(todo, _predictor()([texts[i] for i in todo], 1), strict=True):
-            out[i] = best[0] if best else (UNDETERMINED, 0.0)
-    return out
+    return [ranked[0] if ranked else (UNDETERMINED, 0.0) for ranked in detect_top(lines, 1)]
 
 
 def detect_top(lines: Iterable[str], k: int) -> list[list[tuple[str, float]]]:
     """The ``k`` most likely (language code, probability) of each line, best first ([] for a blank line):
     for choosing between two languages that mix, where the top label alone is noisy on a word or two."""
-    texts = [" ".join(line.split()) for line in lines]
+    texts = [" ".join(line.split()) for line in lines]  # fastText reads one line; whitespace runs don't help
     out: list[list[tuple[str, float]]] = [[] for _ in texts]
     todo = [i for i, t in enumerate(texts) if t]
     if todo:

@@ -11,7 +11,6 @@ marker messages.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +49,10 @@ def _pieces(tok, text: str) -> list[str]:
 
 
 def frame_pieces(base) -> list[str]:
-    """The base's non-special tokens in its chat frame, as texts, each once, in order of appearance."""
+    """The base's non-special tokens in its chat frame, as texts, each once, in order of appearance.
+
+    Trained as separate texts, repeated, they are learned early and whole, and never merged across two
+    pieces (they never meet in a training text)."""
     out: list[str] = []
     for seg in frame_segments(base):
         for piece in _pieces(base, seg):
@@ -58,14 +60,6 @@ def frame_pieces(base) -> list[str]:
             if text and text not in out:
                 out.append(text)
     return out
-
-
-def frame_training_texts(base, repeat: int) -> Iterator[str]:
-    """Each frame piece as its own training text, ``repeat`` times: the trainer then learns every piece
-    early and whole, and never a token across two pieces (they never meet in a training text)."""
-    pieces = frame_pieces(base)
-    for _ in range(repeat):
-        yield from pieces
 
 
 def frame_report(base, target) -> dict:

@@ -31,7 +31,7 @@ from ..config import StageConfig, check_range, opt
 from ..errors import ConfigError, LangshiftError
 from ..files import atomic_dir, read_lines
 from .canonical import _BYTE_PIECE, backend_json, describe_layout, model_vocab
-from .frame import frame_training_texts
+from .frame import frame_pieces
 
 log = logging.getLogger(__name__)
 
@@ -236,10 +236,10 @@ def train_tokenizer(texts_or_files, kind: str = "bpe", vocab_size: int = 32000, 
     # 2.2 Train; special tokens come first (ids 0..k-1) because the trainer puts them there. The chat
     # frame's pieces are repeated as often as there are texts, so they are learned early and whole.
     backend = Tokenizer.from_str(json.dumps(data))
-    frame: list[str] = []
-    if cfg.keep_chat_frame and base_tokenizer is not None:
-        frame = list(frame_training_texts(base_tokenizer, repeat=max(1000, len(texts))))
-    backend.train_from_iterator(itertools.chain(texts, frame), trainer, length=len(texts) + len(frame))
+    pieces = frame_pieces(base_tokenizer) if cfg.keep_chat_frame and base_tokenizer is not None else []
+    repeat = max(1000, len(texts))
+    frame = itertools.chain.from_iterable(itertools.repeat(pieces, repeat))  # lazy: len(texts) × ~20 pieces
+    backend.train_from_iterator(itertools.chain(texts, frame), trainer, length=len(texts) + len(pieces) * repeat)
     trained = json.loads(backend.to_str())
 
     # 2.3 Unigram: add the 256 byte-fallback pieces right after the specials, so no character is unknown.
