@@ -4,6 +4,10 @@ A stage declares ``@dataclass class XConfig(StageConfig)`` with ``opt(default, "
 and checks dependent fields in ``validate`` (raise ``ConfigError`` naming field and fix). The same
 class serves the CLI (``add_arguments`` / ``from_namespace``) and YAML recipes (``from_dict``,
 which rejects unknown keys with did-you-mean).
+
+A stage's front door is ``run(cfg) -> Result``: the config is complete (inputs, options, ``out``),
+the function checks its output path against its inputs (``check_output``), writes atomically and
+returns a ``Result`` dataclass that the CLI prints and the pipeline records (``to_dict``).
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ import dataclasses
 import difflib
 import types
 import typing
-from typing import Any, Literal, TypeVar, Union, get_args, get_origin
+from pathlib import Path
+from typing import Any, ClassVar, Literal, TypeVar, Union, get_args, get_origin
 
 from .errors import ConfigError
 
@@ -30,8 +35,23 @@ def opt(default: Any = dataclasses.MISSING, help: str = "", *, flag: str | None 
 
 @dataclasses.dataclass
 class StageConfig:
+    # the fields naming files or folders the stage reads: ``check_output`` refuses an ``out`` among them
+    INPUTS: ClassVar[tuple[str, ...]] = ()
+
     def __post_init__(self) -> None:
         self.validate()
+
+    def check_output(self, kind: Literal["dir", "file"] = "dir") -> None:
+        """Refuse an ``out`` that exists (without ``overwrite``) or is, or holds, one of the inputs:
+        before any model loads, so bad input costs nothing and destroys nothing."""
+        from .files import check_out_dir, check_out_file
+
+        inputs = {"--" + name.replace("_", "-"): getattr(self, name) for name in self.INPUTS}
+        overwrite = getattr(self, "overwrite", False)
+        if kind == "dir":
+            check_out_dir(self.out, overwrite, inputs=inputs)
+        else:
+            check_out_file(self.out, overwrite, "--out", inputs)
 
     def validate(self) -> None:
         """Check dependent fields together; raise ConfigError naming the field and the fix."""
@@ -98,3 +118,25 @@ def check_range(name: str, value: float, lo: float | None = None, hi: float | No
         left = "(" if lo_open else "["
         raise ConfigError(name, value, f"must be in {left}{lo if lo is not None else '-inf'}, "
                                        f"{hi if hi is not None else 'inf'}]")
+
+
+@dataclasses.dataclass
+class Result:
+    """What a stage's ``run(cfg)`` returns: the artefact it wrote and what it measured on the way.
+    Subclasses add typed fields; the CLI prints ``to_dict()`` as JSON and the pipeline records it."""
+
+    out: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(dataclasses.asdict(self))
+
+
+def _plain(obj: Any) -> Any:
+    """JSON-ready: paths as strings, tuples as lists, nested dicts and lists likewise."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj

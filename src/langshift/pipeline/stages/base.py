@@ -1,0 +1,94 @@
+"""The pipeline's stage table: what a stage is (its config, the artefacts it reads and makes, the
+library function it calls) and the registry the recipe resolves stage names through.
+
+Slots are config fields naming an input artefact. A recipe may set one to a path (or model name),
+to ``@stage`` (that stage's artefact) or to ``$name`` (an entry of the recipe's ``inputs``); left
+unset, it takes the first of its default sources present in the recipe. Given paths are hashed by
+content; ``@stage`` inputs by the producing stage's record.
+
+A stage's run function may be called again on a work folder left by an interrupted attempt of the
+same config and inputs: every sub-artefact is written atomically by the libraries, so one that
+exists is complete and is kept (training stages resume from their own checkpoints there).
+"""
+
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from ...config import StageConfig
+from ...files import atomic_write_json, read_lines
+from ...registry import Registry
+
+
+@dataclass(frozen=True)
+class Slot:
+    field: str
+    sources: tuple[str, ...] = ()          # "@stage" / "$input" tried in order when the recipe sets nothing
+    required: bool = True
+    kind: Literal["file", "dir", "path", "model"] = "path"  # model: a folder, a built-in name or a hub id
+
+
+@dataclass
+class Context:
+    work: Path                                # the stage's work folder (becomes OUT/<stage>)
+    launch: dict[str, Any] | None = None      # accelerate settings for training stages
+    labels: dict[str, str] = dataclasses.field(default_factory=dict)  # slot field -> label (producing stage)
+
+    def step(self, name: str, outputs: tuple[str, ...], fn: Callable[[], dict]) -> dict:
+        """Run ``fn`` once per attempt: a finished step (its marker exists) is not redone when an
+        interrupted attempt is continued; a step cut short is redone from the start."""
+        marker = self.work / f".step.{name}.json"
+        if marker.is_file():
+            return json.loads(marker.read_text(encoding="utf-8"))
+        for rel in outputs:  # leftovers of a step cut short
+            path = self.work / rel
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+        result = fn()
+        atomic_write_json(marker, result)
+        return result
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    config: type[StageConfig]
+    slots: tuple[Slot, ...]
+    output: str                                # the artefact, relative to OUT/<stage>
+    run: Callable[[Any, Context], dict]
+    owned: dict[str, Callable[[Path], Any]] = dataclasses.field(default_factory=dict)  # fields the pipeline sets
+    volatile: tuple[str, ...] = ()             # fields that do not change the result (not hashed)
+    training: bool = False
+    help: str = ""
+
+    def slot(self, field: str) -> Slot | None:
+        return next((s for s in self.slots if s.field == field), None)
+
+
+GROUPS = ("tokenizer", "codeswitch", "static", "transfer", "training", "evaluation")  # modules of stage rows
+STAGES: Registry[Stage] = Registry("pipeline stage", modules=[f"{__package__}.{m}" for m in GROUPS])
+# the init methods the transfer stage compared, written beside the model it kept (the report shows them)
+CANDIDATES_FILE = "langshift_candidates.json"
+# The order of the data flow (README, "Concepts and data flow"): a recipe's stages always run in this order.
+ORDER = ("tokenizer", "migrate", "syncs", "static", "transfer", "lapt", "transplant", "clo_data", "clo",
+         "eval", "report")
+MODEL_STAGES = ("clo", "transplant", "lapt", "transfer")  # newest first: what "the model" of a recipe is
+
+
+def add_stage(stage: Stage) -> Stage:
+    STAGES.register(stage.name)(stage)
+    return stage
+
+
+def head_lines(path: str, param: str, limit: int | None = None) -> list[str]:
+    lines = read_lines(path, param)
+    return lines[:limit] if limit else lines
