@@ -211,7 +211,7 @@ def run_stage(item: Resolved, step: Step, out: Path, launch: dict[str, Any], cac
         # 3.2 The stage itself, writing into the work folder.
         cfg = build_config(item, input_values(item, out), work)
         labels = {f: inp.stage or "model" for f, inp in item.inputs.items()}
-        summary = item.stage.run(cfg, Context(work=work, launch=launch, labels=labels))
+        summary = item.stage(cfg, Context(work=work, launch=launch, labels=labels))
         # 3.3 Swap the finished folder in, then write the record LAST.
         files = manifest(work, cache)
         if item.stage.output not in files and not any(f.startswith(item.stage.output + "/") for f in files):

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from ...config import StageConfig
+from ...config import Result, StageConfig
 from ...files import atomic_write_json, read_lines
 from ...registry import Registry
 
@@ -61,17 +61,26 @@ class Context:
 @dataclass(frozen=True)
 class Stage:
     name: str
-    config: type[StageConfig]
+    config: type[StageConfig]                  # the stage's complete config (the same class its CLI command takes)
     slots: tuple[Slot, ...]
     output: str                                # the artefact, relative to OUT/<stage>
-    run: Callable[[Any, Context], dict]
+    run: Callable[[Any], Result] | None = None  # the stage's front door, the same function its CLI command calls
+    # How the pipeline calls it when one step is not enough (candidates, `accelerate launch`): (stage, cfg, ctx)
+    execute: Callable[[Stage, Any, Context], dict] | None = None
     owned: dict[str, Callable[[Path], Any]] = dataclasses.field(default_factory=dict)  # fields the pipeline sets
     volatile: tuple[str, ...] = ()             # fields that do not change the result (not hashed)
+    leftovers: tuple[str, ...] = ()            # what a step cut short leaves in the work folder (default: output)
     training: bool = False
     help: str = ""
 
     def slot(self, field: str) -> Slot | None:
         return next((s for s in self.slots if s.field == field), None)
+
+    def __call__(self, cfg: Any, ctx: Context) -> dict:
+        """Run the stage into ``ctx.work``: by default one resumable step calling the front door."""
+        if self.execute is not None:
+            return self.execute(self, cfg, ctx)
+        return ctx.step(self.name, self.leftovers or (self.output,), lambda: self.run(cfg).to_dict())
 
 
 GROUPS = ("tokenizer", "codeswitch", "static", "transfer", "training", "evaluation")  # modules of stage rows

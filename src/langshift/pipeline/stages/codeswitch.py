@@ -66,10 +66,10 @@ def _switch(cfg, ctx: Context, method: str) -> dict:
 add_stage(Stage("migrate", MigrateStageConfig, (Slot("text", ("$source_text",), kind="file"),), "codeswitched.txt",
            # batch_size is hashed: a batch is one translator call, and a call's context can change a word's
            # translation
-           lambda cfg, ctx: _codeswitch(cfg, ctx, "migrate"), volatile=("num_proc", "cache", "engine", "tasks",
+           execute=lambda stage, cfg, ctx: _codeswitch(cfg, ctx, "migrate"), volatile=("num_proc", "cache", "engine", "tasks",
                                                                        "executor", "executor_options", "work_dir"),
            help="MIGRATE: translate the nouns of the source corpus in place"))
 add_stage(Stage("syncs", SyncsStageConfig, (Slot("text", ("$source_text",), kind="file"),), "codeswitched.txt",
-           lambda cfg, ctx: _codeswitch(cfg, ctx, "syncs"), volatile=("cache", "num_proc", "engine", "tasks", "executor",
+           execute=lambda stage, cfg, ctx: _codeswitch(cfg, ctx, "syncs"), volatile=("cache", "num_proc", "engine", "tasks", "executor",
                                                                      "executor_options", "work_dir"),
            help="SynCS: token/sentence replacement/annotation at a density and budget"))

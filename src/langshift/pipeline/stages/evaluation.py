@@ -144,7 +144,7 @@ add_stage(Stage("eval", EvalStageConfig,
             Slot("mc_tasks", (), required=False, kind="file"), Slot("mexa_pairs", (), required=False, kind="file"),
             Slot("fidelity_prompts", (), required=False, kind="file"),
             Slot("source_prompts", (), required=False, kind="file")),
-           "results", run_eval, volatile=("batch_size",),
+           "results", execute=lambda stage, cfg, ctx: run_eval(cfg, ctx), volatile=("batch_size",),
            help="bits per byte, multiple choice, lm-eval tasks, MEXA, language fidelity"))
 
 
@@ -174,5 +174,5 @@ def run_report(cfg: ReportStageConfig, ctx: Context) -> dict:
 add_stage(Stage("report", ReportStageConfig, (Slot("runs", ("@eval",), kind="dir"),
                                          Slot("transfer", ("@transfer",), required=False, kind="dir"),
                                          Slot("lapt", ("@lapt",), required=False, kind="dir"),
-                                         Slot("clo", ("@clo",), required=False, kind="dir")), "report", run_report,
+                                         Slot("clo", ("@clo",), required=False, kind="dir")), "report", execute=lambda stage, cfg, ctx: run_report(cfg, ctx),
            help="HTML report: evaluation results, the init methods compared, training losses"))

@@ -56,4 +56,4 @@ add_stage(Stage("static", StaticStageConfig,
            (Slot("init", ("$static_init",), required=False, kind="path"),
             Slot("text", ("$target_text",), required=False, kind="file"),
             Slot("codeswitched", ("@migrate", "@syncs"), required=False, kind="file")),
-           "static", run_static, help="fastText static embeddings: train or continue on code-switched text"))
+           "static", execute=lambda stage, cfg, ctx: run_static(cfg, ctx), help="fastText static embeddings: train or continue on code-switched text"))

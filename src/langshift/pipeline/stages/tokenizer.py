@@ -64,5 +64,5 @@ def _make_tokenizer(cfg: TokenizerStageConfig, out: Path) -> dict:
 
 add_stage(Stage("tokenizer", TokenizerStageConfig,
            (Slot("text", ("$target_text",), kind="file"), Slot("base", ("$model",), required=False, kind="model")),
-           "tokenizer", run_tokenizer, volatile=("show_progress",),
+           "tokenizer", execute=lambda stage, cfg, ctx: run_tokenizer(cfg, ctx), volatile=("show_progress",),
            help="train (or extend) the target-language tokenizer"))

@@ -92,7 +92,7 @@ add_stage(Stage("lapt", LAPTConfig,
            (Slot("model", ("@transfer", "$model"), kind="model"), Slot("text", ("$lapt_text", "$target_text"),
                                                                        kind="file"),
             Slot("code_switched", ("@syncs",), required=False, kind="file")),
-           "model", lambda cfg, ctx: _train("lapt", cfg, ctx), owned=_TRAIN_OWNED, training=True,
+           "model", execute=lambda stage, cfg, ctx: _train("lapt", cfg, ctx), owned=_TRAIN_OWNED, training=True,
            help="language-adaptive pre-training (LoRA + embeddings, embeddings only, full)"))
 
 
@@ -117,7 +117,7 @@ def run_transplant(cfg: TransplantStageConfig, ctx: Context) -> dict:
 add_stage(Stage("transplant", TransplantStageConfig,
            (Slot("embeddings_from", ("@lapt", "@transfer"), kind="model"),
             Slot("body_from", ("$instruct_model",), kind="model")),
-           "model", run_transplant, help="Franken-Adapter: tuned embeddings onto the instruct model's body"))
+           "model", execute=lambda stage, cfg, ctx: run_transplant(cfg, ctx), help="Franken-Adapter: tuned embeddings onto the instruct model's body"))
 
 
 # 7. CLO data and CLO -------------------------------------------------------------------------------
@@ -144,10 +144,10 @@ def run_clo_data(cfg: CloDataStageConfig, ctx: Context) -> dict:
     return ctx.step("clo_data", ("clo.jsonl", "clo.untranslated.jsonl", "clo.stats.json"), make)
 
 
-add_stage(Stage("clo_data", CloDataStageConfig, (Slot("sft", ("$sft",), kind="file"),), "clo.jsonl", run_clo_data,
+add_stage(Stage("clo_data", CloDataStageConfig, (Slot("sft", ("$sft",), kind="file"),), "clo.jsonl", execute=lambda stage, cfg, ctx: run_clo_data(cfg, ctx),
            volatile=("cache",), help="translate English instruction pairs into CLO records"))
 add_stage(Stage("clo", CLOConfig,
            (Slot("model", ("@transplant", "@lapt", "@transfer", "$instruct_model", "$model"), kind="model"),
             Slot("data", ("@clo_data", "$clo_data"), kind="file")),
-           "model", lambda cfg, ctx: _train("clo", cfg, ctx), owned=_TRAIN_OWNED, training=True,
+           "model", execute=lambda stage, cfg, ctx: _train("clo", cfg, ctx), owned=_TRAIN_OWNED, training=True,
            volatile=("ref_batch_size",), help="cross-lingual optimisation (CLO)"))

@@ -125,7 +125,7 @@ add_stage(Stage("transfer", TransferStageConfig,
             Slot("aux_model", (), required=False, kind="model"), Slot("source_fasttext", (), required=False),
             Slot("source_text", (), required=False, kind="file"), Slot("dictionary", (), required=False, kind="file"),
             Slot("select_text", ("$select_text",), required=False, kind="file")),
-           "model", run_transfer_stage,
+           "model", execute=lambda stage, cfg, ctx: run_transfer_stage(cfg, ctx),
            owned={"out": lambda w: str(w / "model"), "overwrite": lambda w: False, "provenance": lambda w: None},
            volatile=("block_size",), help="give the model the target tokenizer; initialise new rows (or try several "
                                           "init methods and keep the best on held-out text)"))
