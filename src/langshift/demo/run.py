@@ -61,8 +61,9 @@ def run_demo(out: str | Path, quick: bool = False, overrides: list[str] | None =
     resolve_model(BUILTIN_MODEL)
     cache = str(out / "inputs" / "translations.sqlite")
     paths = make_inputs(out / "inputs", sizes, translation_cache=cache)  # cheap: made on a dry run too
-    sets = [f"inputs.{k}={v}" for k, v in paths.items() if k in NAMES]  # the dev prompts are for tuning only
-    sets += [f"migrate.cache={cache}", f"clo_data.cache={cache}"]
+    # the made files as recipe inputs, as values (nothing to parse back); the dev prompts are for tuning only
+    sets: list = [(f"inputs.{k}", str(v)) for k, v in paths.items() if k in NAMES]
+    sets += [("migrate.cache", cache), ("clo_data.cache", cache)]
     # 2. The pipeline: every stage resumable, skipped when done.
     kwargs = {"progress": progress} if progress is not None else {}
     result = run_recipe(recipe, out, sets + list(overrides or []), dry_run=dry_run, **kwargs)

@@ -158,6 +158,8 @@ def _absolute_paths(data: dict, base: Path) -> None:
 # 2. Overrides and variables ------------------------------------------------------------------------
 
 def _override_items(overrides) -> list[tuple[str, Any]]:
+    """``--set`` texts (``stage.field=value``, the value read as YAML), a mapping, or (key, value) pairs
+    (what code passes: values as they are, nothing to parse back) — in any mix, applied in order."""
     import yaml
 
     if not overrides:
@@ -166,6 +168,9 @@ def _override_items(overrides) -> list[tuple[str, Any]]:
         return list(overrides.items())
     items = []
     for text in overrides:
+        if isinstance(text, tuple) and len(text) == 2:
+            items.append((str(text[0]), text[1]))
+            continue
         key, sep, raw = str(text).partition("=")
         if not sep or not key.strip():
             raise ConfigError("--set", text, "write STAGE.FIELD=VALUE (or inputs.NAME=VALUE, vars.NAME=VALUE)")
