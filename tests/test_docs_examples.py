@@ -29,7 +29,7 @@ def registered():
 
 def test_examples_are_there():
     blocks = _blocks()
-    assert len(blocks) == 2 and "first-piece" in blocks[0] and "glossary" in blocks[1]
+    assert len(blocks) == 3 and "first-piece" in blocks[0] and "glossary" in blocks[1] and "lengths" in blocks[2]
 
 
 def test_init_method_example_transfers(registered, source_bpe, target_bpe):
@@ -53,3 +53,39 @@ def test_translator_example_runs(registered):
     from langshift.translate import get_translator
 
     assert get_translator("glossary", "en", "es", entries={"a": "b"}).translate_sentences(["x"]) == [None]
+
+
+@pytest.fixture
+def lengths_stage():
+    from langshift.pipeline.stages import STAGES
+
+    yield
+    STAGES._items.pop("lengths", None)
+
+
+def test_stage_example_runs_the_same_from_cli_and_recipe(lengths_stage, tmp_path):
+    import argparse
+    import json
+
+    from langshift.errors import ConfigError
+    from langshift.pipeline import run_recipe
+    from langshift.pipeline.stages import data_flow
+
+    scope: dict = {}
+    exec(compile(_blocks()[2], str(DOC), "exec", dont_inherit=True), scope)  # as in a module of its own
+    assert data_flow().index("lengths") == data_flow().index("syncs") + 1
+    text = tmp_path / "t.txt"
+    text.write_text("uno dos\ntres\n", encoding="utf-8")
+    # the command: flags from the config's fields
+    parser = argparse.ArgumentParser()
+    scope["LENGTHS"].add_to(parser.add_subparsers())
+    args = parser.parse_args(["lengths", "--text", str(text), "--out", str(tmp_path / "cli.json")])
+    assert args.func(args) == 0
+    # the recipe: the slot falls back to the recipe's target_text
+    run_recipe({"name": "lengths", "inputs": {"target_text": str(text)}, "stages": {"lengths": {}}}, tmp_path / "run")
+    cli = json.loads((tmp_path / "cli.json").read_text(encoding="utf-8"))
+    piped = json.loads((tmp_path / "run" / "lengths" / "lengths.json").read_text(encoding="utf-8"))
+    assert cli.pop("out") != piped.pop("out") and cli == piped == {"documents": 2, "mean_bytes": 5.5}
+    with pytest.raises(ConfigError, match="--out"):  # an out that is the input is refused before anything runs
+        args = parser.parse_args(["lengths", "--text", str(text), "--out", str(text), "--overwrite"])
+        args.func(args)

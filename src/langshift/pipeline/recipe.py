@@ -31,7 +31,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 from ..config import StageConfig
 from ..errors import ConfigError, LangshiftError
-from .stages import ORDER, STAGES, Slot, Stage
+from .stages import STAGES, Slot, Stage, data_flow
 
 TOP_KEYS = ("name", "description", "vars", "inputs", "launch", "stages")
 LAUNCH_KEYS = ("accelerate_config", "num_processes")
@@ -113,7 +113,7 @@ def load_recipe(source: str | Path | dict | Recipe, overrides: list[str] | dict[
         if not isinstance(data[key], dict):
             raise ConfigError(key, data[key], "must be a mapping")
     for stage, section in data["stages"].items():
-        STAGES.get(stage, "stage") if stage not in ORDER else None
+        STAGES.get(stage, "stage") if stage not in data_flow() else None
         if section is None:
             data["stages"][stage] = {}
         elif not isinstance(section, dict):
@@ -197,8 +197,8 @@ def apply_override(data: dict, key: str, value: Any) -> None:
         return
     if head == "stages":
         parts, head = parts[1:], parts[1] if len(parts) > 1 else ""
-    if head not in ORDER:
-        raise ConfigError("--set", key, _unknown(head, (*ORDER, "inputs", "vars", "launch"), "stage"))
+    if head not in data_flow():
+        raise ConfigError("--set", key, _unknown(head, (*data_flow(), "inputs", "vars", "launch"), "stage"))
     if head not in data["stages"]:
         raise ConfigError("--set", key, f"stage {head!r} is not in this recipe (it has: "
                                         f"{', '.join(data['stages']) or 'none'}); add it to the recipe file")
@@ -287,9 +287,9 @@ def resolve(recipe: Recipe) -> list[Resolved]:
     required input that nothing makes and nothing gives.
     """
     for name in recipe.stages:
-        if name not in ORDER:
+        if name not in data_flow():
             STAGES.get(name, "stage")  # did-you-mean
-    present = [s for s in ORDER if s in recipe.stages]
+    present = [s for s in data_flow() if s in recipe.stages]
     if "migrate" in present and "syncs" in present:
         raise ConfigError("stages", "migrate+syncs", "give one code-switching stage per recipe (both make the "
                                                      "code-switched text); run a second recipe for the other")
@@ -324,7 +324,7 @@ def _wire(recipe: Recipe, stage: str, slot: Slot, given: Any, earlier: list[str]
                 return Input(slot.field, stage=producer)
             if not explicit:
                 return None
-            if producer not in ORDER:
+            if producer not in data_flow():
                 STAGES.get(producer, param)
             why = "comes later in the data flow" if producer in recipe.stages else "is not in this recipe"
             raise ConfigError(param, source, f"stage {producer!r} {why}; give a path or an earlier stage")

@@ -1,6 +1,17 @@
 """The pipeline's stages: the table in ``base`` and one module of stage rows per part of the data flow."""
 
-from .base import CANDIDATES_FILE, GROUPS, MODEL_STAGES, ORDER, STAGES, Context, Slot, Stage, add_stage
+from .base import (
+           CANDIDATES_FILE,
+           GROUPS,
+           MODEL_STAGES,
+           ORDER,
+           STAGES,
+           Context,
+           Slot,
+           Stage,
+           add_stage,
+           data_flow,
+)
 from .codeswitch import MigrateStageConfig, SyncsStageConfig, _switch
 from .evaluation import EvalStageConfig, ReportStageConfig
 from .static import StaticStageConfig
@@ -10,5 +21,5 @@ from .transfer import TransferStageConfig, candidate_fields
 
 __all__ = ["CANDIDATES_FILE", "GROUPS", "MODEL_STAGES", "ORDER", "STAGES", "Context", "EvalStageConfig",
            "MigrateStageConfig", "ReportStageConfig", "Slot", "Stage", "StaticStageConfig", "SyncsStageConfig",
-           "TokenizerStageConfig", "TransferStageConfig", "_switch", "add_stage", "candidate_fields",
+           "TokenizerStageConfig", "TransferStageConfig", "_switch", "add_stage", "candidate_fields", "data_flow",
            "drop_partial_checkpoints", "launch_command", "train_in_process"]

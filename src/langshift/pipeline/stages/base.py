@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ...config import Result, StageConfig
+from ...errors import LangshiftError
 from ...files import atomic_write_json, read_lines
 from ...registry import Registry
 
@@ -72,6 +73,7 @@ class Stage:
     leftovers: tuple[str, ...] = ()            # what a step cut short leaves in the work folder (default: output)
     training: bool = False
     help: str = ""
+    after: str | None = None                   # a plugin stage (not in ORDER) runs right after this stage
 
     def slot(self, field: str) -> Slot | None:
         return next((s for s in self.slots if s.field == field), None)
@@ -91,6 +93,25 @@ CANDIDATES_FILE = "langshift_candidates.json"
 ORDER = ("tokenizer", "migrate", "syncs", "static", "transfer", "lapt", "transplant", "clo_data", "clo",
          "eval", "report")
 MODEL_STAGES = ("clo", "transplant", "lapt", "transfer")  # newest first: what "the model" of a recipe is
+
+
+def data_flow() -> tuple[str, ...]:
+    """ORDER with every registered plugin stage placed right after the stage it names in ``after``."""
+    order = list(ORDER)
+    extra = [name for name in STAGES.names() if name not in ORDER]
+    while extra:
+        placed = [n for n in extra if STAGES.get(n).after in order]
+        if not placed:
+            name = extra[0]
+            raise LangshiftError(f"pipeline stage {name!r} (a plugin) names after={STAGES.get(name).after!r}, which "
+                                 f"is not a stage; set after= to one of {', '.join(order)}")
+        for name in placed:
+            position = order.index(STAGES.get(name).after) + 1
+            while position < len(order) and order[position] in placed:  # two after the same: registry order
+                position += 1
+            order.insert(position, name)
+            extra.remove(name)
+    return tuple(order)
 
 
 def add_stage(stage: Stage) -> Stage:
