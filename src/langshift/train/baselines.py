@@ -38,7 +38,6 @@ class BaselineConfig(TrainingConfig):
 
     data: str = opt(help="CLO JSONL: id, x_en, y_en, x_t, y_t per line (see `langshift clo data`)")
     only: Literal["both", "en", "target"] = opt("both", "SFT rows: English and target, or one side only")
-    lr: float = opt(5e-5, "peak learning rate (AdamW; CLO's paper value, the same for every method)")
     max_len: int = opt(512, "longest prompt+response in tokens")
     train: Literal["all", "attention"] = opt("all", "parameters to train")
 

@@ -48,8 +48,6 @@ class CLOConfig(TrainingConfig):
     lam: float = opt(0.5, "λ: weight of the target-language NLL; 1−λ weighs the cross-lingual loss", flag="--lambda")
     beta: float = opt(0.1, "β: strength of the KL constraint in z (must be > 0)")
     min_lr: float = opt(1.1e-6, "learning rate at the end of the cosine schedule (paper: 1.1e-6)")
-    batch_size: int = opt(8, "English pairs per batch (each gives 4 rows, so 4× as many sequences)")
-    epochs: float = opt(1.0, "epochs over the pairs")
     max_len: int = opt(512, "longest prompt+response in tokens; longer responses are cut")
     train: Literal["attention", "all"] = opt("attention", "parameters to train: attention projections or all")
     ref_batch_size: int = opt(8, "pairs per forward pass when computing the reference log-probabilities")

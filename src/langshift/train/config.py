@@ -36,11 +36,12 @@ class TrainingConfig(StageConfig):
 
     model: str = opt(help="model to train: built-in name, model folder or hub id")
     out: str = opt(help="output model folder (written atomically; <out>.work holds checkpoints)")
-    lr: float = opt(5e-5, "peak learning rate (AdamW)")
+    lr: float = opt(5e-5, "peak learning rate (AdamW; 5e-5 is CLO's paper value, the same for SFT and DPO)")
     warmup: float = opt(0.0, "warm-up: a share of the steps (<1) or a number of steps")
-    epochs: float = opt(1.0, "epochs over the training data")
+    epochs: float = opt(1.0, "epochs over the training examples")
     max_steps: int | None = opt(None, "stop after this many optimizer steps (short runs)")
-    batch_size: int = opt(8, "rows per device per step")
+    batch_size: int = opt(8, "examples per device per step: packed blocks (LAPT), English pairs (CLO: 4 rows "
+                             "each, so 4× as many sequences), rows (SFT, DPO, distill)")
     grad_accum: int = opt(1, "gradient accumulation steps")
     save_steps: int = opt(100, "save a checkpoint every this many steps (resume point)")
     gradient_checkpointing: bool | None = opt(None, "recompute activations in the backward pass (less memory, "

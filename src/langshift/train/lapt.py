@@ -46,11 +46,9 @@ class LAPTConfig(LoRATrainingConfig):
     embedding_rows: str = opt("all", "lora mode: embedding rows that train: 'all', 'none', or a JSON file with a "
                                      "list of ids (or an object with 'new_ids', as `langshift transfer` writes)")
     seq_len: int = opt(512, "tokens per packed block (MIGRATE: 2048)")
-    batch_size: int = opt(8, "blocks per device per step")
     grad_accum: int = opt(4, "gradient accumulation steps (8×4 = MIGRATE's batch 32)")
     lr: float = opt(1e-4, "peak learning rate (AdamW)")
     warmup: float = opt(0.08, "warm-up: a share of the steps (<1) or a number of steps")
-    epochs: float = opt(1.0, "epochs over the packed blocks")
     num_proc: int = opt(1, "tokenising workers (datasets Dataset.map num_proc); 1 streams the file; the blocks do "
                            "not change with it")
 
