@@ -41,7 +41,7 @@ from langshift.models import load_model, load_tokenizer
 from langshift.text.langid import detect
 from langshift.train.baselines import BaselineConfig, train_sft
 from langshift.train.clo import CLOConfig, train_clo
-from langshift.train.clo_data import make_clo_data
+from langshift.train.clo_data import CloDataConfig, run_clo_data
 from langshift.train.data import chat_prompt, read_jsonl, write_jsonl_text
 from langshift.train.instructions import build_sft
 
@@ -107,8 +107,8 @@ def make_data(data_dir: Path, n: int, translator: str, lang: str, sft: str | Non
     if not clo_path.is_file():
         rows = read_jsonl(sft, ["id", "instruction", "response"])[:n] if sft else build_sft(n, ["man", "bible"], seed=0)
         atomic_write_text(sft_path, write_jsonl_text(rows))
-        make_clo_data(str(sft_path), translator, lang, str(clo_path), overwrite=True,
-                      cache=str(data_dir / "translations.sqlite"))
+        run_clo_data(CloDataConfig(sft=str(sft_path), translator=translator, target_lang=lang, out=str(clo_path),
+                                   overwrite=True, cache=str(data_dir / "translations.sqlite")))
     return read_jsonl(clo_path, ["id", "x_en", "y_en", "x_t", "y_t"])
 
 

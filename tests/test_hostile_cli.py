@@ -131,7 +131,7 @@ OUT_IS_INPUT = {
                   "--overwrite"],
     "transplant": ["transplant", "--embeddings-from", "{model}", "--body-from", "{model}", "--out", "{model}",
                    "--overwrite"],
-    "clo data": ["clo", "data", "--sft", "rows.jsonl", "--translator", "dictionary", "--lang", "es",
+    "clo data": ["clo", "data", "--sft", "rows.jsonl", "--translator", "dictionary", "--target-lang", "es",
                  "--out", "rows.jsonl", "--overwrite"],
     "eval judge --verdicts": ["eval", "judge", "--outputs-a", "rows.jsonl", "--outputs-b", "rows.jsonl",
                               "--verdicts", "rows.jsonl"],

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 import helpers
+from langshift.errors import ConfigError
 from langshift.pipeline import run_recipe
 
 TINY = Path(__file__).parent / "data" / "pipeline_tiny.yaml"
@@ -167,10 +168,11 @@ def test_partial_checkpoints_are_dropped_before_resuming(tmp_path):
     assert good.is_dir() and not cut.exists() and not empty.exists()
 
 
-def test_training_stage_under_accelerate_launch_matches_in_process(inputs, tmp_path):
+def test_training_stage_under_accelerate_launch_matches_in_process(inputs, tmp_path, capsys):
     """The launch path (`accelerate launch -m langshift.pipeline.launch`) on one CPU process gives the
-    same LAPT weights as training in the runner's own process."""
-    import hashlib
+    same LAPT weights as training in the runner's own process, and as `langshift train lapt`: all three
+    call run_lapt (which seeds before the LoRA adapter is drawn)."""
+    from langshift.cli import main
 
     cpu = tmp_path / "cpu.yaml"
     cpu.write_text("compute_environment: LOCAL_MACHINE\ndistributed_type: 'NO'\nnum_processes: 1\n"
@@ -184,7 +186,26 @@ def test_training_stage_under_accelerate_launch_matches_in_process(inputs, tmp_p
                                                           "launch.num_processes=1"], progress=None)
     assert launched["stages"]["lapt"]["status"] == "ran"
     assert (tmp_path / "launched" / "lapt" / "lapt.launch.json").is_file()
-    weights = [hashlib.sha256((tmp_path / o / "lapt" / "model" / "model.safetensors").read_bytes()).hexdigest()
-               for o in ("local", "launched")]
-    assert weights[0] == weights[1]
+    model, text = (item.split("=", 1)[1] for item in sets)
+    assert main(["train", "lapt", "--model", model, "--text", text, "--out", str(tmp_path / "cli"), "--seq-len", "32",
+                 "--batch-size", "2", "--max-steps", "3", "--save-steps", "2", "--lora-r", "4", "--lr", "1e-3",
+                 "--warmup", "0"]) == 0
+    stdout = capsys.readouterr().out  # the Trainer's log lines, then the result
+    printed = json.loads(stdout[stdout.index('{\n  "out"'):])
+    assert printed["out"] == str(tmp_path / "cli") and printed["global_step"] == 3
+    weights = [hashlib.sha256(path.read_bytes()).hexdigest() for path in (
+        tmp_path / "local" / "lapt" / "model" / "model.safetensors",
+        tmp_path / "launched" / "lapt" / "model" / "model.safetensors", tmp_path / "cli" / "model.safetensors")]
+    assert weights[0] == weights[1] == weights[2]
     assert local["stages"]["lapt"]["summary"]["global_step"] == 3
+
+
+def test_launcher_takes_the_training_stages_of_the_table(capsys, tmp_path):
+    from langshift.pipeline import launch
+
+    assert launch.main(["eval", str(tmp_path / "x.json")]) == 2
+    assert "launch clo|lapt CONFIG.json" in capsys.readouterr().err
+    config = tmp_path / "clo.launch.json"
+    config.write_text(json.dumps({"modle": "m", "data": "d", "out": "o"}))
+    with pytest.raises(ConfigError, match="did you mean model"):  # read by the stage's own config class
+        launch.main(["clo", str(config)])

@@ -12,7 +12,7 @@ import torch
 
 import helpers
 from langshift.errors import ConfigError, LangshiftError
-from langshift.train import clo
+from langshift.train import clo, clo_batches, clo_loss
 from langshift.train.runtime import read_log
 
 
@@ -41,7 +41,7 @@ def test_loss_matches_hand_computation():
     policy = torch.tensor([[-10.0, -12.0, -9.0, -8.0], [-5.0, -7.5, -6.0, -6.5]])
     ref = torch.tensor([[-11.0, -11.0, -10.0, -9.0], [-5.5, -7.0, -6.0, -6.0]])
     nll, lam, beta = torch.tensor(2.25), 0.3, 0.2
-    parts = clo.clo_loss(policy, ref, nll, lam, beta)
+    parts = clo_loss.clo_loss(policy, ref, nll, lam, beta)
 
     def sig(x):
         return 1 / (1 + math.exp(-x))
@@ -63,23 +63,23 @@ def test_nll_counts_target_chosen_rows_only():
     labels = torch.randint(0, 11, (8, 6))
     labels[:, :2] = -100  # prompts
     labels[3, 4:] = -100  # a shorter row: counts must follow the mask
-    _, nll_sum, n_tok = clo.pair_logps_and_nll(logits, labels)
+    _, nll_sum, n_tok = clo_loss.pair_logps_and_nll(logits, labels)
     logp = torch.log_softmax(logits[:, :-1], -1).gather(-1, labels[:, 1:].clamp(min=0).unsqueeze(-1)).squeeze(-1)
     mask = labels[:, 1:] != -100
     rows = [2, 6]
     assert n_tok.item() == mask[rows].sum().item() == 8
     assert nll_sum.item() == pytest.approx(-(logp[rows] * mask[rows]).sum().item(), rel=1e-5)
-    assert clo.count_items(labels).tolist() == [8.0, 2.0]
+    assert clo_loss.count_items(labels).tolist() == [8.0, 2.0]
     # changing any other row's logits leaves the NLL unchanged
     logits2 = logits.clone()
     logits2[[0, 1, 3, 4, 5, 7]] += torch.randn(6, 6, 11)
-    assert clo.pair_logps_and_nll(logits2, labels)[1].item() == pytest.approx(nll_sum.item(), rel=1e-6)
+    assert clo_loss.pair_logps_and_nll(logits2, labels)[1].item() == pytest.approx(nll_sum.item(), rel=1e-6)
     # Table 5's ablation: the English chosen rows (0, 4) join the NLL
-    _, both_sum, both_tok = clo.pair_logps_and_nll(logits, labels, clo.NLL_ROWS["both"])
+    _, both_sum, both_tok = clo_loss.pair_logps_and_nll(logits, labels, clo_loss.NLL_ROWS["both"])
     rows = [0, 2, 4, 6]
     assert both_tok.item() == mask[rows].sum().item() == 16
     assert both_sum.item() == pytest.approx(-(logp[rows] * mask[rows]).sum().item(), rel=1e-5)
-    assert clo.count_items(labels, clo.NLL_ROWS["both"]).tolist() == [16.0, 2.0]
+    assert clo_loss.count_items(labels, clo_loss.NLL_ROWS["both"]).tolist() == [16.0, 2.0]
 
 
 def test_attention_only_changes_only_attention(tmp_path, tiny):
@@ -280,8 +280,8 @@ def test_system_prompt_on_every_row(tiny):
     system = resolve_system_prompt("same-language:es")
     assert system == SAME_LANGUAGE["es"]
     assert resolve_system_prompt(None) is None and resolve_system_prompt("Answer briefly.") == "Answer briefly."
-    plain = clo.encode_pairs(tok, _pairs(1), 512)[0]["rows"]
-    with_sys = clo.encode_pairs(tok, _pairs(1), 512, system)[0]["rows"]
+    plain = clo_batches.encode_pairs(tok, _pairs(1), 512)[0]["rows"]
+    with_sys = clo_batches.encode_pairs(tok, _pairs(1), 512, system)[0]["rows"]
     for (ids, plen), (ids0, plen0) in zip(with_sys, plain, strict=True):
         prompt = tok.decode(ids[:plen])
         assert prompt.startswith("<|im_start|>system\n" + system) and plen > plen0
@@ -311,10 +311,10 @@ def test_best_checkpoint_on_held_out_pairs(tmp_path, source_bpe):
     from transformers import AutoModelForCausalLM
 
     saved = AutoModelForCausalLM.from_pretrained(out)
-    examples = clo.encode_pairs(source_bpe, pairs, 64)
+    examples = clo_batches.encode_pairs(source_bpe, pairs, 64)
     _, held = clo.split_validation(examples, 0.25, 0)
     fresh = helpers.tiny_llama(len(source_bpe), hidden=16, layers=2, seed=1)
-    clo.attach_reference(fresh, held, source_bpe.pad_token_id, 8, None)
+    clo_batches.attach_reference(fresh, held, source_bpe.pad_token_id, 8, None)
     res = clo.evaluate_clo(saved, held, source_bpe.pad_token_id, 2, cfg.lam, cfg.beta)
     assert res["loss"] == pytest.approx(by_step[best], rel=1e-4)
     assert not any(r["step"] > 3 for r in read_log(out))

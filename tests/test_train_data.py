@@ -7,9 +7,12 @@ import json
 import pytest
 
 from langshift.cli import main
-from langshift.errors import LangshiftError
+from langshift.errors import ConfigError, LangshiftError
+from langshift.pipeline import run_recipe
 from langshift.train import clo_data, instructions
+from langshift.train.clo_data import CloDataConfig, run_clo_data
 from langshift.train.data import read_jsonl
+from langshift.translate import TRANSLATORS, Translator
 
 
 class FakeTranslator:
@@ -21,6 +24,21 @@ class FakeTranslator:
     def translate_sentences(self, sentences):
         self.seen.extend(sentences)
         return [None if "XX" in s else s.upper() for s in sentences]
+
+
+class UpperTranslator(Translator):
+    """FakeTranslator as a registered backend (`--translator upper`): needs nothing installed."""
+
+    name = "upper"
+
+    def translate_sentences(self, sentences):
+        return FakeTranslator().translate_sentences(sentences)
+
+
+@pytest.fixture()
+def upper(monkeypatch):
+    TRANSLATORS.names()  # the built-in backends first, then ours beside them for this test only
+    monkeypatch.setitem(TRANSLATORS._items, "upper", UpperTranslator)
 
 
 def _sft(tmp_path, rows):
@@ -41,14 +59,42 @@ def test_translate_keeps_ids_layout_and_reports_untranslated():
     assert fake.seen.count("say hi") == 1  # each distinct line sent once
 
 
-def test_make_clo_data_writes_both_files(tmp_path):
+def test_run_clo_data_writes_both_files(tmp_path):
     sft = _sft(tmp_path, [{"id": 1, "instruction": "q one", "response": "a one"},
                           {"id": 2, "instruction": "q XX", "response": "a"}])
     out = tmp_path / "clo.jsonl"
-    stats = clo_data.make_clo_data(str(sft), "fake", "es", str(out), translator_obj=FakeTranslator())
-    assert stats["translated"] == 1 and stats["untranslated"] == 1
-    assert read_jsonl(out, ["id", "x_en", "y_en", "x_t", "y_t"])[0]["x_t"] == "Q ONE"
+    res = run_clo_data(CloDataConfig(sft=str(sft), translator="fake", target_lang="es", out=str(out)),
+                       translator=FakeTranslator())
+    assert res.translated == 1 and res.untranslated == 1
+    assert read_jsonl(out, clo_data.CLO_FIELDS)[0]["x_t"] == "Q ONE"
     assert json.loads((tmp_path / "clo.untranslated.jsonl").read_text())["id"] == "2"
+    assert json.loads((tmp_path / "clo.stats.json").read_text()) == res.to_dict()
+    assert res.to_dict()["source_lang"] == "en" and res.to_dict()["target_lang"] == "es"
+
+
+def test_clo_data_refuses_the_same_language_on_both_sides():
+    with pytest.raises(ConfigError, match="--target-lang='en'.*source language too"):
+        CloDataConfig(sft="s", translator="upper", target_lang="en", out="o")
+
+
+def test_clo_data_cli_and_pipeline_write_the_same_records(tmp_path, upper, capsys):
+    """`langshift clo data` and a recipe's clo_data stage call the same front door with the same config."""
+    sft = _sft(tmp_path, [{"id": i, "instruction": f"question {i}\n  - item", "response": f"answer {i}"}
+                          for i in range(6)] + [{"id": "x", "instruction": "q XX", "response": "a"}])
+    cli_out = tmp_path / "cli" / "clo.jsonl"
+    assert main(["clo", "data", "--sft", str(sft), "--translator", "upper", "--target-lang", "es",
+                 "--source-lang", "en", "--out", str(cli_out)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["translated"] == 6 and printed["untranslated"] == 1
+    recipe = {"name": "clo-data-only", "inputs": {"sft": str(sft)},
+              "stages": {"clo_data": {"translator": "upper", "source_lang": "en", "target_lang": "es"}}}
+    result = run_recipe(recipe, tmp_path / "run", progress=None)
+    summary = result["stages"]["clo_data"]["summary"]
+    assert {k: summary[k] for k in ("records", "translated", "untranslated", "source_lang", "target_lang")} == \
+        {k: printed[k] for k in ("records", "translated", "untranslated", "source_lang", "target_lang")}
+    stage = tmp_path / "run" / "clo_data"
+    for name in ("clo.jsonl", "clo.untranslated.jsonl"):
+        assert (stage / name).read_bytes() == (cli_out.parent / name).read_bytes()
 
 
 @pytest.mark.parametrize("line, message", [
@@ -59,7 +105,8 @@ def test_make_clo_data_writes_both_files(tmp_path):
 def test_bad_sft_lines(tmp_path, line, message):
     sft = _sft(tmp_path, [{"id": "0", "instruction": "q", "response": "r"}, line])
     with pytest.raises(LangshiftError, match=message):
-        clo_data.make_clo_data(str(sft), "fake", "es", str(tmp_path / "o.jsonl"), translator_obj=FakeTranslator())
+        run_clo_data(CloDataConfig(sft=str(sft), translator="fake", target_lang="es", out=str(tmp_path / "o.jsonl")),
+                     translator=FakeTranslator())
     assert not (tmp_path / "o.jsonl").exists()
 
 
@@ -71,7 +118,6 @@ def test_not_json_line(tmp_path):
 
 
 def test_json_lines_skip_blanks_and_name_the_line_that_is_not_an_object(tmp_path):
-    from langshift.errors import ConfigError
     from langshift.files import read_json_lines
 
     path = tmp_path / "x.jsonl"
@@ -94,16 +140,13 @@ def test_build_sft_is_reproducible_and_honest(tmp_path):
         assert name in r["instruction"] and name in r["response"]
 
 
-def test_cli_build_sft_and_clo_data(tmp_path, capsys, monkeypatch):
+def test_cli_build_sft_and_clo_data(tmp_path, capsys, upper):
     out = tmp_path / "sft.jsonl"
     assert main(["train", "build-sft", "--out", str(out), "--n", "5", "--sources", "man"]) == 0
     assert len(read_jsonl(out, clo_data.SFT_FIELDS)) == 5
     assert main(["train", "build-sft", "--out", str(out), "--n", "5"]) == 2  # exists, no --overwrite
     assert "--overwrite" in capsys.readouterr().err
-    import langshift.translate
-
-    monkeypatch.setattr(langshift.translate, "get_translator", lambda *a, **k: FakeTranslator())
-    assert main(["clo", "data", "--sft", str(out), "--translator", "fake", "--lang", "es",
+    assert main(["clo", "data", "--sft", str(out), "--translator", "upper", "--target-lang", "es",
                  "--out", str(tmp_path / "clo.jsonl")]) == 0
     assert json.loads(capsys.readouterr().out)["translated"] == 5
     assert main(["train", "clo", "--model", "m", "--data", "d", "--out", str(tmp_path / "o"), "--lambda", "2"]) == 2

@@ -127,7 +127,9 @@ def test_lapt_ddp_two_processes_equals_one_process(tiny, tmp_path):
 def test_clo_ddp_two_processes_equals_one_process(tiny, tmp_path):
     """CLO (attention projections) on 2 processes with 1 pair each equals 1 process with 2 pairs."""
     from langshift.models import load_tokenizer
-    from langshift.train.clo import T_CHOSEN, CLOConfig, encode_pairs, train_clo
+    from langshift.train.clo import CLOConfig, train_clo
+    from langshift.train.clo_batches import encode_pairs
+    from langshift.train.clo_loss import T_CHOSEN
     from langshift.train.data import read_jsonl
 
     tok = load_tokenizer(str(tiny / "model"))

@@ -65,3 +65,33 @@ def test_other_architecture_refused(tmp_path, source_bpe, target_bpe):
     helpers.save_model_folder(MistralForCausalLM(cfg), target_bpe, tmp_path / "m")
     with pytest.raises(LangshiftError, match=r"model_type: 'mistral' in --embeddings-from .* vs 'llama'"):
         transplant(str(tmp_path / "m"), str(pb), str(tmp_path / "c"))
+
+
+def test_cli_and_pipeline_write_the_same_transplant(tmp_path, source_bpe, target_bpe, capsys):
+    """`langshift transplant` and a recipe's transplant stage call run_transplant with one TransplantConfig."""
+    from langshift.cli import main
+    from langshift.pipeline import run_recipe
+
+    pa, pb, _, _ = _folders(tmp_path, source_bpe, target_bpe, False, True)
+    assert main(["transplant", "--embeddings-from", str(pa), "--body-from", str(pb), "--out",
+                 str(tmp_path / "cli")]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["out"] == str(tmp_path / "cli") and printed["tied_embeddings"] is False
+    recipe = {"name": "transplant-only", "inputs": {"instruct_model": str(pb)},
+              "stages": {"transplant": {"embeddings_from": str(pa)}}}
+    result = run_recipe(recipe, tmp_path / "run", progress=None)
+    summary = result["stages"]["transplant"]["summary"]
+    assert {k: v for k, v in summary.items() if k != "out"} == {k: v for k, v in printed.items() if k != "out"}
+    cli, stage = tmp_path / "cli", tmp_path / "run" / "transplant" / "model"
+    names = sorted(p.name for p in cli.iterdir())
+    assert names == sorted(p.name for p in stage.iterdir() if not p.name.startswith("."))
+    assert all((cli / n).read_bytes() == (stage / n).read_bytes() for n in names)
+
+
+def test_transplant_out_may_not_be_an_input(tmp_path, source_bpe, target_bpe):
+    from langshift.errors import ConfigError
+    from langshift.train.transplant import TransplantConfig, run_transplant
+
+    pa, pb, _, _ = _folders(tmp_path, source_bpe, target_bpe, True, True)
+    with pytest.raises(ConfigError, match="--out"):
+        run_transplant(TransplantConfig(embeddings_from=str(pa), body_from=str(pb), out=str(pb), overwrite=True))

@@ -12,11 +12,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
-from ..config import StageConfig, check_range, opt
+from ..config import check_range, opt
 from ..errors import ConfigError, LangshiftError
 from ..optional import require
+from ..train.config import LoRATrainingConfig
 from .teach import KINDS, prompt
 
 log = logging.getLogger(__name__)
@@ -24,11 +25,13 @@ TRL_INSTALL = "pip install 'langshift[train]'  (trl, datasets, peft)"
 ROW_FIELDS = ("source", "kind", "output")
 
 
-@dataclass
-class DistillConfig(StageConfig):
+@dataclass(kw_only=True)
+class DistillConfig(LoRATrainingConfig):
+    INPUTS: ClassVar[tuple[str, ...]] = ("model", "data")
+    SIZES: ClassVar[tuple[str, ...]] = (*LoRATrainingConfig.SIZES, "max_len")
+
     model: str = opt(help="the student to fine-tune: built-in name (smollm2-135m-instruct), folder or hub id")
     data: str = opt(help="teacher rows (JSONL from `codeswitch teach`: source, kind, output)")
-    out: str = opt(help="output model folder (written atomically; <out>.work holds checkpoints)")
     src_lang: str = opt("en", "language of the sources (names it in the prompt)")
     tgt_lang: str = opt("es", "language switched in (names it in the prompt)")
     mode: Literal["lora", "full"] = opt("lora", "LoRA on the attention projections (merged at the end) or all weights")
@@ -38,25 +41,12 @@ class DistillConfig(StageConfig):
     lr: float = opt(5e-4, "peak learning rate (paper, full SFT of 3B: 5e-5; LoRA needs ~10× more)")
     warmup: float = opt(0.1, "warm-up share of the steps (paper: 0.1)")
     epochs: float = opt(3.0, "epochs (paper: 3)")
-    max_steps: int | None = opt(None, "stop after this many optimizer steps (short runs)")
-    batch_size: int = opt(8, "rows per device per step")
-    grad_accum: int = opt(1, "gradient accumulation steps")
     max_len: int = opt(256, "longest prompt+completion in tokens")
     save_steps: int = opt(50, "save a checkpoint every this many steps (resume point)")
-    seed: int = opt(0, "random seed")
-    overwrite: bool = opt(False, "replace an existing --out")
-    keep_work: bool = opt(False, "keep <out>.work after success")
 
     def validate(self) -> None:
-        check_range("--lr", self.lr, 0.0, None, lo_open=True)
-        check_range("--epochs", self.epochs, 0.0, None, lo_open=True)
+        super().validate()
         check_range("--warmup", self.warmup, 0.0, 1.0)
-        check_range("--lora-dropout", self.lora_dropout, 0.0, 1.0)
-        if self.max_steps is not None:
-            check_range("--max-steps", self.max_steps, 1)
-        for name in ("batch_size", "grad_accum", "save_steps", "max_len", "lora_r"):
-            if getattr(self, name) < 1:
-                raise ConfigError("--" + name.replace("_", "-"), getattr(self, name), "must be at least 1")
 
 
 def read_rows(path: str, param: str = "--data") -> list[dict]:
@@ -82,21 +72,10 @@ def sft_rows(rows: list[dict], src_lang: str, tgt_lang: str) -> list[dict]:
              "completion": [{"role": "assistant", "content": r["output"]}]} for r in rows]
 
 
-def _lora(model, cfg: DistillConfig):
-    from peft import LoraConfig, get_peft_model
-    from transformers import set_seed
-
-    from ..train.modules import attention_leaf_names
-
-    set_seed(cfg.seed)  # LoRA's A matrices are drawn here, before the Trainer seeds anything
-    lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, bias="none",
-                      target_modules=attention_leaf_names(model), task_type="CAUSAL_LM")
-    return get_peft_model(model, lora)
-
-
 def train_distill(cfg: DistillConfig, model=None, tokenizer=None) -> Path:
     from ..models import load_model, load_tokenizer
     from ..train.lapt import unwrap
+    from ..train.modules import attention_leaf_names
     from ..train.runtime import prepare_out, run_trainer, save_final, training_arguments
 
     trl = require("trl", TRL_INSTALL, "codeswitch distill")
@@ -112,12 +91,10 @@ def train_distill(cfg: DistillConfig, model=None, tokenizer=None) -> Path:
         tokenizer.pad_token = tokenizer.eos_token
     model = model if model is not None else load_model(cfg.model)
     if cfg.mode == "lora":
-        model = _lora(model, cfg)
+        model = cfg.add_lora(model, attention_leaf_names(model))
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    args = training_arguments(work, batch_size=cfg.batch_size, lr=cfg.lr, epochs=cfg.epochs, max_steps=cfg.max_steps,
-                              warmup=cfg.warmup, seed=cfg.seed, save_steps=cfg.save_steps, grad_accum=cfg.grad_accum,
-                              scheduler="cosine", args_class=trl.SFTConfig, max_length=cfg.max_len,
-                              completion_only_loss=True, packing=False, remove_unused_columns=True)
+    args = training_arguments(work, **cfg.schedule(), scheduler="cosine", args_class=trl.SFTConfig,
+                              max_length=cfg.max_len, completion_only_loss=True, packing=False, remove_unused_columns=True)
     data = datasets.Dataset.from_list(sft_rows(rows, cfg.src_lang, cfg.tgt_lang))
     trainer = trl.SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer)
     summary = run_trainer(trainer, work)

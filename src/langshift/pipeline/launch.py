@@ -1,8 +1,9 @@
 """Entry point that ``accelerate launch`` starts on every process for a pipeline training stage.
 
-``python -m langshift.pipeline.launch STAGE CONFIG.json``: CONFIG.json is the stage's library config
-(written by the runner); the training libraries build on ``transformers.Trainer``, which reads the
-process group that accelerate set up, so the same call trains on one device or many.
+``python -m langshift.pipeline.launch STAGE CONFIG.json``: CONFIG.json is the stage's config (written by
+the runner); every process calls the stage's front door from the STAGES table, as the runner does in its
+own process. The training libraries build on ``transformers.Trainer``, which reads the process group that
+accelerate set up, so the same call trains on one device or many.
 """
 
 from __future__ import annotations
@@ -10,26 +11,19 @@ from __future__ import annotations
 import json
 import sys
 
+from .stages import STAGES
+
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 2 or argv[0] not in ("lapt", "clo"):
-        print("usage: python -m langshift.pipeline.launch lapt|clo CONFIG.json", file=sys.stderr)
+    training = [name for name in STAGES.names() if STAGES.get(name).training]
+    if len(argv) != 2 or argv[0] not in training:
+        print(f"usage: python -m langshift.pipeline.launch {'|'.join(training)} CONFIG.json", file=sys.stderr)
         return 2
-    stage, path = argv
+    stage, path = STAGES.get(argv[0]), argv[1]
     with open(path, encoding="utf-8") as fh:
-        data = json.load(fh)
-    from transformers import set_seed
-
-    set_seed(data.get("seed", 0))  # the adapter's random init happens before Trainer seeds
-    if stage == "lapt":
-        from ..train.lapt import LAPTConfig, train_lapt
-
-        train_lapt(LAPTConfig.from_dict(data))
-    else:
-        from ..train.clo import CLOConfig, train_clo
-
-        train_clo(CLOConfig.from_dict(data))
+        cfg = stage.config.from_dict(json.load(fh))
+    stage.run(cfg)
     return 0
 
 

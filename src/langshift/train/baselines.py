@@ -16,12 +16,13 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
-from ..config import StageConfig, check_range, opt
+from ..config import check_range, opt
 from ..errors import ConfigError
 from ..optional import require
-from .clo import CLO_FIELDS
+from .clo_data import CLO_FIELDS
+from .config import TrainingConfig, TrainResult, run_training
 from .data import read_jsonl
 from .modules import attention_parameter_names, set_trainable
 from .runtime import prepare_out, run_trainer, save_final, training_arguments
@@ -30,35 +31,18 @@ log = logging.getLogger(__name__)
 TRL_INSTALL = "pip install 'langshift[train]'  (trl, datasets)"
 
 
-@dataclass
-class BaselineConfig(StageConfig):
-    model: str = opt(help="model to train: built-in name, model folder or hub id")
+@dataclass(kw_only=True)
+class BaselineConfig(TrainingConfig):
+    INPUTS: ClassVar[tuple[str, ...]] = ("model", "data")
+    SIZES: ClassVar[tuple[str, ...]] = (*TrainingConfig.SIZES, "max_len")
+
     data: str = opt(help="CLO JSONL: id, x_en, y_en, x_t, y_t per line (see `langshift clo data`)")
-    out: str = opt(help="output model folder (written atomically; <out>.work holds checkpoints)")
     only: Literal["both", "en", "target"] = opt("both", "SFT rows: English and target, or one side only")
-    lr: float = opt(5e-5, "peak learning rate (AdamW; CLO's paper value, the same for every method)")
-    batch_size: int = opt(8, "rows per device per step")
-    grad_accum: int = opt(1, "gradient accumulation steps")
-    epochs: float = opt(1.0, "epochs")
-    max_steps: int | None = opt(None, "stop after this many optimizer steps (short runs)")
     max_len: int = opt(512, "longest prompt+response in tokens")
     train: Literal["all", "attention"] = opt("all", "parameters to train")
-    save_steps: int = opt(100, "save a checkpoint every this many steps (resume point)")
-    seed: int = opt(0, "random seed")
-    overwrite: bool = opt(False, "replace an existing --out")
-    keep_work: bool = opt(False, "keep <out>.work after success")
-
-    def validate(self) -> None:
-        check_range("--lr", self.lr, 0.0, None, lo_open=True)
-        check_range("--epochs", self.epochs, 0.0, None, lo_open=True)
-        if self.max_steps is not None:
-            check_range("--max-steps", self.max_steps, 1)
-        for name in ("batch_size", "grad_accum", "save_steps", "max_len"):
-            if getattr(self, name) < 1:
-                raise ConfigError("--" + name.replace("_", "-"), getattr(self, name), "must be at least 1")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class DPOBaselineConfig(BaselineConfig):
     beta: float = opt(0.1, "β of the DPO loss (> 0)")
     sft_first: bool = opt(True, "run SFT on the chosen responses first (SFT+DPO); --no-sft-first: DPO only")
@@ -105,10 +89,8 @@ def _select(model, train: str) -> int:
 def make_sft_trainer(model, tokenizer, rows: list[dict], cfg: BaselineConfig, work: Path):
     trl = require("trl", TRL_INSTALL, "SFT baselines")
     datasets = require("datasets", TRL_INSTALL, "SFT baselines")
-    args = training_arguments(work, batch_size=cfg.batch_size, lr=cfg.lr, epochs=cfg.epochs, max_steps=cfg.max_steps,
-                              warmup=0.0, seed=cfg.seed, save_steps=cfg.save_steps, grad_accum=cfg.grad_accum,
-                              args_class=trl.SFTConfig, max_length=cfg.max_len, completion_only_loss=True,
-                              packing=False, remove_unused_columns=True)
+    args = training_arguments(work, **cfg.schedule(), args_class=trl.SFTConfig, max_length=cfg.max_len,
+                              completion_only_loss=True, packing=False, remove_unused_columns=True)
     return trl.SFTTrainer(model=model, args=args, train_dataset=datasets.Dataset.from_list(rows),
                           processing_class=tokenizer)
 
@@ -116,10 +98,8 @@ def make_sft_trainer(model, tokenizer, rows: list[dict], cfg: BaselineConfig, wo
 def make_dpo_trainer(model, tokenizer, rows: list[dict], cfg: DPOBaselineConfig, work: Path):
     trl = require("trl", TRL_INSTALL, "DPO baselines")
     datasets = require("datasets", TRL_INSTALL, "DPO baselines")
-    args = training_arguments(work, batch_size=cfg.batch_size, lr=cfg.lr, epochs=cfg.epochs, max_steps=cfg.max_steps,
-                              warmup=0.0, seed=cfg.seed, save_steps=cfg.save_steps, grad_accum=cfg.grad_accum,
-                              args_class=trl.DPOConfig, max_length=cfg.max_len, beta=cfg.beta,
-                              precompute_ref_log_probs=cfg.precompute_ref, remove_unused_columns=True)
+    args = training_arguments(work, **cfg.schedule(), args_class=trl.DPOConfig, max_length=cfg.max_len,
+                              beta=cfg.beta, precompute_ref_log_probs=cfg.precompute_ref, remove_unused_columns=True)
     # The reference is the model as it is now (after SFT): a frozen copy, unless trl precomputes its log-probs
     # (trl would otherwise reload the reference from the model's original path, i.e. before SFT).
     ref = None
@@ -181,3 +161,13 @@ def train_dpo(cfg: DPOBaselineConfig, model=None, tokenizer=None) -> Path:
             lines += [json.dumps({"phase": phase, **json.loads(x)}) for x in path.read_text().splitlines() if x]
     (work / "train_log.jsonl").write_text("".join(x + "\n" for x in lines), encoding="utf-8")
     return save_final(model.eval(), tokenizer, out, work, cfg.overwrite, summary, cfg.keep_work)
+
+
+def run_sft(cfg: BaselineConfig) -> TrainResult:
+    """The SFT baseline's front door."""
+    return run_training(cfg, train_sft)
+
+
+def run_dpo(cfg: DPOBaselineConfig) -> TrainResult:
+    """The SFT+DPO baseline's front door."""
+    return run_training(cfg, train_dpo)

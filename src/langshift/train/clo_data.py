@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
+from ..config import Result, StageConfig, opt
 from ..errors import ConfigError
-from ..files import atomic_write_json, atomic_write_text, check_out_dir
+from ..files import atomic_write_json, atomic_write_text
+from ..translate import get_translator
 from .data import read_jsonl, write_jsonl_text
 
 log = logging.getLogger(__name__)
 SFT_FIELDS = ("id", "instruction", "response")
+CLO_FIELDS = ("id", "x_en", "y_en", "x_t", "y_t")  # what it writes: the English pair and its translation
 
 # Seed 004, App. F: a system prompt "such as 'Please answer in the same language as the input,' translated into
 # the target language". Our translations of that sentence (hand-written: no translator is assumed installed).
@@ -90,24 +95,52 @@ def untranslated_path(out: str | os.PathLike) -> Path:
     return out.with_name(out.stem + ".untranslated.jsonl")
 
 
-def make_clo_data(sft: str, translator: str, lang: str, out: str, src: str = "en", cache: str | None = None,
-                  overwrite: bool = False, translator_obj=None) -> dict:
-    """Read ``sft``, translate with the named translator, write ``out`` and its untranslated file."""
-    check_out_dir(out, overwrite)
-    if src == lang:
-        raise ConfigError("--lang", lang, f"is the source language too; give the target language (not {src!r})")
-    records = read_jsonl(sft, SFT_FIELDS, "--sft")
-    if translator_obj is None:
-        from ..translate import get_translator
+@dataclass
+class CloDataConfig(StageConfig):
+    INPUTS: ClassVar[tuple[str, ...]] = ("sft", "cache")
 
-        translator_obj = get_translator(translator, src, lang, cache=cache)
-    kept, failed = translate_records(records, translator_obj)
+    sft: str = opt(help="English JSONL: {id, instruction, response} per line")
+    translator: str = opt(help="translator by name (see `langshift ls`)")
+    target_lang: str = opt(help="target language code, e.g. es")
+    out: str = opt(help="output JSONL (id, x_en, y_en, x_t, y_t); untranslated records go to "
+                        "<out stem>.untranslated.jsonl, counts to <out stem>.stats.json")
+    source_lang: str = opt("en", "source language code")
+    translator_options: dict = opt({}, "options of the translator backend, e.g. {model: FOLDER} for seq2seq")
+    cache: str | None = opt(None, "translation cache file (sqlite), reused across runs")
+    overwrite: bool = opt(False, "replace --out if it exists")
+
+    def validate(self) -> None:
+        if self.source_lang == self.target_lang:
+            raise ConfigError("--target-lang", self.target_lang, "is the source language too; give the target "
+                                                                 f"language (not {self.source_lang!r})")
+
+
+@dataclass
+class CloDataResult(Result):
+    records: int
+    translated: int
+    untranslated: int
+    untranslated_file: str
+    translator: str
+    source_lang: str
+    target_lang: str
+
+
+def run_clo_data(cfg: CloDataConfig, translator=None) -> CloDataResult:
+    """Read ``cfg.sft``, translate it with ``cfg.translator`` (or the ready ``translator``: an object with
+    ``translate_sentences``), write ``out``, its untranslated records and its counts."""
+    cfg.check_output("file")
+    records = read_jsonl(cfg.sft, SFT_FIELDS, "--sft")
+    if translator is None:
+        translator = get_translator(cfg.translator, cfg.source_lang, cfg.target_lang, cache=cfg.cache,
+                                    **cfg.translator_options)
+    kept, failed = translate_records(records, translator)
     if not kept:
-        raise ConfigError("--translator", translator, f"translated none of the {len(records)} records; check the "
-                                                      f"translator supports {src}→{lang}")
-    atomic_write_text(out, write_jsonl_text(kept))
-    atomic_write_text(untranslated_path(out), write_jsonl_text(failed))
-    stats = {"records": len(records), "translated": len(kept), "untranslated": len(failed), "out": str(out),
-             "untranslated_file": str(untranslated_path(out)), "translator": translator, "src": src, "tgt": lang}
-    atomic_write_json(Path(out).with_suffix(".stats.json"), stats)
-    return stats
+        raise ConfigError("--translator", cfg.translator, f"translated none of the {len(records)} records; check "
+                                                          f"the translator supports {cfg.source_lang}→{cfg.target_lang}")
+    atomic_write_text(cfg.out, write_jsonl_text(kept))
+    atomic_write_text(untranslated_path(cfg.out), write_jsonl_text(failed))
+    result = CloDataResult(str(cfg.out), len(records), len(kept), len(failed), str(untranslated_path(cfg.out)),
+                           cfg.translator, cfg.source_lang, cfg.target_lang)
+    atomic_write_json(Path(cfg.out).with_suffix(".stats.json"), result.to_dict())
+    return result

@@ -21,10 +21,11 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
-from ..config import StageConfig, check_range, opt
+from ..config import check_range, opt
 from ..errors import ConfigError
+from .config import LoRATrainingConfig, TrainResult, run_training
 from .data import block_dataset, mix_indices
 from .modules import attention_leaf_names, embedding_parameter_names, set_trainable
 from .runtime import final_state_dict, prepare_out, run_trainer, save_final, training_arguments
@@ -32,51 +33,33 @@ from .runtime import final_state_dict, prepare_out, run_trainer, save_final, tra
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class LAPTConfig(StageConfig):
+@dataclass(kw_only=True)
+class LAPTConfig(LoRATrainingConfig):
+    INPUTS: ClassVar[tuple[str, ...]] = ("model", "text", "code_switched", "embedding_rows")
+    SIZES: ClassVar[tuple[str, ...]] = (*LoRATrainingConfig.SIZES, "num_proc")
+
     model: str = opt(help="model to adapt: built-in name, model folder or hub id")
     text: str = opt(help="target-language text: a text file (one document a line) or JSONL with a 'text' field")
-    out: str = opt(help="output model folder (written atomically; <out>.work holds checkpoints)")
     mode: Literal["lora", "embeddings", "full"] = opt("lora", "what trains: LoRA+embedding rows, embeddings only, all")
     code_switched: str | None = opt(None, "code-switched text to mix in (same formats as --text)")
     mix_ratio: float | None = opt(None, "share of code-switched blocks in the mix (default: all of both texts)")
     embedding_rows: str = opt("all", "lora mode: embedding rows that train: 'all', 'none', or a JSON file with a "
                                      "list of ids (or an object with 'new_ids', as `langshift transfer` writes)")
     seq_len: int = opt(512, "tokens per packed block (MIGRATE: 2048)")
-    batch_size: int = opt(8, "blocks per device per step")
     grad_accum: int = opt(4, "gradient accumulation steps (8×4 = MIGRATE's batch 32)")
     lr: float = opt(1e-4, "peak learning rate (AdamW)")
     warmup: float = opt(0.08, "warm-up: a share of the steps (<1) or a number of steps")
-    epochs: float = opt(1.0, "epochs over the packed blocks")
-    max_steps: int | None = opt(None, "stop after this many optimizer steps (short runs)")
-    lora_r: int = opt(64, "LoRA rank")
-    lora_alpha: float = opt(16.0, "LoRA scaling α")
-    lora_dropout: float = opt(0.1, "LoRA dropout")
-    save_steps: int = opt(100, "save a checkpoint every this many steps (resume point)")
-    gradient_checkpointing: bool | None = opt(None, "recompute activations in the backward pass (less memory, "
-                                                    "slower); default: on when a GPU is there")
-    bf16: bool | None = opt(None, "bfloat16 autocast (weights stay float32); default: on when the GPU "
-                                  "supports it, off on CPU")
     num_proc: int = opt(1, "tokenising workers (datasets Dataset.map num_proc); 1 streams the file; the blocks do "
                            "not change with it")
-    seed: int = opt(0, "random seed")
-    overwrite: bool = opt(False, "replace an existing --out")
-    keep_work: bool = opt(False, "keep <out>.work (checkpoints) after success")
 
     def validate(self) -> None:
-        check_range("--lr", self.lr, 0.0, None, lo_open=True)
-        check_range("--lora-dropout", self.lora_dropout, 0.0, 1.0)
-        check_range("--warmup", self.warmup, 0.0)
-        check_range("--epochs", self.epochs, 0.0, None, lo_open=True)
-        if self.max_steps is not None:
-            check_range("--max-steps", self.max_steps, 1)
+        super().validate()
+        if self.seq_len < 2:
+            raise ConfigError("--seq-len", self.seq_len, "must be a positive size of at least 2")
         if self.mix_ratio is not None:
             check_range("--mix-ratio", self.mix_ratio, 0.0, 1.0)
             if self.code_switched is None:
                 raise ConfigError("--mix-ratio", self.mix_ratio, "needs --code-switched (the text to mix in)")
-        for name in ("seq_len", "batch_size", "grad_accum", "lora_r", "save_steps", "num_proc"):
-            if getattr(self, name) < (2 if name == "seq_len" else 1):
-                raise ConfigError("--" + name.replace("_", "-"), getattr(self, name), "must be a positive size")
 
 
 # 1. Data ----------------------------------------------------------------------------------------
@@ -148,8 +131,6 @@ def read_row_ids(spec: str, vocab_rows: int | None) -> list[int] | None:
 
 def lora_model(model, cfg: LAPTConfig):
     """Wrap ``model`` with LoRA on the attention projections and trainable embedding rows (peft)."""
-    from peft import LoraConfig, get_peft_model
-
     emb, head = model.get_input_embeddings(), model.get_output_embeddings()
     tied = head is None or head.weight is emb.weight
     names = [_module_name(model, emb)] + ([] if tied else [_module_name(model, head)])
@@ -159,18 +140,12 @@ def lora_model(model, cfg: LAPTConfig):
         extra["modules_to_save"] = names + ([_module_name(model, head)] if tied and head is not None else [])
     elif rows:  # only the given rows: peft TrainableTokens keeps a delta for them
         extra["trainable_token_indices"] = {n: rows for n in names}
-    lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, bias="none",
-                      target_modules=attention_leaf_names(model), task_type="CAUSAL_LM",
-                      ensure_weight_tying=tied and bool(extra), **extra)
-    return get_peft_model(model, lora)
+    return cfg.add_lora(model, attention_leaf_names(model), ensure_weight_tying=tied and bool(extra), **extra)
 
 
 def prepare_model(model, cfg: LAPTConfig):
     """The model to hand to the Trainer, and the number of trainable parameters."""
     if cfg.mode == "lora":
-        from transformers import set_seed
-
-        set_seed(cfg.seed)  # LoRA's A matrices are drawn here, before the Trainer seeds anything
         wrapped = lora_model(model, cfg)
         return wrapped, sum(p.numel() for p in wrapped.parameters() if p.requires_grad)
     names = embedding_parameter_names(model) if cfg.mode == "embeddings" else None
@@ -203,10 +178,7 @@ def train_lapt(cfg: LAPTConfig, model=None, tokenizer=None) -> Path:
         raise
     log.info("LAPT data: %s", stats)
     trainable_model, trainable = prepare_model(model, cfg)
-    args = training_arguments(work, batch_size=cfg.batch_size, lr=cfg.lr, epochs=cfg.epochs,
-                              max_steps=cfg.max_steps, warmup=cfg.warmup, seed=cfg.seed, save_steps=cfg.save_steps,
-                              grad_accum=cfg.grad_accum, gradient_checkpointing=cfg.gradient_checkpointing,
-                              bf16=cfg.bf16, scheduler="linear")
+    args = training_arguments(work, **cfg.schedule(), scheduler="linear")
     trainer = Trainer(model=trainable_model, args=args, train_dataset=blocks,
                       data_collator=collate_blocks)
     if cfg.mode == "lora" and trainer.is_fsdp_enabled:
@@ -219,3 +191,13 @@ def train_lapt(cfg: LAPTConfig, model=None, tokenizer=None) -> Path:
     summary.update({"stage": "lapt", "config": cfg.to_dict(), "data": stats, "trainable_parameters": trainable})
     final = unwrap(trainer.model).eval()
     return save_final(final, tokenizer, out, work, cfg.overwrite, summary, cfg.keep_work, state_dict)
+
+
+def run_lapt(cfg: LAPTConfig) -> TrainResult:
+    """LAPT's front door (CLI, pipeline, `accelerate launch`): a bad --embedding-rows file fails before the
+    model loads."""
+    def check() -> None:
+        if cfg.mode == "lora":
+            read_row_ids(cfg.embedding_rows, None)
+
+    return run_training(cfg, train_lapt, check)

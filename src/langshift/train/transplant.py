@@ -11,8 +11,11 @@ from __future__ import annotations
 import json
 import logging
 import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, ClassVar
 
+from ..config import Result, StageConfig, opt
 from ..errors import LangshiftError
 from ..files import atomic_dir, atomic_write_json, check_out_dir
 
@@ -20,6 +23,29 @@ log = logging.getLogger(__name__)
 
 # Fields that must agree for A's embeddings to fit B's body (read from each model's text config).
 MUST_MATCH = ("model_type", "hidden_size", "num_hidden_layers")
+
+
+@dataclass
+class TransplantConfig(StageConfig):
+    INPUTS: ClassVar[tuple[str, ...]] = ("embeddings_from", "body_from")
+
+    embeddings_from: str = opt(help="model A: tokenizer, input embeddings, LM head")
+    body_from: str = opt(help="model B: every other weight, chat template, generation config")
+    out: str = opt(help="output model folder (written atomically)")
+    overwrite: bool = opt(False, "replace --out if it exists")
+
+
+@dataclass
+class TransplantResult(Result):
+    """``transplant.json`` of the model written: where its parts came from and what it holds."""
+
+    embeddings_from: str
+    body_from: str
+    chat_template_from: str | None
+    special_token_ids: dict[str, Any]
+    vocab_rows: int
+    tied_embeddings: bool
+    dtype: str | None = None  # of B's weights, when they were edited as files
 
 
 def check_compatible(config_a, config_b, name_a: str = "A", name_b: str = "B") -> None:
@@ -194,3 +220,10 @@ def _transplant_loaded(path_a, path_b, tok_a, tok_b, ids, record, out_path: Path
         atomic_write_json(tmp / "transplant.json", {
             **record, "vocab_rows": model_c.get_input_embeddings().weight.shape[0],
             "tied_embeddings": bool(model_c.config.tie_word_embeddings)})
+
+
+def run_transplant(cfg: TransplantConfig) -> TransplantResult:
+    """The transplant's front door: ``out`` must not be (or hold) A or B."""
+    cfg.check_output()
+    out = transplant(cfg.embeddings_from, cfg.body_from, cfg.out, cfg.overwrite)
+    return TransplantResult(str(out), **json.loads((out / "transplant.json").read_text(encoding="utf-8")))

@@ -1,4 +1,9 @@
-"""The training stages (LAPT, CLO; in-process or under `accelerate launch`), transplant and CLO data."""
+"""The training stages (LAPT, CLO; in-process or under `accelerate launch`), transplant and CLO data.
+
+Every row calls its stage's front door (``run_lapt``, ``run_transplant``, ``run_clo_data``, ``run_clo``) with
+the config class its CLI command takes. A training stage's ``execute`` only chooses where that front door
+runs: in this process, or on every process of ``accelerate launch`` (``python -m langshift.pipeline.launch``).
+"""
 
 from __future__ import annotations
 
@@ -8,31 +13,35 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ...config import StageConfig, opt
+from ...config import StageConfig
 from ...errors import LangshiftError
 from ...files import atomic_write_json
-from ...train.clo import CLOConfig
-from ...train.lapt import LAPTConfig
-from .base import Context, Slot, Stage, add_stage
+from ...train.clo import CLOConfig, run_clo
+from ...train.clo_data import CloDataConfig, run_clo_data
+from ...train.config import TrainResult
+from ...train.lapt import LAPTConfig, run_lapt
+from ...train.runtime import work_dir
+from ...train.transplant import TransplantConfig, run_transplant
+from .base import STAGES, Context, Slot, Stage, add_stage
 
 log = logging.getLogger(__name__)
 
 
 # 5. Training (LAPT, CLO): in-process, or under `accelerate launch` ---------------------------------
 
-def _train(stage: str, cfg, ctx: Context) -> dict:
+def train_stage(stage: Stage, cfg: StageConfig, ctx: Context) -> dict:
+    """Run ``stage.run(cfg)`` here or on every process of ``accelerate launch``; resume from the checkpoints
+    an interrupted attempt left, or read the result of a finished one."""
     out = Path(cfg.out)
     if not out.exists():  # the library writes it in one rename: present means finished
-        drop_partial_checkpoints(out.with_name(out.name + ".work"))
-        if ctx.launch and ctx.launch.get("accelerate_config"):
-            launch_training(stage, cfg, ctx.launch, ctx.work)
-        else:
-            train_in_process(stage, cfg)
-    return json.loads((out / "train_summary.json").read_text(encoding="utf-8"))
+        drop_partial_checkpoints(work_dir(out))
+        if not (ctx.launch and ctx.launch.get("accelerate_config")):
+            return train_in_process(stage.name, cfg).to_dict()
+        launch_training(stage.name, cfg, ctx.launch, ctx.work)
+    return TrainResult.read(out).to_dict()
 
 
 def drop_partial_checkpoints(folder: Path) -> list[str]:
@@ -53,19 +62,9 @@ def drop_partial_checkpoints(folder: Path) -> list[str]:
     return dropped
 
 
-def train_in_process(stage: str, cfg) -> Path:
-    from transformers import set_seed
-
-    # train_lapt builds the LoRA adapter (random init) before Trainer seeds anything: seed first, so the
-    # result does not depend on what ran earlier in this process.
-    set_seed(cfg.seed)
-    if stage == "lapt":
-        from ...train.lapt import train_lapt
-
-        return train_lapt(cfg)
-    from ...train.clo import train_clo
-
-    return train_clo(cfg)
+def train_in_process(stage: str, cfg: StageConfig) -> TrainResult:
+    """The training stage ``stage``'s front door in this process (what each launched process runs too)."""
+    return STAGES.get(stage).run(cfg)
 
 
 def launch_command(stage: str, config_file: Path, launch: dict[str, Any]) -> list[str]:
@@ -76,7 +75,7 @@ def launch_command(stage: str, config_file: Path, launch: dict[str, Any]) -> lis
     return cmd + ["-m", "langshift.pipeline.launch", stage, str(config_file)]
 
 
-def launch_training(stage: str, cfg, launch: dict[str, Any], work: Path) -> None:
+def launch_training(stage: str, cfg: StageConfig, launch: dict[str, Any], work: Path) -> None:
     config_file = work / f"{stage}.launch.json"
     atomic_write_json(config_file, cfg.to_dict())
     cmd = launch_command(stage, config_file, launch)
@@ -87,67 +86,33 @@ def launch_training(stage: str, cfg, launch: dict[str, Any], work: Path) -> None
                              f"above. Checkpoints in {work} are kept; run again to resume")
 
 
-_TRAIN_OWNED = {"out": lambda w: str(w / "model"), "overwrite": lambda w: False, "keep_work": lambda w: False}
+_OWNED = {"out": lambda w: str(w / "model"), "overwrite": lambda w: False}
+_TRAIN_OWNED = {**_OWNED, "keep_work": lambda w: False}
 add_stage(Stage("lapt", LAPTConfig,
-           (Slot("model", ("@transfer", "$model"), kind="model"), Slot("text", ("$lapt_text", "$target_text"),
-                                                                       kind="file"),
-            Slot("code_switched", ("@syncs",), required=False, kind="file")),
-           "model", execute=lambda stage, cfg, ctx: _train("lapt", cfg, ctx), owned=_TRAIN_OWNED, training=True,
-           help="language-adaptive pre-training (LoRA + embeddings, embeddings only, full)"))
+                (Slot("model", ("@transfer", "$model"), kind="model"),
+                 Slot("text", ("$lapt_text", "$target_text"), kind="file"),
+                 Slot("code_switched", ("@syncs",), required=False, kind="file")),
+                "model", run=run_lapt, execute=train_stage, owned=_TRAIN_OWNED, training=True,
+                help="language-adaptive pre-training (LoRA + embeddings, embeddings only, full)"))
 
 
 # 6. Transplant (Franken-Adapter) -------------------------------------------------------------------
 
-@dataclass
-class TransplantStageConfig(StageConfig):
-    embeddings_from: str | None = opt(None, "model A: tokenizer, input embeddings, LM head (default: LAPT's)")
-    body_from: str | None = opt(None, "model B: the instruction-tuned sibling whose body is kept")
-
-
-def run_transplant(cfg: TransplantStageConfig, ctx: Context) -> dict:
-    from ...train.transplant import transplant
-
-    def make() -> dict:
-        out = transplant(cfg.embeddings_from, cfg.body_from, str(ctx.work / "model"))
-        return json.loads((out / "transplant.json").read_text(encoding="utf-8"))
-
-    return ctx.step("transplant", ("model",), make)
-
-
-add_stage(Stage("transplant", TransplantStageConfig,
-           (Slot("embeddings_from", ("@lapt", "@transfer"), kind="model"),
-            Slot("body_from", ("$instruct_model",), kind="model")),
-           "model", execute=lambda stage, cfg, ctx: run_transplant(cfg, ctx), help="Franken-Adapter: tuned embeddings onto the instruct model's body"))
+add_stage(Stage("transplant", TransplantConfig,
+                (Slot("embeddings_from", ("@lapt", "@transfer"), kind="model"),
+                 Slot("body_from", ("$instruct_model",), kind="model")),
+                "model", run=run_transplant, owned=_OWNED,
+                help="Franken-Adapter: tuned embeddings onto the instruct model's body"))
 
 
 # 7. CLO data and CLO -------------------------------------------------------------------------------
 
-@dataclass
-class CloDataStageConfig(StageConfig):
-    sft: str | None = opt(None, "English JSONL: {id, instruction, response} per line")
-    translator: str = opt("apertium", "translator by name (`langshift ls`)")
-    translator_options: dict = opt({}, "options of the translator backend, e.g. {model: FOLDER} for seq2seq")
-    src: str = opt("en", "source language code")
-    lang: str = opt("es", "target language code")
-    cache: str | None = opt(None, "sqlite translation cache reused across runs")
-
-
-def run_clo_data(cfg: CloDataStageConfig, ctx: Context) -> dict:
-    from ...train.clo_data import make_clo_data
-    from ...translate import get_translator
-
-    def make() -> dict:
-        translator = get_translator(cfg.translator, cfg.src, cfg.lang, cache=cfg.cache, **cfg.translator_options)
-        return make_clo_data(cfg.sft, cfg.translator, cfg.lang, str(ctx.work / "clo.jsonl"), cfg.src, cfg.cache,
-                             overwrite=True, translator_obj=translator)
-
-    return ctx.step("clo_data", ("clo.jsonl", "clo.untranslated.jsonl", "clo.stats.json"), make)
-
-
-add_stage(Stage("clo_data", CloDataStageConfig, (Slot("sft", ("$sft",), kind="file"),), "clo.jsonl", execute=lambda stage, cfg, ctx: run_clo_data(cfg, ctx),
-           volatile=("cache",), help="translate English instruction pairs into CLO records"))
+add_stage(Stage("clo_data", CloDataConfig, (Slot("sft", ("$sft",), kind="file"),), "clo.jsonl", run=run_clo_data,
+                owned={"out": lambda w: str(w / "clo.jsonl"), "overwrite": lambda w: False}, volatile=("cache",),
+                leftovers=("clo.jsonl", "clo.untranslated.jsonl", "clo.stats.json"),
+                help="translate English instruction pairs into CLO records"))
 add_stage(Stage("clo", CLOConfig,
-           (Slot("model", ("@transplant", "@lapt", "@transfer", "$instruct_model", "$model"), kind="model"),
-            Slot("data", ("@clo_data", "$clo_data"), kind="file")),
-           "model", execute=lambda stage, cfg, ctx: _train("clo", cfg, ctx), owned=_TRAIN_OWNED, training=True,
-           volatile=("ref_batch_size",), help="cross-lingual optimisation (CLO)"))
+                (Slot("model", ("@transplant", "@lapt", "@transfer", "$instruct_model", "$model"), kind="model"),
+                 Slot("data", ("@clo_data", "$clo_data"), kind="file")),
+                "model", run=run_clo, execute=train_stage, owned=_TRAIN_OWNED, training=True,
+                volatile=("ref_batch_size",), help="cross-lingual optimisation (CLO)"))
