@@ -190,8 +190,7 @@ def test_training_stage_under_accelerate_launch_matches_in_process(inputs, tmp_p
     assert main(["train", "lapt", "--model", model, "--text", text, "--out", str(tmp_path / "cli"), "--seq-len", "32",
                  "--batch-size", "2", "--max-steps", "3", "--save-steps", "2", "--lora-r", "4", "--lr", "1e-3",
                  "--warmup", "0"]) == 0
-    stdout = capsys.readouterr().out  # the Trainer's log lines, then the result
-    printed = json.loads(stdout[stdout.index('{\n  "out"'):])
+    printed = json.loads(capsys.readouterr().out)  # the result alone: the Trainer's log lines go to stderr
     assert printed["out"] == str(tmp_path / "cli") and printed["global_step"] == 3
     weights = [hashlib.sha256(path.read_bytes()).hexdigest() for path in (
         tmp_path / "local" / "lapt" / "model" / "model.safetensors",

@@ -9,8 +9,10 @@ tokenizer stage write the same artefact.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -38,7 +40,11 @@ class Command:
         return self.config(**{**given, **self.fixed})
 
     def call(self, args: argparse.Namespace) -> int:
-        print_json(self.run(self.config_from(args)).to_dict())
+        cfg = self.config_from(args)
+        # the libraries' chatter (the HF Trainer prints its log dicts) goes to stderr: stdout is the result
+        with contextlib.redirect_stdout(sys.stderr):
+            result = self.run(cfg)
+        print_json(result.to_dict())
         return 0
 
 
