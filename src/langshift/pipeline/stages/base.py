@@ -85,8 +85,6 @@ class Stage:
 
 GROUPS = ("tokenizer", "codeswitch", "static", "transfer", "training", "evaluation")  # modules of stage rows
 STAGES: Registry[Stage] = Registry("pipeline stage", modules=[f"{__package__}.{m}" for m in GROUPS])
-# the init methods the transfer stage compared, written beside the model it kept (the report shows them)
-CANDIDATES_FILE = "langshift_candidates.json"
 # The order of the data flow (README, "Concepts and data flow"): a recipe's stages always run in this order.
 ORDER = ("tokenizer", "migrate", "syncs", "static", "transfer", "lapt", "transplant", "clo_data", "clo",
          "eval", "report")
