@@ -9,9 +9,9 @@ import pytest
 
 import helpers
 from langshift.errors import ConfigError
-from langshift.vocab.fertility import fertility
 from langshift.vocab.build import save_tokenizer
 from langshift.vocab.extend import extend_tokenizer
+from langshift.vocab.fertility import fertility
 from langshift.vocab.train import train_tokenizer
 
 TRICKY = ["¿Dónde está el niño? ¡Qué año tan raro!", "Él comió piña y ñame en la montaña.",
