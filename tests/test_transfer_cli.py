@@ -113,3 +113,15 @@ def test_cli_candidates_resume_keeps_a_finished_candidate(source_bpe, target_bpe
     assert main(argv) == 0
     assert made == ["mean"]   # random was finished: kept, not made again
     assert set(json.loads(capsys.readouterr().out)["candidates"]) == {"random", "mean"}
+
+
+def test_cli_refuses_a_target_without_the_model_specials_unless_told(source_bpe, tmp_path, capsys):
+    model = helpers.tiny_llama(len(source_bpe), bos_id=source_bpe.bos_token_id, eos_id=source_bpe.eos_token_id)
+    model_dir = helpers.save_model_folder(model, source_bpe, tmp_path / "src")
+    helpers.byte_level_bpe(helpers.ES_TEXT * 3, vocab_size=300, specials=["<unk>"]).save_pretrained(tmp_path / "tgt")
+    argv = ["transfer", "--model", str(model_dir), "--tokenizer", str(tmp_path / "tgt"), "--method", "mean",
+            "--out", str(tmp_path / "out")]
+    assert main(argv) == 2
+    assert "lacks special token" in capsys.readouterr().err and not (tmp_path / "out").exists()
+    assert main([*argv, "--no-check-specials"]) == 0
+    assert json.loads(capsys.readouterr().out)["method"] == "mean"

@@ -122,6 +122,10 @@ class TransferConfig(TransferOptions):
     out: str = opt(help="output folder for the new model (safetensors, tokenizer, config)", kw_only=True)
     overwrite: bool = opt(False, "replace --out if it exists")
     provenance: str | None = opt(None, "write a JSON file saying how each target token's row was made")
+    check_specials: bool = opt(True, "refuse a target tokenizer that cannot write the model's bos/eos/pad or chat "
+                                     "markers as one token, before the model loads; --no-check-specials transfers "
+                                     "anyway (e.g. a published target-language tokenizer, as MIGRATE uses): the "
+                                     "new config then has no id for those roles")
     candidates: list[Candidate] = opt([], "init methods to try side by side (e.g. migrate salt focus mean); the model with "
                                     "the lowest bits per byte on --select-text is kept and --method is not used. In a "
                                     "recipe an entry may be a mapping {method: NAME, FIELD: VALUE} changing this "
@@ -153,7 +157,7 @@ class TransferConfig(TransferOptions):
 
 # what a candidate may not change: where things go and how candidates are chosen
 _CANDIDATE_FIXED = ("model", "tokenizer", "out", "overwrite", "provenance", "candidates", "select_text",
-                    "select_limit")
+                    "select_limit", "check_specials")
 
 
 def candidate_fields(entry: Any) -> dict[str, Any]:

@@ -63,7 +63,8 @@ def run_transfer(cfg: TransferConfig) -> TransferResult:
     options = [_candidate_config(cfg, candidate_fields(c)) for c in cfg.candidates] or [cfg]
     for each in options:
         each.check_inputs()
-    _check_specials(cfg)
+    if cfg.check_specials:
+        _check_specials(cfg)
     if not cfg.candidates:
         from .apply import transfer_files
 
