@@ -110,7 +110,7 @@ def inits(args, train_txt: Path, tok_dir: Path, model, src, tgt) -> dict:
     from langshift.static import StaticConfig, continue_static, train_static
     from langshift.static.fasttext import load_static, tokenise_lines
     from langshift.transfer.apply import Prebuilt, transfer
-    from langshift.transfer.config import TransferConfig
+    from langshift.transfer.config import TransferOptions
     from langshift.transfer.inputs import static_space
     from langshift.vocab.overlap import compute_overlap
 
@@ -119,7 +119,7 @@ def inits(args, train_txt: Path, tok_dir: Path, model, src, tgt) -> dict:
 
     def tokens_space():  # focus and salt share one token-level space (what --aux-text trains)
         if "s" not in token_space:
-            cfg = TransferConfig(method="focus", aux_text=str(train_txt), aux_epochs=args.aux_epochs)
+            cfg = TransferOptions(method="focus", aux_text=str(train_txt), aux_epochs=args.aux_epochs)
             tokens = compute_overlap(src, tgt).target_tokens
             token_space["s"] = static_space(None, str(train_txt), tgt, tokens, cfg, "--aux-fasttext", "--aux-text")
         return token_space["s"]
@@ -146,19 +146,19 @@ def inits(args, train_txt: Path, tok_dir: Path, model, src, tgt) -> dict:
     def ours(method, **kw):
         def make():
             pre = Prebuilt(target_space=tokens_space()) if method in ("focus", "salt") else None
-            cfg = TransferConfig(method=method, aux_text=str(train_txt) if pre else None, **kw)
-            return transfer(copy.deepcopy(model), src, tgt, method, cfg, prebuilt=pre)[0]
+            cfg = TransferOptions(method=method, aux_text=str(train_txt) if pre else None, **kw)
+            return transfer(copy.deepcopy(model), src, tgt, cfg, prebuilt=pre)[0]
         return make
 
     def migrate():
         _, cont = word_spaces()
-        return transfer(copy.deepcopy(model), src, tgt, "migrate",
-                        TransferConfig(method="migrate", aux_fasttext=str(cont)))[0]
+        return transfer(copy.deepcopy(model), src, tgt,
+                        TransferOptions(method="migrate", aux_fasttext=str(cont)))[0]
 
     def focus_words():
         words, _ = word_spaces()
-        return transfer(copy.deepcopy(model), src, tgt, "focus", TransferConfig(method="focus",
-                                                                                aux_fasttext=str(words)))[0]
+        return transfer(copy.deepcopy(model), src, tgt, TransferOptions(method="focus",
+                                                                       aux_fasttext=str(words)))[0]
 
     def deepfocus():
         # deepfocus needs the full `fasttext` package (training), not the predict-only one of the shared
@@ -259,7 +259,8 @@ SAME_CURVE = ("model", "lang", "vocab_size", "steps", "eval_every", "heldout", "
 
 def convergence(args) -> None:
     from langshift.models import load_model, load_tokenizer
-    from langshift.vocab.train import save_tokenizer, train_tokenizer
+    from langshift.vocab.build import save_tokenizer
+    from langshift.vocab.train import train_tokenizer
 
     torch.manual_seed(args.seed)
     if args.threads:

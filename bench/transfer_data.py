@@ -43,7 +43,8 @@ def target_tokenizer(vocab_size: int) -> Path:
     """A byte-level BPE of ``vocab_size`` trained on the Spanish training text, keeping SmolLM2's specials."""
     from langshift.models import load_tokenizer
     from langshift.resources import BUILTIN_MODEL
-    from langshift.vocab.train import save_tokenizer, train_tokenizer
+    from langshift.vocab.build import save_tokenizer
+    from langshift.vocab.train import train_tokenizer
 
     out = WORK / f"tok-es-bpe{vocab_size}"
     if not (out / "tokenizer.json").is_file():

@@ -77,7 +77,7 @@ def main() -> None:
 
     from langshift.models import load_model, load_tokenizer
     from langshift.transfer.apply import transfer
-    from langshift.transfer.config import TransferConfig
+    from langshift.transfer.config import TransferOptions
 
     es_train, es_held = data.spanish_split()
     texts = es_held.read_text(encoding="utf-8").splitlines()[: args.heldout]
@@ -114,7 +114,7 @@ def main() -> None:
             continue
         method = opts.pop("method", name)
         start = time.perf_counter()
-        new, prov = transfer(copy.deepcopy(model), src, tgt, method, TransferConfig(method=method, **opts))
+        new, prov = transfer(copy.deepcopy(model), src, tgt, TransferOptions(method=method, **opts))
         record(name, bpb(new, tgt, texts), seconds=round(time.perf_counter() - start, 1), counts=prov.counts)
         del new
     # 2. Peers on the same tokenizer.

@@ -46,17 +46,17 @@ def timed(fn):
 
 def ours(model, src, tgt, method: str, inputs: dict):
     from langshift.transfer.apply import transfer
-    from langshift.transfer.config import TransferConfig
+    from langshift.transfer.config import TransferOptions
 
     if method == "wechsel":
-        cfg = TransferConfig(method=method, aux_fasttext=str(inputs["es_words"]),
-                             source_fasttext=str(inputs["en_words"]), dictionary=str(inputs["dictionary"]))
+        cfg = TransferOptions(method=method, aux_fasttext=str(inputs["es_words"]),
+                              source_fasttext=str(inputs["en_words"]), dictionary=str(inputs["dictionary"]))
     elif method in ("focus", "migrate", "salt"):
-        cfg = TransferConfig(method=method, aux_fasttext=str(inputs["native"]), aux_token_form="native")
+        cfg = TransferOptions(method=method, aux_fasttext=str(inputs["native"]), aux_token_form="native")
     else:
-        cfg = TransferConfig(method=method)
+        cfg = TransferOptions(method=method)
     fresh = copy.deepcopy(model)
-    (new_model, prov), wall, cpu = timed(lambda: transfer(fresh, src, tgt, method, cfg))
+    (new_model, prov), wall, cpu = timed(lambda: transfer(fresh, src, tgt, cfg))
     _, prov_wall, _ = timed(lambda: prov.tokens)
     return new_model.get_input_embeddings().weight.detach().clone(), prov, wall, cpu, prov_wall
 

@@ -140,7 +140,8 @@ def test_transfer_candidates_keep_the_lowest_bpb_and_eval_labels(tmp_path):
     scores = {m: c["bits_per_byte"] for m, c in summary["candidates"].items()}
     assert list(scores) == ["random", "mean", "fvt"] and all(math.isfinite(v) for v in scores.values())
     assert summary["method"] == min(scores, key=scores.get)
-    assert not (tmp_path / "out" / "transfer" / "candidates").exists()  # only the kept model stays
+    assert sorted(p.name for p in (tmp_path / "out" / "transfer").iterdir()) == [".done.json", ".step.transfer.json",
+                                                                                "model"]  # only the kept model
     assert (tmp_path / "out" / "transfer" / "model" / "model.safetensors").is_file()
     # The kept model is the candidate that was scored: its bpb on the select text is the recorded one.
     from langshift.evaluate.bpb import bits_per_byte
@@ -164,19 +165,20 @@ def test_transfer_candidates_keep_the_lowest_bpb_and_eval_labels(tmp_path):
 
 
 @pytest.mark.parametrize("change, match", [
-    ({"candidates": ["mean", "nope"]}, r"transfer\.candidates.*nope"),
+    ({"candidates": ["mean", "nope"]}, r"--candidates.*nope"),
     ({"candidates": ["mean", "mean"]}, "each method once"),
     ({"candidates": [{"method": "mean", "aux_fasttext": "/some/path"}]}, "only be switched off"),
     ({"candidates": [{"method": "mean", "out": "x"}]}, "not a field a candidate can change"),
     ({"candidates": [{"k": 3}]}, "mapping with a 'method'"),
 ])
 def test_transfer_candidate_errors(change, match):
-    from langshift.pipeline.stages import TransferStageConfig
+    from langshift.transfer.config import TransferConfig
 
+    paths = {"model": "m", "tokenizer": "t", "out": "o"}
     with pytest.raises(LangshiftError, match=match):  # ConfigError, or the registry's miss for a name
-        TransferStageConfig(select_text="s.txt", **change)
-    with pytest.raises(ConfigError, match="select_text"):
-        TransferStageConfig(candidates=["mean"])
+        TransferConfig(select_text="s.txt", **paths, **change)
+    with pytest.raises(ConfigError, match="--select-text"):
+        TransferConfig(candidates=["mean"], **paths)
 
 
 def test_eval_names_errors(tmp_path):

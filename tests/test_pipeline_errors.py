@@ -57,14 +57,14 @@ def test_corrupt_artefact_is_named_with_its_stage(finished, inputs, tmp_path):
 
 
 def test_disk_full_while_writing_marks_nothing_done(inputs, tmp_path, monkeypatch):
-    import langshift.vocab.train as vocab_train
+    import langshift.vocab.tokenizer as vocab_tokenizer
 
     out = tmp_path / "out"
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", str(out / "tokenizer.work" / "tokenizer"))
 
-    monkeypatch.setattr(vocab_train, "save_tokenizer", full)
+    monkeypatch.setattr(vocab_tokenizer, "save_tokenizer", full)
     with pytest.raises(LangshiftError, match=r"stage 'tokenizer' could not write .*the disk is full.*Nothing"):
         run_recipe(RECIPE, out, inputs, progress=None)
     assert not list(out.rglob(".done.json"))

@@ -7,10 +7,11 @@ import torch
 
 import helpers
 from langshift.errors import ConfigError, LangshiftError
-from langshift.transfer.apply import Prebuilt, run_transfer, save_transferred, transfer
-from langshift.transfer.config import TransferConfig
+from langshift.transfer.apply import Prebuilt, save_transferred, transfer
+from langshift.transfer.config import TransferConfig, TransferOptions
 from langshift.transfer.methods import INIT_METHODS
 from langshift.transfer.pieces import surface
+from langshift.transfer.run import run_transfer
 from langshift.vocab.canonical import canonical_vocab
 
 DICTIONARY = [("man", "hombre"), ("book", "libro"), ("king", "rey"), ("city", "ciudad"), ("water", "agua"),
@@ -29,8 +30,8 @@ def files(tmp_path_factory):
     return {"es": str(es), "en": str(en), "dict": str(dic)}
 
 
-def config(method: str, files, **kw) -> TransferConfig:
-    return TransferConfig(method=method, aux_text=files["es"], source_text=files["en"], dictionary=files["dict"],
+def config(method: str, files, **kw) -> TransferOptions:
+    return TransferOptions(method=method, aux_text=files["es"], source_text=files["en"], dictionary=files["dict"],
                           aux_dim=16, aux_epochs=2, k=4, **kw)
 
 
@@ -50,7 +51,7 @@ def matrices(model):
 def test_every_method_copies_the_overlap_into_both_matrices(method, tied, source_bpe, target_bpe, files):
     model = source_model(source_bpe, tied=tied)
     src_in, src_out = (m.clone() for m in matrices(model))
-    model, prov = transfer(model, source_bpe, target_bpe, method, config(method, files))
+    model, prov = transfer(model, source_bpe, target_bpe, config(method, files))
     assert "tokens" not in vars(prov)  # per-token provenance is built only when read
     new_in, new_out = matrices(model)
     assert new_in.shape[0] == len(target_bpe) and model.config.vocab_size == len(target_bpe)
@@ -101,11 +102,11 @@ def test_fvt_splits_target_tokens_into_source_pieces_that_spell_them(source_bpe,
 def test_methods_are_deterministic_end_to_end(source_bpe, target_bpe, files):
     runs = []
     for _ in range(2):
-        model, _ = transfer(source_model(source_bpe), source_bpe, target_bpe, "focus", config("focus", files))
+        model, _ = transfer(source_model(source_bpe), source_bpe, target_bpe, config("focus", files))
         runs.append(matrices(model)[0].clone())
     assert torch.equal(*runs)
-    a, _ = transfer(source_model(source_bpe), source_bpe, target_bpe, "random", config("random", files, seed=1))
-    b, _ = transfer(source_model(source_bpe), source_bpe, target_bpe, "random", config("random", files, seed=2))
+    a, _ = transfer(source_model(source_bpe), source_bpe, target_bpe, config("random", files, seed=1))
+    b, _ = transfer(source_model(source_bpe), source_bpe, target_bpe, config("random", files, seed=2))
     assert not torch.equal(matrices(a)[0], matrices(b)[0])
 
 
@@ -118,7 +119,7 @@ def test_padding_rows_are_ignored_as_sources_and_new_padding_is_the_mean(source_
         model.get_output_embeddings().weight[len(source_bpe):] = -1e4
     src_in, src_out = (m[: len(source_bpe)].clone() for m in matrices(model))
     cfg = config("focus", files, pad_to_multiple_of=64)
-    model, prov = transfer(model, source_bpe, target_bpe, "focus", cfg)
+    model, prov = transfer(model, source_bpe, target_bpe, cfg)
     new_in, new_out = matrices(model)
     n = len(target_bpe)
     assert new_in.shape[0] == new_out.shape[0] == 384 == model.config.vocab_size   # 330 -> 6 x 64
@@ -137,7 +138,7 @@ def test_saved_folder_reloads_generates_and_uses_the_target_ids(source_bpe, tmp_
     target = helpers.byte_level_bpe(helpers.ES_TEXT * 3, vocab_size=330, specials=["<pad>", "<s>", "</s>"])
     target.chat_template = None
     model = source_model(source_bpe, tied=tied)
-    model, prov = transfer(model, source_bpe, target, "fvt", config("fvt", files))
+    model, prov = transfer(model, source_bpe, target, config("fvt", files))
     save_transferred(model, target, str(tmp_path / "out"), summary=prov.summary())
     loaded = AutoModelForCausalLM.from_pretrained(tmp_path / "out")
     tok = AutoTokenizer.from_pretrained(tmp_path / "out")
@@ -171,21 +172,21 @@ def test_fasttext_dimension_mismatch_is_refused(source_bpe, target_bpe, files):
     pre = Prebuilt(target_space=space(helpers.ES_TEXT, 8), source_space=space(helpers.EN_TEXT, 16),
                    dictionary=DICTIONARY)
     with pytest.raises(ConfigError, match="--source-fasttext.*dimension 16.*8"):
-        transfer(source_model(source_bpe), source_bpe, target_bpe, "wechsel", TransferConfig(method="wechsel"),
+        transfer(source_model(source_bpe), source_bpe, target_bpe, TransferOptions(method="wechsel"),
                  prebuilt=pre)
 
 
 def test_unknown_method_and_missing_inputs_are_clear(files):
     with pytest.raises(LangshiftError, match="'fokus'.*Did you mean 'focus'"):
-        TransferConfig(method="fokus")
+        TransferOptions(method="fokus")
     with pytest.raises(ConfigError, match="--aux-fasttext"):
-        TransferConfig(method="focus").check_inputs()
+        TransferOptions(method="focus").check_inputs()
     with pytest.raises(ConfigError, match="--dictionary"):
-        TransferConfig(method="wechsel", aux_text=files["es"], source_text=files["en"]).check_inputs()
+        TransferOptions(method="wechsel", aux_text=files["es"], source_text=files["en"]).check_inputs()
     with pytest.raises(ConfigError, match="--aux-model"):
-        TransferConfig(method="salt").check_inputs()
+        TransferOptions(method="salt").check_inputs()
     with pytest.raises(ConfigError, match="--temperature"):
-        TransferConfig(method="wechsel", temperature=0)
+        TransferOptions(method="wechsel", temperature=0)
 
 
 def test_existing_output_is_refused_and_a_failed_save_leaves_nothing(source_bpe, target_bpe, tmp_path, monkeypatch):
@@ -212,11 +213,11 @@ def test_existing_output_is_refused_and_a_failed_save_leaves_nothing(source_bpe,
 def test_salt_reads_an_aux_model_that_uses_the_target_tokenizer(source_bpe, target_bpe, tmp_path):
     aux_dir = helpers.save_model_folder(helpers.tiny_llama(len(target_bpe), hidden=24, seed=7), target_bpe,
                                         tmp_path / "aux")
-    cfg = TransferConfig(method="salt", aux_model=str(aux_dir), k=6)
-    model, prov = transfer(source_model(source_bpe), source_bpe, target_bpe, "salt", cfg)
+    cfg = TransferOptions(method="salt", aux_model=str(aux_dir), k=6)
+    model, prov = transfer(source_model(source_bpe), source_bpe, target_bpe, cfg)
     assert prov.counts["fallback_fvt"] + prov.counts["fallback_mean"] == 0
     assert sum(t["how"] == "salt" for t in prov.tokens) == prov.counts["new"]
     wrong = helpers.save_model_folder(helpers.tiny_llama(len(source_bpe)), source_bpe, tmp_path / "wrong")
     with pytest.raises(ConfigError, match="--aux-model.*differs from --tokenizer"):
-        transfer(source_model(source_bpe), source_bpe, target_bpe, "salt",
-                 TransferConfig(method="salt", aux_model=str(wrong)))
+        transfer(source_model(source_bpe), source_bpe, target_bpe,
+                 TransferOptions(method="salt", aux_model=str(wrong)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 import helpers
@@ -61,3 +62,66 @@ def test_ls_lists_the_init_methods(capsys):
     out = capsys.readouterr().out
     for name in ("random", "mean", "fvt", "focus", "migrate", "wechsel", "salt"):
         assert f"  {name} " in out
+
+
+def _candidates_inputs(tmp_path, source_bpe, target_bpe) -> list[str]:
+    model = helpers.tiny_llama(len(source_bpe), bos_id=source_bpe.bos_token_id, eos_id=source_bpe.eos_token_id)
+    model_dir = helpers.save_model_folder(model, source_bpe, tmp_path / "src")
+    target_bpe.save_pretrained(tmp_path / "tgt")
+    held = helpers.write_lines(tmp_path / "held.txt", helpers.ES_TEXT[:4])
+    return ["transfer", "--model", str(model_dir), "--tokenizer", str(tmp_path / "tgt"), "--out", str(tmp_path / "out"),
+            "--candidates", "random", "mean", "--select-text", str(held)]
+
+
+def test_cli_candidates_keep_the_lowest_bits_per_byte(source_bpe, target_bpe, tmp_path, capsys):
+    from langshift.evaluate.bpb import bits_per_byte
+    from langshift.models import load_model, load_tokenizer
+    from langshift.transfer.run import CANDIDATES_FILE
+
+    assert main(_candidates_inputs(tmp_path, source_bpe, target_bpe)) == 0
+    summary = json.loads(capsys.readouterr().out)
+    scores = {m: c["bits_per_byte"] for m, c in summary["candidates"].items()}
+    assert list(scores) == ["random", "mean"] and summary["method"] == min(scores, key=scores.get)
+    assert summary["selected_by"].startswith("lowest bits per byte on")
+    out = tmp_path / "out"
+    assert json.loads((out / CANDIDATES_FILE).read_text())["method"] == summary["method"]
+    assert not (tmp_path / "out.candidates").exists()   # only the kept model stays
+    again = bits_per_byte(load_model(str(out)), load_tokenizer(str(out)), helpers.ES_TEXT[:4], progress=False)
+    assert again["bits_per_byte"] == pytest.approx(scores[summary["method"]], rel=1e-5)
+
+
+def test_cli_candidates_resume_keeps_a_finished_candidate(source_bpe, target_bpe, tmp_path, capsys, monkeypatch):
+    import langshift.evaluate.bpb as bpb
+    import langshift.transfer.apply as apply
+
+    argv = _candidates_inputs(tmp_path, source_bpe, target_bpe)
+    real_score, real_transfer = bpb.bits_per_byte, apply.transfer_files
+    scored: list[int] = []
+
+    def killed_on_the_second(*args, **kwargs):
+        scored.append(1)
+        if len(scored) == 2:
+            raise KeyboardInterrupt  # an interrupted run
+        return real_score(*args, **kwargs)
+
+    monkeypatch.setattr(bpb, "bits_per_byte", killed_on_the_second)
+    assert main(argv) != 0  # the command reports the interruption
+    assert (tmp_path / "out.candidates" / "random" / "score.json").is_file() and not (tmp_path / "out").exists()
+    made: list[str] = []
+    monkeypatch.setattr(bpb, "bits_per_byte", real_score)
+    monkeypatch.setattr(apply, "transfer_files", lambda cfg: made.append(cfg.method) or real_transfer(cfg))
+    assert main(argv) == 0
+    assert made == ["mean"]   # random was finished: kept, not made again
+    assert set(json.loads(capsys.readouterr().out)["candidates"]) == {"random", "mean"}
+
+
+def test_cli_refuses_a_target_without_the_model_specials_unless_told(source_bpe, tmp_path, capsys):
+    model = helpers.tiny_llama(len(source_bpe), bos_id=source_bpe.bos_token_id, eos_id=source_bpe.eos_token_id)
+    model_dir = helpers.save_model_folder(model, source_bpe, tmp_path / "src")
+    helpers.byte_level_bpe(helpers.ES_TEXT * 3, vocab_size=300, specials=["<unk>"]).save_pretrained(tmp_path / "tgt")
+    argv = ["transfer", "--model", str(model_dir), "--tokenizer", str(tmp_path / "tgt"), "--method", "mean",
+            "--out", str(tmp_path / "out")]
+    assert main(argv) == 2
+    assert "lacks special token" in capsys.readouterr().err and not (tmp_path / "out").exists()
+    assert main([*argv, "--no-check-specials"]) == 0
+    assert json.loads(capsys.readouterr().out)["method"] == "mean"

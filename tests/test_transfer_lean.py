@@ -13,8 +13,9 @@ from safetensors import safe_open
 import helpers
 from langshift.models import INDEX_FILE, read_checkpoint
 from langshift.train.transplant import transplant
-from langshift.transfer.apply import run_transfer, transfer
+from langshift.transfer.apply import transfer
 from langshift.transfer.config import TransferConfig
+from langshift.transfer.run import run_transfer
 
 VOCAB = ("model.embed_tokens.weight", "lm_head.weight")
 
@@ -44,7 +45,7 @@ def old_path_rows(folder, source_tok, target_tok, cfg):
     """The in-memory float32 path (load the whole model, transfer, resize) as the reference."""
     from langshift.models import load_model
 
-    model, _ = transfer(load_model(str(folder)), source_tok, target_tok, cfg.method, cfg)
+    model, _ = transfer(load_model(str(folder)), source_tok, target_tok, cfg)
     return model.get_input_embeddings().weight.detach(), model.get_output_embeddings().weight.detach()
 
 
@@ -58,7 +59,7 @@ def test_sharded_bf16_untied_model_keeps_its_body_bytes_and_dtype(source_bpe, ta
     assert ckpt_in.index is not None and len(ckpt_in.files) >= 3
     cfg = TransferConfig(model=str(src), tokenizer=str(tok_dir), out=str(tmp_path / "out"), method="fvt",
                          pad_to_multiple_of=8)
-    summary = run_transfer(cfg)
+    summary = run_transfer(cfg).to_dict()
     out = tmp_path / "out"
     ckpt_out, after = tensors(out)
     assert summary["dtype"] == "bfloat16" and summary["counts"]["rows"] == 336
@@ -100,7 +101,7 @@ def test_single_file_tied_model_with_padding_rows(source_bpe, target_bpe, tmp_pa
     tok_dir = tmp_path / "tgt"
     target_bpe.save_pretrained(tok_dir)
     cfg = TransferConfig(model=str(src), tokenizer=str(tok_dir), out=str(tmp_path / "out"), method="mean")
-    summary = run_transfer(cfg)
+    summary = run_transfer(cfg).to_dict()
     out = tmp_path / "out"
     _, before = tensors(src)
     _, after = tensors(out)
@@ -146,7 +147,7 @@ def test_unchanged_shards_are_linked_not_rewritten(source_bpe, target_bpe, tmp_p
     tok_dir = tmp_path / "tgt"
     target_bpe.save_pretrained(tok_dir)
     summary = run_transfer(TransferConfig(model=str(src), tokenizer=str(tok_dir), out=str(tmp_path / "out"),
-                                          method="mean"))
+                                          method="mean")).to_dict()
     ckpt = read_checkpoint(src)
     linked = [n for n in ckpt.files if n not in summary["rewritten_files"]]
     assert linked

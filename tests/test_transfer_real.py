@@ -15,7 +15,7 @@ def test_focus_on_smollm2_beats_random_on_held_out_spanish(real_model_path, tmp_
     from langshift.models import load_model, load_tokenizer
     from langshift.resources import bible_verses
     from langshift.transfer.apply import save_transferred, transfer
-    from langshift.transfer.config import TransferConfig
+    from langshift.transfer.config import TransferOptions
     from langshift.vocab.train import train_tokenizer
 
     torch.manual_seed(0)
@@ -29,8 +29,8 @@ def test_focus_on_smollm2_beats_random_on_held_out_spanish(real_model_path, tmp_
 
     scores = {}
     for method in ("random", "focus"):
-        cfg = TransferConfig(method=method, aux_text=str(aux), aux_dim=100, aux_epochs=2, seed=0)
-        model, prov = transfer(load_model(str(real_model_path)), source_tok, target_tok, method, cfg)
+        cfg = TransferOptions(method=method, aux_text=str(aux), aux_dim=100, aux_epochs=2, seed=0)
+        model, prov = transfer(load_model(str(real_model_path)), source_tok, target_tok, cfg)
         assert prov.counts["copied"] > 1000 and prov.counts["new"] > 4000
         assert prov.counts["fallback_mean"] + prov.counts["fallback_fvt"] < 0.02 * prov.counts["new"]
         scores[method] = bits_per_byte(model, target_tok, held_out, progress=False)["bits_per_byte"]

@@ -50,3 +50,32 @@ def test_train_extend_overlap_commands(tmp_path, capsys, source_bpe):
     assert main(["tokenizer", "train", "--text", str(text), "--vocab-size", "400",
                  "--out", str(tmp_path / "uni")]) == 2
     assert "--overwrite" in capsys.readouterr().err
+
+
+def test_cli_and_a_one_stage_recipe_write_the_same_tokenizer(tmp_path, capsys, source_bpe):
+    """`langshift tokenizer train` and the pipeline's tokenizer stage are one front door: same files, same figures."""
+    from langshift.cli import main as langshift
+    from langshift.pipeline import run_recipe
+
+    base = helpers.save_model_folder(helpers.tiny_llama(len(source_bpe)), source_bpe, tmp_path / "base")
+    text = helpers.write_lines(tmp_path / "es.txt", helpers.ES_TEXT * 20)
+    assert langshift(["tokenizer", "train", "--text", str(text), "--base", str(base), "--vocab-size", "360",
+                      "--out", str(tmp_path / "cli"), "--no-show-progress"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    recipe = {"name": "tokenizer-only", "inputs": {"model": str(base), "target_text": str(text)},
+              "stages": {"tokenizer": {"vocab_size": 360, "show_progress": False}}}
+    result = run_recipe(recipe, tmp_path / "run", progress=None)
+    made = tmp_path / "run" / "tokenizer" / "tokenizer"
+    cli_files = sorted(p.name for p in (tmp_path / "cli").iterdir())
+    assert cli_files == sorted(p.name for p in made.iterdir()) and "tokenizer.json" in cli_files
+    for name in cli_files:
+        assert (tmp_path / "cli" / name).read_bytes() == (made / name).read_bytes(), name
+    summary = result["stages"]["tokenizer"]["summary"]
+    assert {k: v for k, v in summary.items() if k != "out"} == {k: v for k, v in printed.items() if k != "out"}
+    assert summary["fertility"]["new"]["tokens_per_word"] < summary["fertility"]["base"]["tokens_per_word"]
+
+
+def test_extend_needs_a_base(tmp_path, capsys):
+    text = helpers.write_lines(tmp_path / "es.txt", helpers.ES_TEXT)
+    assert main(["tokenizer", "extend", "--text", str(text), "--out", str(tmp_path / "ext")]) == 2
+    assert "--base" in capsys.readouterr().err and not (tmp_path / "ext").exists()

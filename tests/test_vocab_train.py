@@ -9,8 +9,10 @@ import pytest
 
 import helpers
 from langshift.errors import ConfigError
+from langshift.vocab.build import save_tokenizer
+from langshift.vocab.extend import extend_tokenizer
 from langshift.vocab.fertility import fertility
-from langshift.vocab.train import extend_tokenizer, save_tokenizer, train_tokenizer
+from langshift.vocab.train import train_tokenizer
 
 TRICKY = ["¿Dónde está el niño? ¡Qué año tan raro!", "Él comió piña y ñame en la montaña.",
           "über 中文 <0x41> «cita»  dos  espacios\tfin", "Ünïcödé — “comillas” 😀"]

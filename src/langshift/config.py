@@ -72,7 +72,7 @@ class StageConfig:
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
         hints = typing.get_type_hints(cls)
-        for f in dataclasses.fields(cls):
+        for f in sorted(dataclasses.fields(cls), key=cls._flag_rank):  # inputs and out first, then the options
             if f.name in skip:
                 continue
             flag = f.metadata.get("flag") or "--" + f.name.replace("_", "-")
@@ -88,6 +88,11 @@ class StageConfig:
                 help_text += f" (default: {default})"
             parser.add_argument(flag, dest=f.name, type=kind, choices=choices, default=default,
                                 required=required, nargs="+" if is_list else None, help=help_text)
+
+    @classmethod
+    def _flag_rank(cls, f: dataclasses.Field) -> int:
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        return 0 if f.name in cls.INPUTS or required else 1 if f.name in ("out", "overwrite") else 2
 
     @classmethod
     def from_namespace(cls: type[C], ns: argparse.Namespace) -> C:

@@ -1,8 +1,8 @@
 """Give a model a new tokenizer: build the target embedding matrices with an init method, resize the
 model, carry its special-token ids and chat template over, and save a plain Hugging Face folder.
 
-``transfer(model, source_tok, target_tok, method, cfg)`` is the library call (objects in, objects
-out); ``run_transfer(cfg)`` is the file-to-folder wrapper the CLI uses.
+``transfer(model, source_tok, target_tok, options)`` is the library call (objects in, objects out);
+``transfer_files(cfg)`` the file-to-folder one that the front door ``run.run_transfer`` calls per method.
 
 Untied heads: the method runs once on the source input and output rows side by side, so each new
 input row is built from source input rows and each new output row from source output rows, with
@@ -25,10 +25,10 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError, LangshiftError
-from ..files import atomic_dir, atomic_write_json, check_out_dir
+from ..files import atomic_dir, atomic_write_json
 from ..perf import gc_paused
 from ..vocab.overlap import Overlap, compute_overlap
-from .config import TransferConfig
+from .config import TransferConfig, TransferOptions
 from .inputs import (
     aux_model_rows,
     bpe_merges,
@@ -39,7 +39,7 @@ from .inputs import (
     static_matrix,
     static_space,
 )
-from .methods import INIT_METHODS, InitResult, MethodParams, TransferProblem
+from .methods import INIT_METHODS, InitResult, TransferProblem
 from .pieces import SourcePieces, surface
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ def source_rows(model, source_tok, param: str = "--model") -> tuple[torch.Tensor
 # 2. The method's inputs --------------------------------------------------------------------------
 
 def build_problem(needs: frozenset, source: torch.Tensor, overlap: Overlap, source_tok, target_tok,
-                  cfg: TransferConfig, pre: Prebuilt) -> tuple[TransferProblem, dict[int, str]]:
+                  cfg: TransferOptions, pre: Prebuilt) -> tuple[TransferProblem, dict[int, str]]:
     target_tokens, source_tokens = overlap.target_tokens, overlap.source_tokens
     pairs = sorted(overlap.pairs.items())
     pieces = SourcePieces(source_tok, source_tokens, target_tokens)
@@ -244,6 +244,11 @@ def provenance_tokens(result: InitResult, overlap: Overlap, split_how: dict[int,
 
 # 5. The library call -------------------------------------------------------------------------------
 
+def as_options(options: TransferOptions | str) -> TransferOptions:
+    """``TransferOptions`` as given, or a method name's default options."""
+    return TransferOptions(method=options) if isinstance(options, str) else options
+
+
 @dataclass
 class Computed:
     """The new vocabulary matrix (padded; input | output columns when untied) and how it was made."""
@@ -255,15 +260,7 @@ class Computed:
     seconds: dict[str, float]
 
 
-def _method_config(method: str | None, cfg: TransferConfig | None) -> TransferConfig:
-    cfg = cfg or TransferConfig(method=method or "focus")
-    method = method or cfg.method
-    if method != cfg.method:
-        cfg = TransferConfig(**{**cfg.to_dict(), "method": method})
-    return cfg
-
-
-def compute_rows(source: torch.Tensor, source_tok, target_tok, cfg: TransferConfig, pre: Prebuilt) -> Computed:
+def compute_rows(source: torch.Tensor, source_tok, target_tok, cfg: TransferOptions, pre: Prebuilt) -> Computed:
     """Run ``cfg.method`` on the source rows (float32): the target matrix, padded as configured."""
     cfg.check_inputs(pre.target_space is not None, pre.source_space is not None, pre.aux_rows is not None,
                      pre.dictionary is not None)
@@ -276,8 +273,7 @@ def compute_rows(source: torch.Tensor, source_tok, target_tok, cfg: TransferConf
     problem, split_how = build_problem(fn.needs, source, overlap, source_tok, target_tok, cfg, pre)
     seconds["inputs"] = time.perf_counter() - start
     start = time.perf_counter()
-    result = fn(problem, MethodParams(k=cfg.k, temperature=cfg.temperature, ridge=cfg.ridge,
-                                      block_size=cfg.block_size, mix=cfg.mix))
+    result = fn(problem, cfg)  # the options are the method's params (TransferOptions extends MethodParams)
     seconds["method"] = time.perf_counter() - start
     return Computed(padded_rows(result.matrix, source, cfg.pad_to_multiple_of), overlap, result, split_how, seconds)
 
@@ -293,14 +289,15 @@ def _provenance(method: str, tied: bool, done: Computed, special_ids: dict[str, 
                       counts, {k: round(v, 3) for k, v in done.seconds.items()})
 
 
-def transfer(model, source_tok, target_tok, method: str | None = None, cfg: TransferConfig | None = None,
+def transfer(model, source_tok, target_tok, options: TransferOptions | str = "focus",
              prebuilt: Prebuilt | None = None):
-    """Replace ``model``'s vocabulary by ``target_tok``'s, initialising new rows with ``method``.
+    """Replace ``model``'s vocabulary by ``target_tok``'s, initialising new rows as ``options`` say (a
+    method name stands for that method with default options).
 
     Changes ``model`` in place (and sets ``target_tok.chat_template`` from the source when it has
     none); returns (model, Provenance).
     """
-    cfg = _method_config(method, cfg)
+    cfg = as_options(options)
     pre = prebuilt or Prebuilt()
     cfg.check_inputs(pre.target_space is not None, pre.source_space is not None, pre.aux_rows is not None,
                      pre.dictionary is not None)
@@ -326,17 +323,14 @@ def save_transferred(model, target_tok, out: str, overwrite: bool = False, summa
                                             encoding="utf-8")
 
 
-def run_transfer(cfg: TransferConfig) -> dict[str, Any]:
-    """Load --model's tokenizer and vocabulary matrices and --tokenizer, transfer, save to --out;
-    returns the JSON summary. A safetensors model is edited on its files (``lean``: only the vocabulary
-    matrices are read and rewritten, in the model's dtype); any other is loaded whole in float32."""
+def transfer_files(cfg: TransferConfig) -> dict[str, Any]:
+    """Load --model's tokenizer and vocabulary matrices and --tokenizer, transfer with ``cfg.method``,
+    save to --out (and --provenance); returns the JSON summary (also written to --out). A safetensors
+    model is edited on its files (``lean``: only the vocabulary matrices are read and rewritten, in the
+    model's dtype); any other is loaded whole in float32. ``run.run_transfer`` checks the paths first."""
     from ..models import load_model, load_tokenizer, model_path, read_checkpoint
     from .lean import transfer_checkpoint
 
-    for param, value in (("--model", cfg.model), ("--tokenizer", cfg.tokenizer), ("--out", cfg.out)):
-        if not value:
-            raise ConfigError(param, value, "is required")
-    check_out_dir(cfg.out, cfg.overwrite)
     cfg.check_inputs()
     start = time.perf_counter()
     path = model_path(cfg.model, "--model")
@@ -350,7 +344,7 @@ def run_transfer(cfg: TransferConfig) -> dict[str, Any]:
         summary = {**prov.summary(), **extra, "dtype": info["dtype"], "rewritten_files": info["rewritten"]}
     else:
         model = load_model(path, "--model")
-        model, prov = transfer(model, source_tok, target_tok, cfg.method, cfg)
+        model, prov = transfer(model, source_tok, target_tok, cfg)
         summary = {**prov.summary(), **extra}
         save_transferred(model, target_tok, cfg.out, cfg.overwrite, summary)
     if cfg.provenance:

@@ -19,7 +19,7 @@ import torch
 from ..errors import ConfigError
 from ..files import read_lines
 from ..vocab.canonical import CanonicalToken
-from .config import TransferConfig
+from .config import TransferOptions
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def tokenised_sentences(tokenizer, tokens: Sequence[CanonicalToken], lines: Sequ
 
 
 def static_space(path: str | None, text: str | None, tokenizer, tokens: Sequence[CanonicalToken],
-                 cfg: TransferConfig, path_param: str, text_param: str):
+                 cfg: TransferOptions, path_param: str, text_param: str):
     """Load the fastText space at ``path``, or train one on ``text`` tokenised by ``tokenizer``.
 
     Training uses one worker and the config's seed: gensim is only reproducible single-threaded.

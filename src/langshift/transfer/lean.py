@@ -24,13 +24,13 @@ from .apply import (
     SUMMARY_FILE,
     Prebuilt,
     Provenance,
-    _method_config,
     _provenance,
+    as_options,
     carry_chat_template,
     compute_rows,
     retarget_ids,
 )
-from .config import TransferConfig
+from .config import TransferOptions
 from .shards import read_rows, tensor_dtype, tensor_shape, write_checkpoint
 
 GENERATION_FILE = "generation_config.json"
@@ -77,12 +77,12 @@ def updated_configs(folder: Path, rows: int, holders_fn) -> tuple[dict, dict]:
     return vars(cns), vars(gns)
 
 
-def transfer_checkpoint(ckpt: Checkpoint, source_tok, target_tok, out: str, cfg: TransferConfig,
+def transfer_checkpoint(ckpt: Checkpoint, source_tok, target_tok, out: str, cfg: TransferOptions | str,
                         overwrite: bool = False, summary: dict | None = None, prebuilt: Prebuilt | None = None,
                         param: str = "--model", shown: str = "") -> tuple[Provenance, dict]:
     """Transfer the model in ``ckpt`` to ``target_tok`` and write the result to ``out`` (one rename).
     Returns (provenance, {"rewritten": files rewritten, "dtype": ...})."""
-    cfg = _method_config(None, cfg)
+    cfg = as_options(cfg)
     pre = prebuilt or Prebuilt()
     keys = vocab_keys(ckpt.folder, ckpt, param)
     start = time.perf_counter()

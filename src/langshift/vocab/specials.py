@@ -46,4 +46,5 @@ def check_target_specials(source_tok, target_tok, param: str = "--tokenizer", va
         listed = ", ".join(f"{token!r} ({why})" for why, token in missing)
         raise ConfigError(param, value, f"lacks special token(s) the model needs: {listed}; train the tokenizer "
                                         "with `langshift tokenizer train --base MODEL` (keeps the base's special "
-                                        "tokens and chat template) or add these tokens to it")
+                                        "tokens and chat template) or add these tokens to it (or transfer anyway: "
+                                        "--no-check-specials)")

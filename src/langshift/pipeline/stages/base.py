@@ -82,13 +82,20 @@ class Stage:
         """Run the stage into ``ctx.work``: by default one resumable step calling the front door."""
         if self.execute is not None:
             return self.execute(self, cfg, ctx)
-        return ctx.step(self.name, self.leftovers or (self.output,), lambda: self.run(cfg).to_dict())
+        return ctx.step(self.name, self.leftovers or (self.output,), lambda: self.record(self.run(cfg), ctx))
+
+    @staticmethod
+    def record(result: Result, ctx: Context) -> dict:
+        """The result as the pipeline records it: ``out`` relative to the stage folder (the work folder is
+        renamed to OUT/<stage> when the stage finishes)."""
+        summary = result.to_dict()
+        if isinstance(summary.get("out"), str) and Path(summary["out"]).is_relative_to(ctx.work):
+            summary["out"] = Path(summary["out"]).relative_to(ctx.work).as_posix()
+        return summary
 
 
 GROUPS = ("tokenizer", "codeswitch", "static", "transfer", "training", "evaluation")  # modules of stage rows
 STAGES: Registry[Stage] = Registry("pipeline stage", modules=[f"{__package__}.{m}" for m in GROUPS])
-# the init methods the transfer stage compared, written beside the model it kept (the report shows them)
-CANDIDATES_FILE = "langshift_candidates.json"
 # The order of the data flow (README, "Concepts and data flow"): a recipe's stages always run in this order.
 ORDER = ("tokenizer", "migrate", "syncs", "static", "transfer", "lapt", "transplant", "clo_data", "clo",
          "eval", "report")

@@ -11,7 +11,8 @@ from typing import Literal
 from ...config import StageConfig, check_range, opt
 from ...errors import ConfigError
 from ...files import read_lines
-from .base import CANDIDATES_FILE, MODEL_STAGES, Context, Slot, Stage, add_stage, head_lines
+from ...transfer.run import CANDIDATES_FILE
+from .base import MODEL_STAGES, Context, Slot, Stage, add_stage, head_lines
 
 log = logging.getLogger(__name__)
 

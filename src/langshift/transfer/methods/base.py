@@ -1,6 +1,7 @@
 """What every init method reads and returns, the registry, and the steps all methods share.
 
-An init method is a pure function ``fn(problem, params) -> InitResult`` over tensors: it never sees
+An init method is a pure function ``fn(problem, params) -> InitResult`` over tensors (``params``: a
+``MethodParams``, usually the ``TransferOptions`` the transfer was asked with): it never sees
 a tokenizer or a file. ``apply.py`` builds the ``TransferProblem`` (overlap, source pieces, static
 vectors) from tokenizers and models; the method only turns those tensors into a target matrix.
 
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ...registry import Registry
+from ..config import MethodParams as MethodParams  # the knobs a method reads; TransferOptions adds to them
 
 INIT_METHODS: Registry[Callable] = Registry("init method", modules=[
     "langshift.transfer.methods.baseline",
@@ -51,15 +53,6 @@ def init_method(name: str, needs: tuple[str, ...] = ()) -> Callable[[Callable], 
         return INIT_METHODS.register(name)(fn)
 
     return add
-
-
-@dataclass
-class MethodParams:
-    k: int | None = None            # neighbours (wechsel: 10, salt: 32 when None)
-    temperature: float = 0.1        # softmax temperature over cosine similarities (wechsel)
-    ridge: float = 10.0             # salt: ridge strength relative to the neighbours' mean squared norm
-    block_size: int = 1024          # new tokens per vectorised block (bounds memory)
-    mix: float = 0.5                # compose: weight of the composed row against the FVT row
 
 
 @dataclass
