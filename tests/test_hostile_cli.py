@@ -287,6 +287,7 @@ def test_fidelity_unknown_language_lists_the_labels(ws, capsys):
 
 
 def test_target_without_specials_names_the_missing_tokens(ws, assets, capsys):
-    err = refused(["transfer", "--model", assets / "model", "--tokenizer", assets / "bare", "--out", "o"],
+    err = refused(["transfer", "--model", assets / "model", "--tokenizer", assets / "bare", "--out", "o",
+                   "--method", "mean"],
                   ws, capsys, "--tokenizer", "eos", "bos")
     assert "<|im_end|>" in err and "tokenizer train --base" in err
