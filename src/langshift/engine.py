@@ -51,21 +51,27 @@ class EngineOptions(StageConfig):
                                      "it (default: OUT.work, removed after success)")
 
     def validate(self) -> None:
+        super().validate()
         check_range("num_proc", self.num_proc, 1)
         if self.engine not in ENGINES:
             raise ConfigError("engine", self.engine, f"choose one of {', '.join(ENGINES)}")
         if self.tasks is not None:
             check_range("tasks", self.tasks, 1)
-        if isinstance(self.executor_options, str):  # from the command line
-            import yaml
+        self.executor_options = parse_mapping("executor_options", self.executor_options, "{partition: cpu}")
 
-            try:
-                parsed = yaml.safe_load(self.executor_options) if self.executor_options.strip() else {}
-            except yaml.YAMLError as exc:
-                raise ConfigError("executor_options", self.executor_options, f"not JSON/YAML ({exc})") from None
-            self.executor_options = parsed
-        if not isinstance(self.executor_options, dict):
-            raise ConfigError("executor_options", self.executor_options, "give a mapping, e.g. '{partition: cpu}'")
+
+def parse_mapping(name: str, value: str | dict, example: str = "{model: FOLDER}") -> dict:
+    """A mapping option: a dict from a recipe, or JSON/YAML text from the command line."""
+    if isinstance(value, str):
+        import yaml
+
+        try:
+            value = yaml.safe_load(value) if value.strip() else {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(name, value, f"not JSON/YAML ({exc})") from None
+    if not isinstance(value, dict):
+        raise ConfigError(name, value, f"give a mapping, e.g. '{example}'")
+    return value
 
 
 def run_groups(groups, step: Callable[[dict], dict], features, opts: EngineOptions, work: str | os.PathLike,

@@ -6,6 +6,7 @@ import argparse
 import json
 import re
 
+from ..commands import Command, add_group
 from ..files import check_not_input
 from .ablate import AblateConfig, run_ablate
 from .detect import DetectConfig, run_score
@@ -14,20 +15,14 @@ from .migrate import MigrateConfig, run_migrate
 from .mixing import MixConfig, run_mix
 from .syncs import SyncsConfig, run_syncs
 
+COMMANDS = [
+    Command("migrate", MigrateConfig, run_migrate, "translate the nouns of sentences in place (MIGRATE)"),
+    Command("syncs", SyncsConfig, run_syncs, "SynCS: token/sentence replacement/annotation at a density and budget"),
+]
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    cs = sub.add_parser("codeswitch", help="make code-switched text (MIGRATE, SynCS) or measure it")
-    cmds = cs.add_subparsers(dest="codeswitch_command", metavar="ACTION", required=True)
-
-    mig = cmds.add_parser("migrate", help="translate the nouns of sentences in place (MIGRATE)")
-    _io_flags(mig)
-    MigrateConfig.add_arguments(mig)
-    mig.set_defaults(func=_migrate)
-
-    syn = cmds.add_parser("syncs", help="SynCS: token/sentence replacement/annotation at a density and budget")
-    _io_flags(syn)
-    SyncsConfig.add_arguments(syn)
-    syn.set_defaults(func=_syncs)
+    cmds = add_group(sub, "codeswitch", "make code-switched text (MIGRATE, SynCS) or measure it", COMMANDS)
 
     mix = cmds.add_parser("mix", help="SynCS §4.4: code-switch until each type has added its share of a budget of "
                                       "new tokens (equal, extreme, repl-equal), on either language side or both")
@@ -115,22 +110,6 @@ def _check_outputs(args: argparse.Namespace, outputs: dict) -> None:
     for param, path in outputs.items():
         if path is not None:
             check_out_file(path, args.overwrite, param, {"--text": args.text})
-
-
-def _migrate(args: argparse.Namespace) -> int:
-    _check_outputs(args, {"--out": args.out, "--text-out": args.text_out})
-    result = run_migrate(MigrateConfig.from_namespace(args), args.text, args.out, args.text_out, args.overwrite,
-                         args.on_bad)
-    print(json.dumps(result, indent=2, ensure_ascii=False))
-    return 0
-
-
-def _syncs(args: argparse.Namespace) -> int:
-    _check_outputs(args, {"--out": args.out, "--text-out": args.text_out})
-    result = run_syncs(SyncsConfig.from_namespace(args), args.text, args.out, args.text_out, args.overwrite,
-                       args.on_bad)
-    print(json.dumps(result, indent=2, ensure_ascii=False))
-    return 0
 
 
 def _mix(args: argparse.Namespace) -> int:
