@@ -9,7 +9,7 @@ from helpers import EN_TEXT, ES_TEXT, byte_level_bpe
 from langshift.cli import main
 from langshift.codeswitch.mixing import MixConfig, allocate, mix_side
 from langshift.codeswitch.provenance import TokenCounter
-from langshift.codeswitch.syncs import Stats, SyncsConfig, TypeCycle, syncs
+from langshift.codeswitch.syncs import Stats, SyncsOptions, TypeCycle, syncs
 from langshift.errors import ConfigError
 from test_codeswitch_migrate import DOCS, NOUNS, FakeTagger, FakeTranslator
 
@@ -21,7 +21,7 @@ SENTS = {
 
 
 def run(docs=DOCS, tr=None, **kw):
-    cfg = SyncsConfig(**{"batch_size": 3, "seed": 0, **kw})
+    cfg = SyncsOptions(**{"batch_size": 3, "seed": 0, **kw})
     tr = tr or FakeTranslator(sentences=SENTS)
     stats = Stats()
     recs = list(syncs(docs, tr, cfg, FakeTagger(), TokenCounter(), stats))
@@ -101,11 +101,11 @@ def test_target_side_random_words():
     # Spanish text with English spans: the same code, the translator's direction reversed
     es_en = FakeTranslator(table={"rey": "king", "ciudad": "city", "pueblo": "people", "casa": "house"})
     docs = ["El rey de la ciudad habló al pueblo en la casa."]
-    recs, stats, _ = run(docs, tr=es_en, src_lang="es", tgt_lang="en", words="random", word_share=1.0,
+    recs, stats, _ = run(docs, tr=es_en, source_lang="es", target_lang="en", words="random", word_share=1.0,
                          density=1.0, mix="extreme", type="token-repl")
     assert recs[0].text == "El king de la city habló al people en la house."
     with pytest.raises(ConfigError, match="tagger"):
-        list(syncs(docs, es_en, SyncsConfig(words="nouns", mix="extreme", type="token-repl"), tagger=None))
+        list(syncs(docs, es_en, SyncsOptions(words="nouns", mix="extreme", type="token-repl"), tagger=None))
 
 
 # Mixing by new-token budget (SynCS §4.4) -------------------------------------------------------------

@@ -40,7 +40,9 @@ PENN_NOUNS = ["NN", "NNS", "NNP", "NNPS"]
 
 
 @dataclass
-class MigrateConfig(EngineOptions, SwitchFiles):
+class MigrateOptions(EngineOptions):
+    """What the MIGRATE stream takes (``migrate()``: documents in memory or a corpus dataset)."""
+
     source_lang: str = opt("en", "language of the input text")
     target_lang: str = opt("es", "language the nouns are translated into")
     tagger: str = opt("vote", "POS tagger by name for source_lang, Penn tags (`langshift ls`); vote = apertium "
@@ -71,6 +73,11 @@ class MigrateConfig(EngineOptions, SwitchFiles):
             check_range("budget", self.budget, 1)
         if not self.noun_tags:
             raise ConfigError("noun_tags", self.noun_tags, "give at least one tag, e.g. NN NNS NNP NNPS")
+
+
+@dataclass
+class MigrateConfig(MigrateOptions, SwitchFiles):
+    """``codeswitch migrate`` and the pipeline's migrate stage: the options with the files in and out."""
 
 
 @dataclass
@@ -241,7 +248,7 @@ class Analyse:
         return out
 
 
-def _windows(n_groups: int, cfg: MigrateConfig) -> Iterator[range]:
+def _windows(n_groups: int, cfg: MigrateOptions) -> Iterator[range]:
     """Groups analysed per engine call: all at once without a budget; with one, windows that double
     (a budget usually stops early, and each window is one pool of workers started)."""
     if cfg.budget is None or cfg.engine == "datatrove":
@@ -253,7 +260,7 @@ def _windows(n_groups: int, cfg: MigrateConfig) -> Iterator[range]:
         start, size = start + size, size * 2
 
 
-def _analysed(documents, tagger, cfg: MigrateConfig, work: Path) -> Iterator[tuple[list[Record], list]]:
+def _analysed(documents, tagger, cfg: MigrateOptions, work: Path) -> Iterator[tuple[list[Record], list]]:
     """(records, nouns) per group of ``batch_size`` documents, in document order."""
     from .. import engine
 
@@ -285,7 +292,7 @@ def _regroup(rows) -> Iterator[tuple[list[Record], list[list[Noun]]]]:
         yield records, nouns
 
 
-def migrate(documents, tagger, translator, cfg: MigrateConfig, counter: TokenCounter | None = None,
+def migrate(documents, tagger, translator, cfg: MigrateOptions, counter: TokenCounter | None = None,
             stats: Stats | None = None, work: str | os.PathLike | None = None) -> Iterator[Record]:
     """Code-switched sentence records in input order; stops before the sentence that would pass the budget.
 
@@ -331,7 +338,7 @@ def migrate(documents, tagger, translator, cfg: MigrateConfig, counter: TokenCou
         stats.seconds = time.perf_counter() - start
 
 
-def summary(stats: Stats, cfg: MigrateConfig, counter: TokenCounter) -> dict:
+def summary(stats: Stats, cfg: MigrateOptions, counter: TokenCounter) -> dict:
     out = dict(vars(stats))
     out.update(token_counter=counter.name, budget=cfg.budget, share=cfg.share,
                tokens_per_second=round(stats.tokens / stats.seconds) if stats.seconds else None,

@@ -58,7 +58,9 @@ CONTENT_PREFIXES = ("NN", "VB", "JJ", "RB")
 
 
 @dataclass
-class SyncsConfig(EngineOptions, SwitchFiles):
+class SyncsOptions(EngineOptions):
+    """What the SynCS stream takes (``syncs()``: documents in memory or a corpus dataset)."""
+
     source_lang: str = opt("en", "language of the input text (the context)")
     target_lang: str = opt("es", "language of the inserted spans")
     translator: str = opt("apertium", "translator by name (`langshift ls` lists them)")
@@ -96,6 +98,11 @@ class SyncsConfig(EngineOptions, SwitchFiles):
     def tagger_needed(self) -> str | None:
         """The tagger by name when words are chosen by tag for a token-level type, else None."""
         return self.tagger if self.words != "random" and any(t.startswith("token") for t in self.types()) else None
+
+
+@dataclass
+class SyncsConfig(SyncsOptions, SwitchFiles):
+    """``codeswitch syncs`` and the pipeline's syncs stage: the options with the files in and out."""
 
 
 @dataclass
@@ -209,7 +216,7 @@ class Split:
         return out
 
 
-def _plans(sentences, cfg: SyncsConfig) -> Iterator[dict]:
+def _plans(sentences, cfg: SyncsOptions) -> Iterator[dict]:
     """Per batch of ``batch_size`` sentences: which are modified, by which type, and the token-level ones
     (whose words the engine tags). The choice depends only on the order of sentences, never on translations."""
     quota, cycle = Quota(cfg.density, cfg.seed), TypeCycle(cfg.types(), cfg.seed)
@@ -227,7 +234,7 @@ class PickWords:
     """Per-group engine step: for the token-level sentences of one batch, the words that switch (one tagger
     call for the batch, as before the engine). ``tagger``: a name (each process builds its own) or an object."""
 
-    def __init__(self, tagger, cfg: SyncsConfig):
+    def __init__(self, tagger, cfg: SyncsOptions):
         self.tagger, self.lang, self.words = tagger, cfg.source_lang, cfg.words
         self.share, self.seed = cfg.word_share, cfg.seed
 
@@ -244,7 +251,7 @@ class PickWords:
         return out
 
 
-def _planned(documents, tagger, cfg: SyncsConfig, work: Path, done) -> Iterator[tuple[list[Record], dict, list]]:
+def _planned(documents, tagger, cfg: SyncsOptions, work: Path, done) -> Iterator[tuple[list[Record], dict, list]]:
     """(records, plan, picked words) per batch of sentences, in order; once ``done()`` no more tagging."""
     from .. import engine
     from ..engine import features
@@ -276,7 +283,7 @@ def _planned(documents, tagger, cfg: SyncsConfig, work: Path, done) -> Iterator[
 
 
 class _Run:
-    def __init__(self, translator, cfg: SyncsConfig, counter: TokenCounter, stats: Stats):
+    def __init__(self, translator, cfg: SyncsOptions, counter: TokenCounter, stats: Stats):
         self.tr, self.cfg, self.counter, self.stats = translator, cfg, counter, stats
         self.word_memo: dict[tuple[str, str | None], str | None] = {}
         self.sent_memo: dict[str, str | None] = {}
@@ -322,7 +329,7 @@ class _Run:
             st.words_switched += len(edits) if kind.startswith("token") else 0
 
 
-def syncs(documents, translator, cfg: SyncsConfig, tagger=None, counter: TokenCounter | None = None,
+def syncs(documents, translator, cfg: SyncsOptions, tagger=None, counter: TokenCounter | None = None,
           stats: Stats | None = None, work: str | os.PathLike | None = None) -> Iterator[Record]:
     """Every sentence of ``documents`` as a record, a ``density`` share of them code-switched.
 
@@ -361,7 +368,7 @@ def syncs(documents, translator, cfg: SyncsConfig, tagger=None, counter: TokenCo
         stats.seconds = time.perf_counter() - start
 
 
-def summary(stats: Stats, cfg: SyncsConfig, counter: TokenCounter) -> dict:
+def summary(stats: Stats, cfg: SyncsOptions, counter: TokenCounter) -> dict:
     out = dict(vars(stats))
     out.update(token_counter=counter.name, mix=cfg.mix, types=cfg.types(), density=cfg.density,
                magnitude=cfg.magnitude,
