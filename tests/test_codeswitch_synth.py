@@ -250,7 +250,7 @@ def test_bad_files(tmp_path):
 def test_cli_errors_exit_2_and_write_nothing(tmp_path, capsys):
     out = tmp_path / "rows.jsonl"
     assert main(["codeswitch", "teach", "--pairs", str(tmp_path / "missing.tsv"), "--out", str(out)]) == 2
-    assert main(["codeswitch", "teach", "--pairs", "x.tsv", "--out", str(out), "--tgt-lang", "zz"]) == 2
+    assert main(["codeswitch", "teach", "--pairs", "x.tsv", "--out", str(out), "--target-lang", "zz"]) == 2
     assert main(["codeswitch", "synth", "--model", "m", "--text", str(tmp_path / "none.txt"), "--out", str(out),
                  "--density", "2"]) == 2
     assert not out.exists()

@@ -26,9 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     mix = cmds.add_parser("mix", help="SynCS §4.4: code-switch until each type has added its share of a budget of "
                                       "new tokens (equal, extreme, repl-equal), on either language side or both")
-    mix.add_argument("--text", nargs="+", default=[], help="documents in --src-lang (one a line), for side "
+    mix.add_argument("--text", nargs="+", default=[], help="documents in --source-lang (one a line), for side "
                                                            "source|both")
-    mix.add_argument("--target-text", nargs="+", default=[], help="documents in --tgt-lang, for side target|both")
+    mix.add_argument("--target-text", nargs="+", default=[], help="documents in --target-lang, for side target|both")
     mix.add_argument("--out", required=True, help="folder for SIDE.jsonl (provenance), SIDE.txt and summary.json")
     mix.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
     mix.add_argument("--on-bad", choices=["fail", "skip"], default="fail", help="non-UTF-8 lines: fail or skip")
@@ -199,7 +199,7 @@ def _register_distilled(cmds) -> None:
 def _teach(args: argparse.Namespace) -> int:
     from .teach import FilterConfig, TeachConfig, run_teach
 
-    _check_langs([args.src_lang, args.tgt_lang])
+    _check_langs([args.source_lang, args.target_lang])
     result = run_teach(TeachConfig.from_namespace(args), FilterConfig.from_namespace(args), args.pairs, args.out,
                        args.overwrite, args.limit, args.keep_rejected)
     print(json.dumps(result, indent=2, ensure_ascii=False))
@@ -218,7 +218,7 @@ def _distill(args: argparse.Namespace) -> int:
 def _synth(args: argparse.Namespace) -> int:
     from .synth import SynthConfig, run_synth
 
-    _check_langs([args.src_lang, args.tgt_lang])
+    _check_langs([args.source_lang, args.target_lang])
     _check_outputs(args, {"--out": args.out, "--text-out": args.text_out})
     result = run_synth(SynthConfig.from_namespace(args), args.text, args.out, args.text_out, args.overwrite,
                        args.on_bad)

@@ -9,8 +9,8 @@ that budget:
 - extreme:     one type takes the whole budget (the paper: En-Token-Repl. on English, Zh-Token-Annt.
                on Chinese — ``type`` / ``target_type``).
 
-Sides: ``source`` code-switches documents in src_lang with tgt_lang insertions, ``target`` documents in
-tgt_lang with src_lang insertions, ``both`` does each with its own budget. Only a share of the
+Sides: ``source`` code-switches documents in source_lang with target_lang insertions, ``target`` documents in
+target_lang with source_lang insertions, ``both`` does each with its own budget. Only a share of the
 documents is touched (the paper modifies 20% of the English documents), or a share of the sentences;
 the sentences of that selection are visited in one seeded random order over the whole corpus, each given
 the open type that has spent the smallest part of its budget, and modified until the type's budget is
@@ -50,9 +50,9 @@ class MixConfig(StageConfig):
     budget: int = opt(help="new tokens to add on each side (the paper's '# New Tokens'), split among the types")
     target_budget: int | None = opt(None, "the target side's budget when it differs from --budget")
     side: Literal["source", "target", "both"] = opt(
-        "source", "code-switch documents in src_lang (tgt_lang insertions), in tgt_lang (src_lang insertions), or both")
-    src_lang: str = opt("en", "language of the source-side documents")
-    tgt_lang: str = opt("es", "language of the target-side documents and of the source side's insertions")
+        "source", "code-switch documents in source_lang (target_lang insertions), in target_lang (source_lang insertions), or both")
+    source_lang: str = opt("en", "language of the source-side documents")
+    target_lang: str = opt("es", "language of the target-side documents and of the source side's insertions")
     mix: Literal["equal", "extreme", "repl-equal"] = opt(
         "repl-equal", "equal: 4 types, 1/4 each; repl-equal: token-repl and sent-repl, 1/2 each; extreme: one type")
     type: Kind = opt("token-repl", "the source side's type for mix=extreme")
@@ -94,7 +94,7 @@ class MixConfig(StageConfig):
 
     def langs(self, side: str) -> tuple[str, str]:
         """(language of the documents, language inserted)."""
-        return (self.src_lang, self.tgt_lang) if side == "source" else (self.tgt_lang, self.src_lang)
+        return (self.source_lang, self.target_lang) if side == "source" else (self.target_lang, self.source_lang)
 
 
 def allocate(budget: int, types: Sequence[str]) -> dict[str, int]:

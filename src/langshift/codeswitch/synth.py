@@ -107,8 +107,8 @@ def generate_vllm(model_path: str, tokenizer, prompts: Sequence[str], max_new_to
 @dataclass
 class SynthConfig(StageConfig):
     model: str = opt(help="the distilled student (model folder from `codeswitch distill`)")
-    src_lang: str = opt("en", "language of the text")
-    tgt_lang: str = opt("es", "language of the switched-in words")
+    source_lang: str = opt("en", "language of the text")
+    target_lang: str = opt("es", "language of the switched-in words")
     density: float = opt(0.2, "share of sentences code-switched")
     magnitude: int | None = opt(None, "budget of new tokens (switched-in text); default: no budget")
     mix: Literal["token-equal", "extreme"] = opt("extreme", "token-equal: token-repl and token-annt in turn; "
@@ -174,7 +174,7 @@ class Student:
 
     def write(self, sentences: Sequence[str], kinds: Sequence[str]) -> tuple[list[str], int]:
         c = self.cfg
-        prompts = [prompt(k, s, c.src_lang, c.tgt_lang) for s, k in zip(sentences, kinds, strict=True)]
+        prompts = [prompt(k, s, c.source_lang, c.target_lang) for s, k in zip(sentences, kinds, strict=True)]
         if c.backend == "vllm":
             return generate_vllm(c.model, self.tokenizer, prompts, c.max_new_tokens, c.temperature)
         return generate(self.model, self.tokenizer, prompts, c.batch_size, c.max_new_tokens, c.temperature,
@@ -189,7 +189,7 @@ def synth(documents: Iterable[str], cfg: SynthConfig, student: Student | None = 
     st = stats if stats is not None else SynthStats()
     quota, cycle, docs, start = Quota(cfg.density, cfg.seed), TypeCycle(cfg.types(), cfg.seed), set(), time.perf_counter()
     try:
-        for chunk in batched(split_documents(documents, cfg.src_lang), cfg.chunk):
+        for chunk in batched(split_documents(documents, cfg.source_lang), cfg.chunk):
             chosen = [] if st.budget_reached else [chunk[i] for i in quota.pick(len(chunk), chunk[0].id)]
             kinds = [cycle.next() for _ in chosen]
             t0 = time.perf_counter()

@@ -304,17 +304,17 @@ class ApertiumPair:
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
     @classmethod
-    def find(cls, src: str, tgt: str, data_dir: str | os.PathLike = DEFAULT_DATA_DIR,
-             bin_dir: str | None = None, param: str = "src/tgt") -> ApertiumPair:
+    def find(cls, source_lang: str, target_lang: str, data_dir: str | os.PathLike = DEFAULT_DATA_DIR,
+             bin_dir: str | None = None, param: str = "source_lang/target_lang") -> ApertiumPair:
         pairs = installed_pairs(data_dir)
         if not pairs:
             raise MissingDependencyError(f"no apertium language pairs under {data_dir}/modes. Install with: {INSTALL}")
-        src_forms, tgt_forms = _code3(src), _code3(tgt)
+        source_forms, target_forms = _code3(source_lang), _code3(target_lang)
         for name in pairs:
             parts = name.split("-")
-            if len(parts) == 2 and parts[0] in src_forms and parts[1] in tgt_forms:
+            if len(parts) == 2 and parts[0] in source_forms and parts[1] in target_forms:
                 return cls(name, Path(data_dir), bin_dir)
-        raise ConfigError(param, f"{src}-{tgt}", f"apertium has no such installed pair; installed pairs: "
+        raise ConfigError(param, f"{source_lang}-{target_lang}", f"apertium has no such installed pair; installed pairs: "
                                                  f"{', '.join(pairs)} (more: apt-get install apertium-<pair>)")
 
     @cached_property
@@ -497,9 +497,9 @@ class ApertiumTranslator(Translator):
 
     name = "apertium"
 
-    def __init__(self, src: str, tgt: str, data_dir: str = DEFAULT_DATA_DIR, bin_dir: str | None = None):
-        super().__init__(src, tgt)
-        self.pair = ApertiumPair.find(src, tgt, data_dir, bin_dir)
+    def __init__(self, source_lang: str, target_lang: str, data_dir: str = DEFAULT_DATA_DIR, bin_dir: str | None = None):
+        super().__init__(source_lang, target_lang)
+        self.pair = ApertiumPair.find(source_lang, target_lang, data_dir, bin_dir)
         self.pair.tool("lt-proc")  # fail now, not at the first batch, when apertium is missing
         self.pair.tool("apertium")
 
