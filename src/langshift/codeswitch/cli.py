@@ -14,10 +14,13 @@ from .measure import MeasureConfig, run_measure
 from .migrate import MigrateConfig, run_migrate
 from .mixing import MixConfig, run_mix
 from .syncs import SyncsConfig, run_syncs
+from .synth import SynthConfig, run_synth
 
 COMMANDS = [
     Command("migrate", MigrateConfig, run_migrate, "translate the nouns of sentences in place (MIGRATE)"),
     Command("syncs", SyncsConfig, run_syncs, "SynCS: token/sentence replacement/annotation at a density and budget"),
+    Command("synth", SynthConfig, run_synth, "SynCS §4.1: token-level code-switching of a corpus by the distilled "
+            "student (same outputs as `codeswitch syncs`)"),
 ]
 
 
@@ -78,16 +81,6 @@ def _measure_flags(p: argparse.ArgumentParser) -> None:
     MeasureConfig.add_arguments(p, skip=("langs",))
     p.add_argument("--langs", type=lambda s: [x.strip() for x in s.split(",") if x.strip()], default=["en", "es"],
                    help="comma-separated languages expected to mix (default: en,es)")
-
-
-def _io_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--text", nargs="+", required=True, help="UTF-8 text files, one document per line")
-    p.add_argument("--out", required=True, help="provenance JSONL (one record per sentence); a summary goes to "
-                                                "OUT.summary.json")
-    p.add_argument("--text-out", help="also write the code-switched documents as plain text, one per line")
-    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    p.add_argument("--on-bad", choices=["fail", "skip"], default="fail",
-                   help="a line that is not UTF-8: fail naming it, or skip it with a warning")
 
 
 def _check_langs(codes: list[str]) -> None:
@@ -169,7 +162,6 @@ def _ablate(args: argparse.Namespace) -> int:
 
 def _register_distilled(cmds) -> None:
     from .distill import DistillConfig
-    from .synth import SynthConfig
     from .teach import FilterConfig, TeachConfig
 
     tea = cmds.add_parser("teach", help="SynCS §4.1: a teacher writes token-level code-switching from parallel "
@@ -189,12 +181,6 @@ def _register_distilled(cmds) -> None:
     DistillConfig.add_arguments(dis)
     dis.set_defaults(func=_distill)
 
-    syn = cmds.add_parser("synth", help="SynCS §4.1: token-level code-switching of a corpus by the distilled "
-                                        "student (same outputs as `codeswitch syncs`)")
-    _io_flags(syn)
-    SynthConfig.add_arguments(syn)
-    syn.set_defaults(func=_synth)
-
 
 def _teach(args: argparse.Namespace) -> int:
     from .teach import FilterConfig, TeachConfig, run_teach
@@ -212,15 +198,4 @@ def _distill(args: argparse.Namespace) -> int:
     cfg = DistillConfig.from_namespace(args)
     check_not_input(cfg.out, {"--data": [cfg.data]})
     print(train_distill(cfg))
-    return 0
-
-
-def _synth(args: argparse.Namespace) -> int:
-    from .synth import SynthConfig, run_synth
-
-    _check_langs([args.source_lang, args.target_lang])
-    _check_outputs(args, {"--out": args.out, "--text-out": args.text_out})
-    result = run_synth(SynthConfig.from_namespace(args), args.text, args.out, args.text_out, args.overwrite,
-                       args.on_bad)
-    print(json.dumps(result, indent=2, ensure_ascii=False))
     return 0
