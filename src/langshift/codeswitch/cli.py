@@ -18,6 +18,8 @@ from .synth import SynthConfig, run_synth
 COMMANDS = [
     Command("migrate", MigrateConfig, run_migrate, "translate the nouns of sentences in place (MIGRATE)"),
     Command("syncs", SyncsConfig, run_syncs, "SynCS: token/sentence replacement/annotation at a density and budget"),
+    Command("mix", MixConfig, run_mix, "SynCS §4.4: code-switch until each type has added its share of a budget of "
+            "new tokens (equal, extreme, repl-equal), on either language side or both"),
     Command("synth", SynthConfig, run_synth, "SynCS §4.1: token-level code-switching of a corpus by the distilled "
             "student (same outputs as `codeswitch syncs`)"),
 ]
@@ -26,16 +28,6 @@ COMMANDS = [
 def register(sub: argparse._SubParsersAction) -> None:
     cmds = add_group(sub, "codeswitch", "make code-switched text (MIGRATE, SynCS) or measure it", COMMANDS)
 
-    mix = cmds.add_parser("mix", help="SynCS §4.4: code-switch until each type has added its share of a budget of "
-                                      "new tokens (equal, extreme, repl-equal), on either language side or both")
-    mix.add_argument("--text", nargs="+", default=[], help="documents in --source-lang (one a line), for side "
-                                                           "source|both")
-    mix.add_argument("--target-text", nargs="+", default=[], help="documents in --target-lang, for side target|both")
-    mix.add_argument("--out", required=True, help="folder for SIDE.jsonl (provenance), SIDE.txt and summary.json")
-    mix.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
-    mix.add_argument("--on-bad", choices=["fail", "skip"], default="fail", help="non-UTF-8 lines: fail or skip")
-    MixConfig.add_arguments(mix)
-    mix.set_defaults(func=_mix)
 
     mea = cmds.add_parser("measure", help="count code-switching types in a corpus (SynCS §2)")
     mea.add_argument("--text", nargs="+", required=True, help="UTF-8 text files, one document per line")
@@ -96,14 +88,6 @@ def _check_outputs(args: argparse.Namespace, outputs: dict) -> None:
     for param, path in outputs.items():
         if path is not None:
             check_out_file(path, args.overwrite, param, {"--text": args.text})
-
-
-def _mix(args: argparse.Namespace) -> int:
-    check_not_input(args.out, {"--text": args.text, "--target-text": args.target_text})
-    result = run_mix(MixConfig.from_namespace(args), args.out, args.text, args.target_text, args.overwrite,
-                     args.on_bad)
-    print(json.dumps(result, indent=2, ensure_ascii=False))
-    return 0
 
 
 def _back_translator(args: argparse.Namespace, cfg: MeasureConfig):
