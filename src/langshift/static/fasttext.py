@@ -60,6 +60,7 @@ class StaticConfig(StageConfig):
     seed: int = opt(0, "random seed for initial vectors and sampling")
 
     def validate(self) -> None:
+        super().validate()
         for name in ("dim", "window", "negative", "epochs", "min_count", "workers", "bucket"):
             check_range(name, getattr(self, name), 1)
         check_range("minn", self.minn, 1)

@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
-from ..config import Result, opt
+from ..config import Result, StageConfig, opt
 from ..errors import ConfigError
 from ..files import read_lines
 from .fasttext import StaticConfig, continue_static, tokenise_lines, train_static
@@ -20,8 +20,8 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(kw_only=True)
-class StaticRunConfig(StaticConfig):
-    """Where a static space comes from and goes to, with the fastText options of ``StaticConfig``."""
+class StaticFiles(StageConfig):
+    """Where a static space comes from and goes to."""
 
     INPUTS: ClassVar[tuple[str, ...]] = ("init", "text", "codeswitched")
 
@@ -51,6 +51,11 @@ class StaticRunConfig(StaticConfig):
                                             "inputs.target_text)")
         if self.on_bad not in ("fail", "skip"):
             raise ConfigError("on_bad", self.on_bad, "choose fail or skip")
+
+
+@dataclass(kw_only=True)
+class StaticRunConfig(StaticConfig, StaticFiles):
+    """``static train|continue|convert`` and the pipeline's static stage: the files with the fastText options."""
 
 
 @dataclass
