@@ -12,4 +12,5 @@ add_stage(Stage("static", StaticRunConfig,
                  Slot("text", ("$target_text",), required=False, kind="file"),
                  Slot("codeswitched", ("@migrate", "@syncs"), required=False, kind="file")),
                 "static", run=run_static, owned={"out": lambda w: str(w / "static"), "overwrite": lambda w: False},
+                volatile=("allow_pickle",),  # it decides whether a pickle loads, not what a loaded one gives
                 help="fastText static embeddings: train or continue on code-switched text"))
