@@ -221,7 +221,8 @@ def main() -> None:
     args = ap.parse_args()
     import torch
 
-    from langshift.codeswitch.detect import DetectConfig, LocalChooser, load_encoder, read_gold
+    from langshift.codeswitch.classify import LocalChooser
+    from langshift.codeswitch.detect import DetectConfig, load_encoder, read_gold
     from langshift.codeswitch.measure import MeasureConfig
     from langshift.models import load_model, load_tokenizer
 

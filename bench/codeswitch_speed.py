@@ -31,12 +31,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from langshift.codeswitch.migrate import MigrateConfig, migrate
+from langshift.codeswitch.migrate import MigrateOptions, migrate
 from langshift.codeswitch.migrate import Stats as MigrateStats
 from langshift.codeswitch.migrate import summary as migrate_summary
 from langshift.codeswitch.provenance import TokenCounter
 from langshift.codeswitch.syncs import Stats as SyncsStats
-from langshift.codeswitch.syncs import SyncsConfig, syncs
+from langshift.codeswitch.syncs import SyncsOptions, syncs
 from langshift.codeswitch.syncs import summary as syncs_summary
 from langshift.files import atomic_write_json
 from langshift.resources import bible_verses
@@ -63,7 +63,7 @@ def run_migrate_once(verses, tagger: str, engine: str, workers: int, counter, wo
     """One MIGRATE run through the engine; a fresh translator (no disk cache) so every distinct noun really
     reaches apertium; the tagger by name, so each worker builds its own."""
     translator = get_translator("apertium", "en", "es")
-    cfg = MigrateConfig(tagger=tagger, num_proc=workers, engine=engine, tasks=workers,
+    cfg = MigrateOptions(tagger=tagger, num_proc=workers, engine=engine, tasks=workers,
                         work_dir=os.path.join(work, f"{tagger}-{engine}-{workers}"))
     st = MigrateStats()
     cpu0, load0 = cpu_seconds(), os.getloadavg()[0]
@@ -123,7 +123,7 @@ def main() -> None:
 
     # 2. SynCS token replacement, half of the sentences, nouns
     translator = get_translator("apertium", "en", "es")
-    scfg = SyncsConfig(mix="extreme", type="token-repl", density=0.5, words="nouns", tagger=args.taggers[0])
+    scfg = SyncsOptions(mix="extreme", type="token-repl", density=0.5, words="nouns", tagger=args.taggers[0])
     sst = SyncsStats()
     start, cpu0, load0 = time.perf_counter(), cpu_seconds(), os.getloadavg()[0]
     n_words = sum(len(r.text.split()) for r in syncs(verses, translator, scfg, tagger, counter, sst))

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 from langshift.codeswitch.provenance import TokenCounter
-from langshift.codeswitch.syncs import Stats, SyncsConfig, syncs
+from langshift.codeswitch.syncs import Stats, SyncsOptions, syncs
 from langshift.codeswitch.synth import Student, SynthConfig
 from langshift.codeswitch.teach import FilterConfig, TeachConfig, check_rows, teach
 from langshift.evaluate.intervals import wilson
@@ -171,7 +171,7 @@ def main() -> None:
     from langshift.text.tagging import get_tagger
     from langshift.translate import get_translator
 
-    cfg = SyncsConfig(mix="extreme", type="token-repl", density=1.0, words="nouns", word_share=0.3)
+    cfg = SyncsOptions(mix="extreme", type="token-repl", density=1.0, words="nouns", word_share=0.3)
     t0, c0 = time.perf_counter(), cpu()
     recs = list(syncs(src, get_translator("apertium", "en", "es"), cfg, get_tagger("apertium", "en"),
                       TokenCounter(), Stats()))

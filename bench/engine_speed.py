@@ -42,12 +42,12 @@ def timed(fn) -> tuple[dict, object]:
 
 def syncs_runs(verses: list[str], workers: list[int]) -> dict:
     from langshift.codeswitch.provenance import TokenCounter
-    from langshift.codeswitch.syncs import Stats, SyncsConfig, summary, syncs
+    from langshift.codeswitch.syncs import Stats, SyncsOptions, summary, syncs
     from langshift.translate import get_translator
 
     out, reference = {}, None
     for n in workers:
-        cfg = SyncsConfig(mix="extreme", type="token-repl", density=0.5, words="nouns", tagger="apertium", num_proc=n)
+        cfg = SyncsOptions(mix="extreme", type="token-repl", density=0.5, words="nouns", tagger="apertium", num_proc=n)
         translator, stats = get_translator("apertium", "en", "es"), Stats()
         fig, recs = timed(lambda t=translator, c=cfg, st=stats: [
             r.to_json() for r in syncs(verses, t, c, c.tagger, TokenCounter(), st)])

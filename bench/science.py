@@ -107,8 +107,7 @@ def per_verse_bits(model, tok, texts: list[str]) -> np.ndarray:
 
 def inits(args, train_txt: Path, tok_dir: Path, model, src, tgt) -> dict:
     """name -> function returning the transferred model (a fresh copy each)."""
-    from langshift.static import StaticConfig, continue_static, train_static
-    from langshift.static.fasttext import load_static, tokenise_lines
+    from langshift.static import StaticConfig, continue_static, load_static, tokenise_lines, train_static
     from langshift.transfer.apply import Prebuilt, transfer
     from langshift.transfer.config import TransferOptions
     from langshift.transfer.inputs import static_space

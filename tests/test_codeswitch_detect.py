@@ -10,19 +10,16 @@ import pytest
 
 from helpers import byte_level_bpe, save_model_folder, tiny_llama, write_lines
 from langshift.cli import main
+from langshift.codeswitch.classify import EndpointChooser, LocalChooser, parse_box, refine_tokens
 from langshift.codeswitch.detect import (
     DetectConfig,
-    EndpointChooser,
     HiddenStateEncoder,
-    LocalChooser,
     centred,
     detect,
     load_encoder,
     pair_similarity,
-    parse_box,
     predicted_sets,
     read_gold,
-    refine_tokens,
     score,
 )
 from langshift.codeswitch.measure import MeasureConfig

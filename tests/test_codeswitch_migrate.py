@@ -5,7 +5,7 @@ from collections import Counter
 
 import pytest
 
-from langshift.codeswitch.migrate import MigrateConfig, Stats, migrate, run_migrate, summary
+from langshift.codeswitch.migrate import MigrateConfig, MigrateOptions, Stats, migrate, run_migrate, summary
 from langshift.codeswitch.provenance import Quota, TokenCounter, splice, write_outputs
 from langshift.errors import ConfigError, LangshiftError
 
@@ -58,7 +58,7 @@ class FakeTranslator:
 
 
 def run(docs=DOCS, **kw):
-    cfg = MigrateConfig(**{"batch_size": 2, **kw})
+    cfg = MigrateOptions(**{"batch_size": 2, **kw})
     tr, stats = FakeTranslator(), Stats()
     recs = list(migrate(docs, FakeTagger(), tr, cfg, TokenCounter(), stats))
     return recs, stats, tr
@@ -135,7 +135,7 @@ def test_token_budget_within_one_sentence():
 
 
 def test_summary_and_outputs(tmp_path):
-    cfg = MigrateConfig(batch_size=2)
+    cfg = MigrateOptions(batch_size=2)
     stats = Stats()
     recs = migrate(DOCS, FakeTagger(), FakeTranslator(), cfg, TokenCounter(), stats)
     write_outputs(recs, tmp_path / "cs.jsonl", tmp_path / "cs.txt")
@@ -157,11 +157,11 @@ def test_bad_input_errors(tmp_path):
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"The king spoke.\nThe \xe9 house.\n")
     with pytest.raises(LangshiftError, match="line 2 is not UTF-8"):
-        run_migrate(MigrateConfig(), [bad], tmp_path / "o.jsonl")
+        run_migrate(MigrateConfig(text=[str(bad)], out=str(tmp_path / "o.jsonl")))
     empty = tmp_path / "empty.txt"
     empty.write_text("\n  \n", encoding="utf-8")
     with pytest.raises(ConfigError, match="no text"):
-        run_migrate(MigrateConfig(), [empty], tmp_path / "o.jsonl")
+        run_migrate(MigrateConfig(text=[str(empty)], out=str(tmp_path / "o.jsonl")))
     assert not (tmp_path / "o.jsonl").exists()
     with pytest.raises(ConfigError, match="share"):
-        MigrateConfig(share=1.5)
+        MigrateOptions(share=1.5)

@@ -60,14 +60,14 @@ def test_migrate_and_syncs_on_kjv(tmp_path, verses, capsys):
 def test_migrate_same_output_with_worker_processes(verses):
     # workers are forked from a process whose tagger already keeps an analyser running: each must start
     # its own, and since each tagging call gets a fresh tagger, the output cannot depend on num_proc
-    from langshift.codeswitch.migrate import MigrateConfig, migrate
+    from langshift.codeswitch.migrate import MigrateOptions, migrate
     from langshift.text.tagging import get_tagger
     from langshift.translate import get_translator
 
     tagger = get_tagger("apertium")
     runs = []
     for num_proc in (1, 2, 1):
-        cfg = MigrateConfig(num_proc=num_proc, batch_size=8)
+        cfg = MigrateOptions(num_proc=num_proc, batch_size=8)
         recs = migrate(verses, tagger, get_translator("apertium", "en", "es"), cfg)
         runs.append([(r.id, r.text, r.sep, r.original) for r in recs])
     assert runs[0] == runs[1] == runs[2]

@@ -7,9 +7,9 @@ import pytest
 
 from helpers import EN_TEXT, ES_TEXT, byte_level_bpe
 from langshift.cli import main
-from langshift.codeswitch.mixing import MixConfig, allocate, mix_side
+from langshift.codeswitch.mixing import MixOptions, allocate, mix_side
 from langshift.codeswitch.provenance import TokenCounter
-from langshift.codeswitch.syncs import Stats, SyncsConfig, TypeCycle, syncs
+from langshift.codeswitch.syncs import Stats, SyncsOptions, TypeCycle, syncs
 from langshift.errors import ConfigError
 from test_codeswitch_migrate import DOCS, NOUNS, FakeTagger, FakeTranslator
 
@@ -21,7 +21,7 @@ SENTS = {
 
 
 def run(docs=DOCS, tr=None, **kw):
-    cfg = SyncsConfig(**{"batch_size": 3, "seed": 0, **kw})
+    cfg = SyncsOptions(**{"batch_size": 3, "seed": 0, **kw})
     tr = tr or FakeTranslator(sentences=SENTS)
     stats = Stats()
     recs = list(syncs(docs, tr, cfg, FakeTagger(), TokenCounter(), stats))
@@ -101,11 +101,11 @@ def test_target_side_random_words():
     # Spanish text with English spans: the same code, the translator's direction reversed
     es_en = FakeTranslator(table={"rey": "king", "ciudad": "city", "pueblo": "people", "casa": "house"})
     docs = ["El rey de la ciudad habló al pueblo en la casa."]
-    recs, stats, _ = run(docs, tr=es_en, src_lang="es", tgt_lang="en", words="random", word_share=1.0,
+    recs, stats, _ = run(docs, tr=es_en, source_lang="es", target_lang="en", words="random", word_share=1.0,
                          density=1.0, mix="extreme", type="token-repl")
     assert recs[0].text == "El king de la city habló al people en la house."
     with pytest.raises(ConfigError, match="tagger"):
-        list(syncs(docs, es_en, SyncsConfig(words="nouns", mix="extreme", type="token-repl"), tagger=None))
+        list(syncs(docs, es_en, SyncsOptions(words="nouns", mix="extreme", type="token-repl"), tagger=None))
 
 
 # Mixing by new-token budget (SynCS §4.4) -------------------------------------------------------------
@@ -141,22 +141,22 @@ def test_token_counter_folder_or_tokenizers_file(target_tokenizer, tmp_path):
 
 
 def mixed(docs, side="source", counter=None, tr=None, **kw):
-    cfg = MixConfig(**{"batch_size": 4, "seed": 0, "words": "random", "word_share": 0.5, **kw})
+    cfg = MixOptions(**{"batch_size": 4, "seed": 0, "words": "random", "word_share": 0.5, **kw})
     tr = tr or WordByWord(table={k.lower(): v for k, v in NOUNS.items()} if side == "source" else ES_EN)
     return mix_side(docs, tr, cfg, side, None, counter or TokenCounter())
 
 
 def test_allocation_per_strategy():
-    assert allocate(1001, MixConfig(budget=1001, mix="equal").types("source")) == {
+    assert allocate(1001, MixOptions(budget=1001, mix="equal").types("source")) == {
         "token-repl": 251, "token-annt": 250, "sent-repl": 250, "sent-annt": 250}
-    assert allocate(1001, MixConfig(budget=1001).types("source")) == {"token-repl": 501, "sent-repl": 500}
-    cfg = MixConfig(budget=70, target_budget=9, side="both", mix="extreme", type="sent-repl", target_type="token-annt")
+    assert allocate(1001, MixOptions(budget=1001).types("source")) == {"token-repl": 501, "sent-repl": 500}
+    cfg = MixOptions(budget=70, target_budget=9, side="both", mix="extreme", type="sent-repl", target_type="token-annt")
     assert (cfg.types("source"), cfg.types("target")) == (["sent-repl"], ["token-annt"])
     assert (cfg.side_budget("source"), cfg.side_budget("target")) == (70, 9)
     with pytest.raises(ConfigError, match="target_budget"):
-        MixConfig(budget=100, target_budget=3, side="both", mix="equal")
+        MixOptions(budget=100, target_budget=3, side="both", mix="equal")
     with pytest.raises(ConfigError, match="share"):
-        MixConfig(budget=100, share=1.5)
+        MixOptions(budget=100, share=1.5)
 
 
 @pytest.mark.parametrize("mix", ["equal", "repl-equal", "extreme"])
@@ -227,5 +227,5 @@ def test_mix_both_sides_cli(tmp_path, monkeypatch, capsys):
     assert annotated and all(f"{e['source']} ({e['translation']})" in r["text"] and e["translation"] in
                              ES_EN.values() for r in annotated for e in r["replacements"])
     assert len((out / "source.txt").read_text().splitlines()) == len(EN_TEXT) * 3
-    assert json.loads(capsys.readouterr().out) == s
+    assert json.loads(capsys.readouterr().out) == {"out": str(out), **s}
     assert main(["codeswitch", "mix", "--side", "target", "--budget", "5", "--out", str(tmp_path / "p")]) == 2

@@ -13,7 +13,7 @@ from helpers import EN_TEXT, ES_TEXT, byte_level_bpe, save_model_folder, tiny_ll
 from langshift.cli import main
 from langshift.codeswitch.distill import DistillConfig, read_rows, sft_rows
 from langshift.codeswitch.provenance import TokenCounter
-from langshift.codeswitch.synth import SynthConfig, SynthStats, generate, synth
+from langshift.codeswitch.synth import SynthOptions, SynthStats, generate, synth
 from langshift.codeswitch.teach import (
     FilterConfig,
     TeachConfig,
@@ -147,7 +147,7 @@ def test_synth_splices_aligned_outputs_and_counts():
     student = ScriptedStudent({SRC: "And the rey spoke to the pueblo of the city.",
                                "The man gave the book.": "The man (hombre) gave the book (libro).",
                                "The dog runs.": "El perro corre."})
-    cfg = SynthConfig(model="unused", density=1.0, mix="token-equal", seed=0)
+    cfg = SynthOptions(model="unused", density=1.0, mix="token-equal", seed=0)
     stats = SynthStats()
     recs = list(synth(docs, cfg, student, TokenCounter(), stats))
     by = {r.original: r for r in recs}
@@ -166,7 +166,7 @@ def test_synth_magnitude_budget_stops_switching():
     docs = [SRC, SRC, SRC]
     student = ScriptedStudent({SRC: "And the rey spoke to the pueblo of the city."})
     stats = SynthStats()
-    recs = list(synth(docs, SynthConfig(model="x", density=1.0, magnitude=5), student, TokenCounter(), stats))
+    recs = list(synth(docs, SynthOptions(model="x", density=1.0, magnitude=5), student, TokenCounter(), stats))
     assert [r.type for r in recs] == ["token-repl", "token-repl", None]   # 2 new words each; 6 > 5
     assert stats.budget_reached and stats.new_tokens == 4
 
@@ -223,13 +223,13 @@ def test_bad_configs_name_the_parameter():
     with pytest.raises(ConfigError, match="--dictionary"):
         TeachConfig(dictionary="d.tsv")
     with pytest.raises(ConfigError, match="density"):
-        SynthConfig(model="m", density=1.5)
+        SynthOptions(model="m", density=1.5)
     with pytest.raises(ConfigError, match="max_switch_share"):
         FilterConfig(max_switch_share=2)
     with pytest.raises(ConfigError, match="--lr"):
         DistillConfig(model="m", data="d", out="o", lr=0)
     with pytest.raises(LangshiftError, match="vllm"):
-        SynthConfig(model="m", backend="vllm")
+        SynthOptions(model="m", backend="vllm")
 
 
 def test_bad_files(tmp_path):
@@ -250,7 +250,7 @@ def test_bad_files(tmp_path):
 def test_cli_errors_exit_2_and_write_nothing(tmp_path, capsys):
     out = tmp_path / "rows.jsonl"
     assert main(["codeswitch", "teach", "--pairs", str(tmp_path / "missing.tsv"), "--out", str(out)]) == 2
-    assert main(["codeswitch", "teach", "--pairs", "x.tsv", "--out", str(out), "--tgt-lang", "zz"]) == 2
+    assert main(["codeswitch", "teach", "--pairs", "x.tsv", "--out", str(out), "--target-lang", "zz"]) == 2
     assert main(["codeswitch", "synth", "--model", "m", "--text", str(tmp_path / "none.txt"), "--out", str(out),
                  "--density", "2"]) == 2
     assert not out.exists()

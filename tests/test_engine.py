@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from langshift.codeswitch.migrate import MigrateConfig, Stats, migrate, run_migrate
+from langshift.codeswitch.migrate import MigrateConfig, MigrateOptions, Stats, migrate, run_migrate
 from langshift.codeswitch.provenance import TokenCounter
 from langshift.errors import ConfigError, LangshiftError, MissingDependencyError
 
@@ -33,26 +33,26 @@ def records(cfg, tagger=None, work=None):
 
 
 def test_datasets_num_proc_2_equals_1():
-    one = records(MigrateConfig(batch_size=5, num_proc=1))
-    two = records(MigrateConfig(batch_size=5, num_proc=2))
+    one = records(MigrateOptions(batch_size=5, num_proc=1))
+    two = records(MigrateOptions(batch_size=5, num_proc=2))
     assert two == one
     assert [r["id"] for r in one][:3] == ["0.0", "0.1", "1.0"] and len({r["id"] for r in one}) == len(one)
     assert sum(bool(r["replacements"]) for r in one) > 20
 
 
 def test_datatrove_two_local_workers_equal_one_worker(tmp_path):
-    one = records(MigrateConfig(batch_size=5))
-    cfg = MigrateConfig(batch_size=5, num_proc=2, tasks=2, engine="datatrove", work_dir=str(tmp_path / "dt"))
+    one = records(MigrateOptions(batch_size=5))
+    cfg = MigrateOptions(batch_size=5, num_proc=2, tasks=2, engine="datatrove", work_dir=str(tmp_path / "dt"))
     assert records(cfg) == one
     assert sorted(os.listdir(tmp_path / "dt" / "output")) == ["00000.parquet", "00001.parquet"]
     assert sorted(os.listdir(tmp_path / "dt" / "logs" / "completions")) == ["00000", "00001"]
 
 
 def test_datatrove_resume_redoes_only_the_unfinished_shard(tmp_path):
-    one = records(MigrateConfig(batch_size=5))
+    one = records(MigrateOptions(batch_size=5))
     work = tmp_path / "dt"
     # 36 documents in groups of 5 → 8 groups in 3 tasks (3, 3, 2 groups); one worker, so tasks run in turn
-    cfg = MigrateConfig(batch_size=5, num_proc=1, tasks=3, engine="datatrove", work_dir=str(work))
+    cfg = MigrateOptions(batch_size=5, num_proc=1, tasks=3, engine="datatrove", work_dir=str(work))
     records(cfg)  # all three shards done
     done = {p: os.stat(work / "output" / p).st_ino for p in os.listdir(work / "output")}
     os.unlink(work / "logs" / "completions" / "00001")          # task 1 "killed": no completion marker,
@@ -84,12 +84,13 @@ def test_run_migrate_reads_jsonl_and_parquet_writes_parquet(tmp_path, monkeypatc
     outs = {}
     for src in (txt, jsonl, parquet):
         out = tmp_path / f"out-{src.suffix[1:]}.jsonl"
-        run_migrate(MigrateConfig(batch_size=2, num_proc=2), [src], out, tmp_path / f"{src.suffix}.txt")
+        run_migrate(MigrateConfig(text=[str(src)], out=str(out), text_out=str(tmp_path / f"{src.suffix}.txt"),
+                                batch_size=2, num_proc=2))
         outs[src.suffix] = out.read_text(encoding="utf-8")
     assert outs[".txt"] == outs[".jsonl"] == outs[".parquet"] and outs[".txt"].count("\n") == 8
-    res = run_migrate(MigrateConfig(batch_size=2), [parquet], tmp_path / "o.parquet")
+    res = run_migrate(MigrateConfig(text=[str(parquet)], out=str(tmp_path / "o.parquet"), batch_size=2))
     table = pq.read_table(tmp_path / "o.parquet").to_pylist()
-    assert len(table) == res["sentences"] == 8
+    assert len(table) == res.sentences == 8
     assert [json.loads(x)["text"] for x in outs[".txt"].splitlines()] == [r["text"] for r in table]
     assert table[0]["replacements"][0] == {"start": 4, "end": 8, "source": "king", "translation": "rey",
                                            "tag": "NN"}
@@ -99,22 +100,22 @@ def test_bad_inputs_and_missing_datatrove(tmp_path, monkeypatch):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "The king."}\n{"txt": "x"}\n', encoding="utf-8")
     with pytest.raises(LangshiftError, match="line 2 has no string field 'text'"):
-        run_migrate(MigrateConfig(), [bad], tmp_path / "o.jsonl")
+        run_migrate(MigrateConfig(text=[str(bad)], out=str(tmp_path / "o.jsonl")))
     nocol = tmp_path / "n.parquet"
     __import__("pyarrow.parquet").parquet.write_table(__import__("pyarrow").table({"body": ["x"]}), nocol)
     with pytest.raises(ConfigError, match="no 'text' column"):
-        run_migrate(MigrateConfig(), [nocol], tmp_path / "o.jsonl")
+        run_migrate(MigrateConfig(text=[str(nocol)], out=str(tmp_path / "o.jsonl")))
     assert not (tmp_path / "o.jsonl").exists() and not any(p.name.startswith(".o.") for p in tmp_path.iterdir())
     for name in ("datatrove", "datatrove.executor", "datatrove.pipeline.base"):
         monkeypatch.setitem(sys.modules, name, None)
     with pytest.raises(MissingDependencyError, match=r"langshift\[scale\]"):
-        records(MigrateConfig(engine="datatrove", work_dir=str(tmp_path / "w")))
+        records(MigrateOptions(engine="datatrove", work_dir=str(tmp_path / "w")))
     with pytest.raises(ConfigError, match="tasks"):
-        MigrateConfig(tasks=0)
-    assert MigrateConfig(executor_options='{partition: cpu, time: "4:00:00"}').executor_options == {
+        MigrateOptions(tasks=0)
+    assert MigrateOptions(executor_options='{partition: cpu, time: "4:00:00"}').executor_options == {
         "partition": "cpu", "time": "4:00:00"}
     with pytest.raises(ConfigError, match="executor_options"):
-        MigrateConfig(executor_options="[1, 2]")
+        MigrateOptions(executor_options="[1, 2]")
 
 
 # SynCS on the engine -------------------------------------------------------------------------------------
@@ -134,11 +135,11 @@ def syncs_records(cfg, docs=CORPUS):
 @pytest.mark.parametrize("kw", [dict(density=0.5, mix="equal"),
                                 dict(density=1.0, mix="extreme", type="token-repl", word_share=1.0, magnitude=40)])
 def test_syncs_num_proc_2_and_datatrove_equal_1_worker(tmp_path, kw):
-    from langshift.codeswitch.syncs import SyncsConfig
+    from langshift.codeswitch.syncs import SyncsOptions
 
-    one = syncs_records(SyncsConfig(batch_size=4, **kw))
-    assert syncs_records(SyncsConfig(batch_size=4, num_proc=2, **kw)) == one
-    dt = SyncsConfig(batch_size=4, num_proc=2, tasks=2, engine="datatrove", work_dir=str(tmp_path / "dt"), **kw)
+    one = syncs_records(SyncsOptions(batch_size=4, **kw))
+    assert syncs_records(SyncsOptions(batch_size=4, num_proc=2, **kw)) == one
+    dt = SyncsOptions(batch_size=4, num_proc=2, tasks=2, engine="datatrove", work_dir=str(tmp_path / "dt"), **kw)
     assert syncs_records(dt) == one
     assert sorted(os.listdir(tmp_path / "dt" / "sentences" / "output")) == ["00000.parquet", "00001.parquet"]
     recs, summary, asked = one
@@ -157,10 +158,11 @@ def test_run_syncs_reads_jsonl_like_text(tmp_path, monkeypatch):
     txt.write_text("\n".join(CORPUS[:9]) + "\n", encoding="utf-8")
     jsonl.write_text("".join(json.dumps({"text": d}) + "\n" for d in CORPUS[:9]), encoding="utf-8")
     cfg = dict(density=1.0, mix="extreme", type="token-repl", batch_size=2)
-    a = run_syncs(SyncsConfig(**cfg), [txt], tmp_path / "a.jsonl")
-    b = run_syncs(SyncsConfig(num_proc=2, **cfg), [jsonl], tmp_path / "b.jsonl")
+    a = run_syncs(SyncsConfig(text=[str(txt)], out=str(tmp_path / "a.jsonl"), **cfg)).to_dict()
+    b = run_syncs(SyncsConfig(text=[str(jsonl)], out=str(tmp_path / "b.jsonl"), num_proc=2, **cfg)).to_dict()
     assert (tmp_path / "a.jsonl").read_text() == (tmp_path / "b.jsonl").read_text()
-    a.pop("seconds"), a.pop("tokens_per_second", None), b.pop("seconds"), b.pop("tokens_per_second", None)
+    for r in (a, b):
+        r.pop("seconds"), r.pop("out")
     assert a == b and a["sentences"] == 12 and a["modified"] + a["not_translated"] == 12 and a["modified"] >= 8
 
 
@@ -214,19 +216,18 @@ def test_run_measure_reads_jsonl_and_parquet_like_text(tmp_path):
 
 
 def test_pipeline_codeswitch_stages_run_on_the_engine(tmp_path, monkeypatch):
-    from types import SimpleNamespace
-
-    from langshift.pipeline.stages import MigrateStageConfig, SyncsStageConfig, _switch
+    from langshift.pipeline.stages import STAGES, Context
 
     monkeypatch.setattr("langshift.text.tagging.get_tagger", lambda name, lang: FakeTagger())
     monkeypatch.setattr("langshift.translate.get_translator", lambda *a, **k: FakeTranslator())
     txt = tmp_path / "c.txt"
     txt.write_text("\n".join(CORPUS[:9]) + "\n", encoding="utf-8")
-    for method, cfg in (("migrate", MigrateStageConfig(text=str(txt), num_proc=2, batch_size=2)),
-                        ("syncs", SyncsStageConfig(text=str(txt), num_proc=2, density=1.0, mix="extreme",
-                                                   type="token-repl"))):
-        ctx = SimpleNamespace(work=tmp_path / method)
-        summary = _switch(cfg, ctx, method)
+    for method, options in (("migrate", dict(num_proc=2, batch_size=2)),
+                            ("syncs", dict(num_proc=2, density=1.0, mix="extreme", type="token-repl"))):
+        stage, ctx = STAGES.get(method), Context(work=tmp_path / method)
+        owned = {k: fn(ctx.work) for k, fn in stage.owned.items()}
+        summary = stage(stage.config(text=str(txt), **owned, **options), ctx)
         lines = (ctx.work / "codeswitched.txt").read_text(encoding="utf-8").splitlines()
         assert len(lines) == 9 and lines[0] != CORPUS[0] and summary["sentences"] == 12
-        assert sorted(os.listdir(ctx.work)) == ["codeswitched.jsonl", "codeswitched.txt"]  # no corpus left behind
+        assert sorted(os.listdir(ctx.work)) == [f".step.{method}.json", "codeswitched.jsonl",  # no corpus left behind
+                                                "codeswitched.jsonl.summary.json", "codeswitched.txt"]

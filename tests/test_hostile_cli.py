@@ -93,7 +93,7 @@ TEXT_COMMANDS = {
     "tokenizer train": (["tokenizer", "train", "--text", "{f}", "--out", "tk", "--vocab-size", "300"], "--text"),
     "static train": (["static", "train", "--text", "{f}", "--out", "st", "--dim", "8"], "--text"),
     "eval bpb": (["eval", "bpb", "--model", "{model}", "--text", "{f}"], "--text"),
-    "translate": (["translate", "--backend", "dictionary", "--src", "en", "--tgt", "es", "--in", "{f}",
+    "translate": (["translate", "--backend", "dictionary", "--source-lang", "en", "--target-lang", "es", "--in", "{f}",
                    "--out", "o.txt"], "--in"),
     "train lapt": (["train", "lapt", "--model", "{model}", "--text", "{f}", "--out", "o"], "--text"),
 }
@@ -121,7 +121,7 @@ OUT_IS_INPUT = {
     "tokenizer extend": ["tokenizer", "extend", "--base", "{model}", "--text", "t.txt", "--out", "{model}",
                          "--overwrite"],
     "static train": ["static", "train", "--text", "t.txt", "--out", "./t.txt", "--overwrite"],
-    "translate": ["translate", "--backend", "dictionary", "--src", "en", "--tgt", "es", "--in", "t.txt",
+    "translate": ["translate", "--backend", "dictionary", "--source-lang", "en", "--target-lang", "es", "--in", "t.txt",
                   "--out", "t.txt"],
     "transfer": ["transfer", "--model", "{model}", "--tokenizer", "{target}", "--out", "{model}", "--overwrite"],
     "train lapt": ["train", "lapt", "--model", "{model}", "--text", "t.txt", "--out", "{model}", "--overwrite"],
@@ -267,7 +267,7 @@ NUMBERS = {
                                      "--embedding-rows", "rows.jsonl"], "--embedding-rows"),
     "transfer target without specials": (["transfer", "--model", "{model}", "--tokenizer", "{bare}", "--out",
                                           "o", "--method", "mean"], "--tokenizer"),
-    "translate --out a folder": (["translate", "--backend", "dictionary", "--src", "en", "--tgt", "es",
+    "translate --out a folder": (["translate", "--backend", "dictionary", "--source-lang", "en", "--target-lang", "es",
                                   "--in", "t.txt", "--out", "runs"], "--out"),
 }
 

@@ -1,5 +1,5 @@
 """Hostile static-embedding inputs: malformed fastText .bin headers, pickles that would run code, bad
-.vec files, wrong encodings, empty files and folders — through `static continue --model` and
+.vec files, wrong encodings, empty files and folders — through `static continue --init` and
 `transfer --aux-fasttext`. Each must exit 2 with a one-line error naming the parameter, in well under a
 second and without a large allocation, run no pickled code, and write nothing at --out."""
 
@@ -213,7 +213,7 @@ def _run(argv: list[str], capsys) -> tuple[int, str]:
 
 
 def _static_continue(x: pathlib.Path, out: pathlib.Path, inputs, *extra) -> list[str]:
-    return ["static", "continue", "--model", str(x), "--text", inputs["es"], "--out", str(out), "--min-count", "1",
+    return ["static", "continue", "--init", str(x), "--codeswitched", inputs["es"], "--out", str(out), "--min-count", "1",
             "--workers", "1", *extra]
 
 
@@ -222,7 +222,7 @@ def _transfer(x: pathlib.Path, out: pathlib.Path, inputs, *extra) -> list[str]:
             "--aux-fasttext", str(x), "--out", str(out), *extra]
 
 
-COMMANDS = {"static continue": (_static_continue, "--model"), "transfer": (_transfer, "--aux-fasttext")}
+COMMANDS = {"static continue": (_static_continue, "--init"), "transfer": (_transfer, "--aux-fasttext")}
 
 
 def test_crafted_bin_writer_makes_a_valid_model(tmp_path):
@@ -309,9 +309,9 @@ def test_allow_pickle_loads_a_legitimate_gensim_model_with_a_warning(command, tm
 
 def test_static_convert_rewrites_a_pickle_once(tmp_path, capsys):
     legacy = _legacy_folder(tmp_path)
-    code, err = _run(["static", "convert", "--model", str(legacy), "--out", str(tmp_path / "safe")], capsys)
+    code, err = _run(["static", "convert", "--init", str(legacy), "--out", str(tmp_path / "safe")], capsys)
     assert code == 2 and "--allow-pickle" in err and not (tmp_path / "safe").exists()
-    assert main(["static", "convert", "--model", str(legacy), "--out", str(tmp_path / "safe"),
+    assert main(["static", "convert", "--init", str(legacy), "--out", str(tmp_path / "safe"),
                  "--allow-pickle"]) == 0
     old, new = load_static(legacy, allow_pickle=True), load_static(tmp_path / "safe", trainable=True)
     np.testing.assert_array_equal(new.wv.vectors_vocab, old.wv.vectors_vocab)

@@ -53,7 +53,7 @@ def digest_run(out: Path) -> dict[str, str]:
 
 
 def static_vectors_digest(out: Path) -> str:
-    from langshift.static.fasttext import load_static
+    from langshift.static import load_static
 
     space = load_static(out / "static" / "static")
     return hashlib.sha256(space.wv.vectors.tobytes() + space.wv.vectors_ngrams.tobytes()).hexdigest()

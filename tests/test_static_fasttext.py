@@ -228,12 +228,12 @@ def test_cli_train_continue_and_bad_utf8(tmp_path, capsys):
     es.write_text("\n".join(ES_TEXT * 5), encoding="utf-8")
     flags = ["--dim", "8", "--bucket", "1000", "--min-count", "1", "--workers", "1"]
     assert main(["static", "train", "--text", str(en), "--out", str(tmp_path / "a"), *flags]) == 0
-    assert main(["static", "continue", "--model", str(tmp_path / "a"), "--text", str(es),
+    assert main(["static", "continue", "--init", str(tmp_path / "a"), "--codeswitched", str(es),
                  "--out", str(tmp_path / "b"), "--min-count", "1"]) == 0
     b = load_static(tmp_path / "b")
     assert b.known("libro") and b.known("book") and b.dim == 8
     # the chain continues from what it wrote, without --allow-pickle
-    assert main(["static", "continue", "--model", str(tmp_path / "b"), "--text", str(en),
+    assert main(["static", "continue", "--init", str(tmp_path / "b"), "--codeswitched", str(en),
                  "--out", str(tmp_path / "b2"), "--min-count", "1"]) == 0
     assert load_static(tmp_path / "b2").known("libro")
 

@@ -130,11 +130,11 @@ def test_vote_names_a_missing_member(monkeypatch):
 @needs_apertium
 @needs_hanta
 def test_migrate_default_tagger_selects_the_real_nouns_of_the_issue_sentences():
-    from langshift.codeswitch.migrate import MigrateConfig, find_nouns, tag_sentences
+    from langshift.codeswitch.migrate import MigrateOptions, find_nouns, tag_sentences
 
-    cfg = MigrateConfig()
+    cfg = MigrateOptions()
     assert cfg.tagger == "vote"
-    tagger = get_tagger(cfg.tagger, cfg.src_lang)
+    tagger = get_tagger(cfg.tagger, cfg.source_lang)
     assert tagger.members == ["apertium", "hanta"]
     spans, tags = tag_sentences(ISSUE, tagger)
     assert [[n.text for n in ns] for ns in find_nouns(spans, tags, cfg.noun_tags)] == ISSUE_NOUNS

@@ -5,11 +5,11 @@ import pytest
 
 from langshift.errors import ConfigError, LangshiftError, MissingDependencyError
 from langshift.translate import TRANSLATORS, get_translator
-from langshift.translate.apertium import (
+from langshift.translate.apertium import installed_pairs
+from langshift.translate.apertium_stream import (
     KeptPipeline,
     escape,
     escape_words,
-    installed_pairs,
     lemma_tags,
     split_unescaped,
     stream_tokens,
@@ -102,18 +102,18 @@ def test_word_pipelines_are_kept_between_calls(monkeypatch):
 
 
 def test_kept_pipeline_fails_loudly_instead_of_shifting_outputs():
-    from langshift.translate.apertium import _payload
+    from langshift.translate.apertium_stream import nul_payload
 
     ok = KeptPipeline("cat")
-    assert ok.process(_payload(["a", "b\\$"]), 2) == b"a\0b\\$\0"
-    assert ok.process(_payload(["c"]), 1) == b"c\0"
+    assert ok.process(nul_payload(["a", "b\\$"]), 2) == b"a\0b\\$\0"
+    assert ok.process(nul_payload(["c"]), 1) == b"c\0"
     ok.stop()
     doubled = KeptPipeline("sed -zu 's/^/x\\x00/'")  # two outputs per item: alignment lost
     with pytest.raises(LangshiftError, match="lost alignment"):
-        doubled.process(_payload(["a", "b"]), 2)
+        doubled.process(nul_payload(["a", "b"]), 2)
     dead = KeptPipeline("head -c 1; echo broken >&2; exit 3")
     with pytest.raises(LangshiftError, match="ended early.*broken"):
-        dead.process(_payload(["a", "b"]), 2)
+        dead.process(nul_payload(["a", "b"]), 2)
 
 
 def test_split_unescaped_matches_a_character_scan():

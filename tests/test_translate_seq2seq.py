@@ -37,7 +37,7 @@ def test_batched_generation_and_cache(tiny_m2m100, tmp_path):
     sents = [f"the old man number {i} reads a book" for i in range(7)] + ["the old man number 0 reads a book"]
     tr = get_translator("seq2seq", "en", "es", cache=tmp_path / "c.sqlite", model=tiny_m2m100, batch_size=3,
                         max_new_tokens=6, device="cpu")
-    assert tr.backend.family == "m2m100" and tr.backend.tgt_token == "__es__"
+    assert tr.backend.family == "m2m100" and tr.backend.target_token == "__es__"
     out = tr.translate_sentences(sents)
     assert len(out) == 8 and all(o is None or isinstance(o, str) for o in out)
     assert out[0] == out[7]  # deterministic; the duplicate was not generated twice
@@ -69,7 +69,7 @@ def test_forced_target_token(tiny_m2m100, monkeypatch):
 
 
 def test_errors(tiny_m2m100, tmp_path):
-    with pytest.raises(ConfigError, match="tgt='fr'.*__es__"):
+    with pytest.raises(ConfigError, match="target_lang='fr'.*__es__"):
         get_translator("seq2seq", "en", "fr", model=tiny_m2m100, device="cpu")
     with pytest.raises(ConfigError, match="model"):
         get_translator("seq2seq", "en", "es", model=str(tmp_path / "nothing"))

@@ -8,6 +8,7 @@ depends on its whole batch (an HMM tagger reads across sentences) gives the same
 
 Cluster engine: datatrove — its Local/Slurm/Ray executors run the same step unchanged and its per-task
 completion markers (``skip_completed``) make shards resumable; it adds only loguru and humanize to our lock.
+The datatrove side is ``engine_datatrove.py``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import json
 import logging
 import os
 import signal
-import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -51,21 +51,27 @@ class EngineOptions(StageConfig):
                                      "it (default: OUT.work, removed after success)")
 
     def validate(self) -> None:
+        super().validate()
         check_range("num_proc", self.num_proc, 1)
         if self.engine not in ENGINES:
             raise ConfigError("engine", self.engine, f"choose one of {', '.join(ENGINES)}")
         if self.tasks is not None:
             check_range("tasks", self.tasks, 1)
-        if isinstance(self.executor_options, str):  # from the command line
-            import yaml
+        self.executor_options = parse_mapping("executor_options", self.executor_options, "{partition: cpu}")
 
-            try:
-                parsed = yaml.safe_load(self.executor_options) if self.executor_options.strip() else {}
-            except yaml.YAMLError as exc:
-                raise ConfigError("executor_options", self.executor_options, f"not JSON/YAML ({exc})") from None
-            self.executor_options = parsed
-        if not isinstance(self.executor_options, dict):
-            raise ConfigError("executor_options", self.executor_options, "give a mapping, e.g. '{partition: cpu}'")
+
+def parse_mapping(name: str, value: str | dict, example: str = "{model: FOLDER}") -> dict:
+    """A mapping option: a dict from a recipe, or JSON/YAML text from the command line."""
+    if isinstance(value, str):
+        import yaml
+
+        try:
+            value = yaml.safe_load(value) if value.strip() else {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(name, value, f"not JSON/YAML ({exc})") from None
+    if not isinstance(value, dict):
+        raise ConfigError(name, value, f"give a mapping, e.g. '{example}'")
+    return value
 
 
 def run_groups(groups, step: Callable[[dict], dict], features, opts: EngineOptions, work: str | os.PathLike,
@@ -73,6 +79,8 @@ def run_groups(groups, step: Callable[[dict], dict], features, opts: EngineOptio
     """``step`` over ``groups`` on the engine ``opts`` names: Dataset.map(num_proc) under ``work``, or datatrove
     tasks with their shards under ``opts.work_dir/shards`` (default ``work/datatrove/shards``; shards: name)."""
     if opts.engine == "datatrove":
+        from .engine_datatrove import run_datatrove
+
         sub = name if shards is None else shards
         where = Path(opts.work_dir) / sub if opts.work_dir else Path(work) / "datatrove" / sub
         rows = run_datatrove(groups, step, features, where, opts.tasks or opts.num_proc, opts.num_proc,
@@ -294,106 +302,3 @@ def _quiet():
     finally:
         if was:
             ds.enable_progress_bars()
-
-
-# 3. The same step as datatrove tasks: one Parquet shard per task, resumable --------------------------------
-
-def _datatrove(module: str = "datatrove.executor"):
-    from .optional import require
-
-    return require(module, SCALE_INSTALL, "running data stages on datatrove executors (local, Slurm, Ray)")
-
-
-def _shard_step_class():
-    base = _datatrove("datatrove.pipeline.base").PipelineStep
-
-    class GroupShardStep(base):
-        """Task ``rank``: read input shard ``rank``, run the step over its groups, write output shard ``rank``
-        atomically (a killed task leaves no output, and datatrove no completion marker: it is redone)."""
-
-        name = "langshift group step"
-        type = "🔀 - LANGSHIFT"
-
-        def __init__(self, step, features, in_dir: str, out_dir: str):
-            super().__init__()
-            self.step, self.features, self.in_dir, self.out_dir = step, features, in_dir, out_dir
-
-        def run(self, data=None, rank: int = 0, world_size: int = 1):
-            ds = _datasets()
-            with tempfile.TemporaryDirectory(dir=self.out_dir, prefix=f".task{rank:05d}.") as tmp:
-                with _quiet():
-                    groups = ds.Dataset.from_parquet(str(Path(self.in_dir) / f"{rank:05d}.parquet"), cache_dir=tmp)
-                with self.track_time():
-                    out = map_groups(groups, self.step, self.features, 1, tmp, "out", desc=f"task {rank}")
-                part = Path(tmp) / "out.parquet"
-                with _quiet():
-                    out.to_parquet(str(part))
-                os.replace(part, Path(self.out_dir) / f"{rank:05d}.parquet")
-            self.stat_update("groups", value=len(groups))
-            close_process_locals()
-            if data:
-                yield from data
-
-    return GroupShardStep
-
-
-def run_datatrove(groups, step, features, work: str | os.PathLike, tasks: int, workers: int,
-                  executor: str = "local", options: dict | None = None):
-    """``step`` over ``groups`` as ``tasks`` datatrove tasks (``workers`` at once), shards under ``work``.
-
-    A rerun with the same ``work`` skips the tasks that completed (datatrove's completion markers) and
-    redoes only the others. The input shards are written once; a rerun over different groups (another
-    corpus or group size) is refused rather than mixed. Returns the output dataset in group order, or
-    None when the executor only submitted the tasks (Slurm): rerun the same command once they finish."""
-    executors = _datatrove()
-    work = Path(work)
-    in_dir, out_dir, logs = work / "input", work / "output", work / "logs"
-    stamp = {"groups": len(groups), "tasks": tasks, "first_groups": groups[:1]["first"],
-             "fingerprint": getattr(groups, "_fingerprint", None)}
-    manifest = work / "manifest.json"
-    if manifest.is_file():
-        old = json.loads(manifest.read_text(encoding="utf-8"))
-        if old["groups"] != stamp["groups"] or old["tasks"] != tasks:
-            raise ConfigError("tasks", tasks, f"{work} holds shards of another run ({old['groups']} groups in "
-                                              f"{old['tasks']} tasks); remove it or give the same corpus and tasks")
-    else:
-        in_dir.mkdir(parents=True, exist_ok=True)
-        for rank in range(tasks):
-            part = in_dir / f".{rank:05d}.parquet.tmp"
-            with _quiet():
-                groups.shard(tasks, rank, contiguous=True).to_parquet(str(part))
-            os.replace(part, in_dir / f"{rank:05d}.parquet")
-        manifest.write_text(json.dumps(stamp), encoding="utf-8")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    pipeline = [_shard_step_class()(step, features, str(in_dir), str(out_dir))]
-    options = dict(options or {})
-    if executor == "local":
-        ex = executors.LocalPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=workers,
-                                               logging_dir=str(logs), skip_completed=True,
-                                               **{"start_method": "fork", **options})
-    elif executor == "slurm":
-        ex = executors.SlurmPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=workers,
-                                               logging_dir=str(logs), skip_completed=True, **options)
-    elif executor == "ray":
-        ex = executors.RayPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=workers,
-                                             logging_dir=str(logs), skip_completed=True, **options)
-    else:
-        raise ConfigError("executor", executor, f"choose one of {', '.join(EXECUTORS)}")
-    if ex.get_incomplete_ranks():
-        ex.run()
-    missing = ex.get_incomplete_ranks()
-    if missing:
-        if executor == "slurm":
-            return None
-        raise LangshiftError(f"datatrove tasks {missing[:20]} did not complete; see {logs}/logs; rerun the same "
-                             "command to redo only them")
-    ds = _datasets()
-    with _quiet():
-        return ds.Dataset.from_parquet([str(out_dir / f"{r:05d}.parquet") for r in range(tasks)],
-                                       features=features, cache_dir=str(work / "hf"))
-
-
-def completed_tasks(work: str | os.PathLike) -> list[int]:
-    """Ranks whose datatrove completion marker exists under ``work``."""
-    done = Path(work) / "logs" / "completions"
-    return sorted(int(p.name) for p in done.iterdir()) if done.is_dir() else []

@@ -6,11 +6,13 @@ from __future__ import annotations
 from .ablate import AblateConfig, run_ablate
 from .detect import DetectConfig, detect, run_score
 from .measure import MeasureConfig, measure, run_measure
-from .migrate import MigrateConfig, migrate, run_migrate
-from .mixing import MixConfig, allocate, mix_side, run_mix
+from .migrate import MigrateConfig, MigrateOptions, MigrateResult, migrate, run_migrate
+from .mixing import MixConfig, MixOptions, MixResult, allocate, mix_side, run_mix
 from .provenance import TYPES, Edit, Record, TokenCounter, write_outputs
-from .syncs import SyncsConfig, run_syncs, syncs
+from .syncs import SyncsConfig, SyncsOptions, SyncsResult, run_syncs, syncs
 
-__all__ = ["TYPES", "AblateConfig", "DetectConfig", "Edit", "MeasureConfig", "MigrateConfig", "MixConfig", "Record", "SyncsConfig",
+__all__ = ["TYPES", "AblateConfig", "DetectConfig", "Edit", "MeasureConfig", "MigrateConfig", "MigrateOptions",
+           "MigrateResult", "MixConfig", "MixOptions",
+           "MixResult", "Record", "SyncsConfig", "SyncsOptions", "SyncsResult",
            "TokenCounter", "allocate", "detect", "measure", "migrate", "mix_side", "run_ablate", "run_measure", "run_migrate",
            "run_mix", "run_score", "run_syncs", "syncs", "write_outputs"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 
+from ..commands import Command, add_group
 from ..files import check_not_input
 from .ablate import AblateConfig, run_ablate
 from .detect import DetectConfig, run_score
@@ -13,32 +13,21 @@ from .measure import MeasureConfig, run_measure
 from .migrate import MigrateConfig, run_migrate
 from .mixing import MixConfig, run_mix
 from .syncs import SyncsConfig, run_syncs
+from .synth import SynthConfig, run_synth
+
+COMMANDS = [
+    Command("migrate", MigrateConfig, run_migrate, "translate the nouns of sentences in place (MIGRATE)"),
+    Command("syncs", SyncsConfig, run_syncs, "SynCS: token/sentence replacement/annotation at a density and budget"),
+    Command("mix", MixConfig, run_mix, "SynCS §4.4: code-switch until each type has added its share of a budget of "
+            "new tokens (equal, extreme, repl-equal), on either language side or both"),
+    Command("synth", SynthConfig, run_synth, "SynCS §4.1: token-level code-switching of a corpus by the distilled "
+            "student (same outputs as `codeswitch syncs`)"),
+]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    cs = sub.add_parser("codeswitch", help="make code-switched text (MIGRATE, SynCS) or measure it")
-    cmds = cs.add_subparsers(dest="codeswitch_command", metavar="ACTION", required=True)
+    cmds = add_group(sub, "codeswitch", "make code-switched text (MIGRATE, SynCS) or measure it", COMMANDS)
 
-    mig = cmds.add_parser("migrate", help="translate the nouns of sentences in place (MIGRATE)")
-    _io_flags(mig)
-    MigrateConfig.add_arguments(mig)
-    mig.set_defaults(func=_migrate)
-
-    syn = cmds.add_parser("syncs", help="SynCS: token/sentence replacement/annotation at a density and budget")
-    _io_flags(syn)
-    SyncsConfig.add_arguments(syn)
-    syn.set_defaults(func=_syncs)
-
-    mix = cmds.add_parser("mix", help="SynCS §4.4: code-switch until each type has added its share of a budget of "
-                                      "new tokens (equal, extreme, repl-equal), on either language side or both")
-    mix.add_argument("--text", nargs="+", default=[], help="documents in --src-lang (one a line), for side "
-                                                           "source|both")
-    mix.add_argument("--target-text", nargs="+", default=[], help="documents in --tgt-lang, for side target|both")
-    mix.add_argument("--out", required=True, help="folder for SIDE.jsonl (provenance), SIDE.txt and summary.json")
-    mix.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
-    mix.add_argument("--on-bad", choices=["fail", "skip"], default="fail", help="non-UTF-8 lines: fail or skip")
-    MixConfig.add_arguments(mix)
-    mix.set_defaults(func=_mix)
 
     mea = cmds.add_parser("measure", help="count code-switching types in a corpus (SynCS §2)")
     mea.add_argument("--text", nargs="+", required=True, help="UTF-8 text files, one document per line")
@@ -85,27 +74,11 @@ def _measure_flags(p: argparse.ArgumentParser) -> None:
                    help="comma-separated languages expected to mix (default: en,es)")
 
 
-def _io_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--text", nargs="+", required=True, help="UTF-8 text files, one document per line")
-    p.add_argument("--out", required=True, help="provenance JSONL (one record per sentence); a summary goes to "
-                                                "OUT.summary.json")
-    p.add_argument("--text-out", help="also write the code-switched documents as plain text, one per line")
-    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    p.add_argument("--on-bad", choices=["fail", "skip"], default="fail",
-                   help="a line that is not UTF-8: fail naming it, or skip it with a warning")
-
-
 def _check_langs(codes: list[str]) -> None:
-    """Each code must look like an ISO 639 code and, where the language identifier can say, be one of
-    its labels (``text.langid.check_language``)."""
-    from ..errors import ConfigError
-    from ..text import langid
+    from ..text.langid import check_languages
 
     for code in codes:
-        if not re.fullmatch(r"[a-z]{2,3}", code):
-            raise ConfigError("--langs", ",".join(codes), f"{code!r} is not a language code; give lower-case "
-                                                          "ISO 639 codes, e.g. en,es")
-        langid.check_language(code, "--langs")
+        check_languages({"--langs": code})
 
 
 def _check_outputs(args: argparse.Namespace, outputs: dict) -> None:
@@ -115,30 +88,6 @@ def _check_outputs(args: argparse.Namespace, outputs: dict) -> None:
     for param, path in outputs.items():
         if path is not None:
             check_out_file(path, args.overwrite, param, {"--text": args.text})
-
-
-def _migrate(args: argparse.Namespace) -> int:
-    _check_outputs(args, {"--out": args.out, "--text-out": args.text_out})
-    result = run_migrate(MigrateConfig.from_namespace(args), args.text, args.out, args.text_out, args.overwrite,
-                         args.on_bad)
-    print(json.dumps(result, indent=2, ensure_ascii=False))
-    return 0
-
-
-def _syncs(args: argparse.Namespace) -> int:
-    _check_outputs(args, {"--out": args.out, "--text-out": args.text_out})
-    result = run_syncs(SyncsConfig.from_namespace(args), args.text, args.out, args.text_out, args.overwrite,
-                       args.on_bad)
-    print(json.dumps(result, indent=2, ensure_ascii=False))
-    return 0
-
-
-def _mix(args: argparse.Namespace) -> int:
-    check_not_input(args.out, {"--text": args.text, "--target-text": args.target_text})
-    result = run_mix(MixConfig.from_namespace(args), args.out, args.text, args.target_text, args.overwrite,
-                     args.on_bad)
-    print(json.dumps(result, indent=2, ensure_ascii=False))
-    return 0
 
 
 def _back_translator(args: argparse.Namespace, cfg: MeasureConfig):
@@ -190,7 +139,6 @@ def _ablate(args: argparse.Namespace) -> int:
 
 def _register_distilled(cmds) -> None:
     from .distill import DistillConfig
-    from .synth import SynthConfig
     from .teach import FilterConfig, TeachConfig
 
     tea = cmds.add_parser("teach", help="SynCS §4.1: a teacher writes token-level code-switching from parallel "
@@ -210,17 +158,11 @@ def _register_distilled(cmds) -> None:
     DistillConfig.add_arguments(dis)
     dis.set_defaults(func=_distill)
 
-    syn = cmds.add_parser("synth", help="SynCS §4.1: token-level code-switching of a corpus by the distilled "
-                                        "student (same outputs as `codeswitch syncs`)")
-    _io_flags(syn)
-    SynthConfig.add_arguments(syn)
-    syn.set_defaults(func=_synth)
-
 
 def _teach(args: argparse.Namespace) -> int:
     from .teach import FilterConfig, TeachConfig, run_teach
 
-    _check_langs([args.src_lang, args.tgt_lang])
+    _check_langs([args.source_lang, args.target_lang])
     result = run_teach(TeachConfig.from_namespace(args), FilterConfig.from_namespace(args), args.pairs, args.out,
                        args.overwrite, args.limit, args.keep_rejected)
     print(json.dumps(result, indent=2, ensure_ascii=False))
@@ -233,15 +175,4 @@ def _distill(args: argparse.Namespace) -> int:
     cfg = DistillConfig.from_namespace(args)
     check_not_input(cfg.out, {"--data": [cfg.data]})
     print(train_distill(cfg))
-    return 0
-
-
-def _synth(args: argparse.Namespace) -> int:
-    from .synth import SynthConfig, run_synth
-
-    _check_langs([args.src_lang, args.tgt_lang])
-    _check_outputs(args, {"--out": args.out, "--text-out": args.text_out})
-    result = run_synth(SynthConfig.from_namespace(args), args.text, args.out, args.text_out, args.overwrite,
-                       args.on_bad)
-    print(json.dumps(result, indent=2, ensure_ascii=False))
     return 0

@@ -18,14 +18,15 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from ..config import check_range, opt
-from ..engine import EngineOptions
+from ..config import Result, check_range, opt
+from ..engine import EngineOptions, parse_mapping
 from ..errors import ConfigError
 from ..files import atomic_write_json
 from .provenance import (
     Edit,
     Quota,
     Record,
+    SwitchFiles,
     TokenCounter,
     check_share,
     splice,
@@ -39,13 +40,17 @@ PENN_NOUNS = ["NN", "NNS", "NNP", "NNPS"]
 
 
 @dataclass
-class MigrateConfig(EngineOptions):
-    src_lang: str = opt("en", "language of the input text")
-    tgt_lang: str = opt("es", "language the nouns are translated into")
-    tagger: str = opt("vote", "POS tagger by name for src_lang, Penn tags (`langshift ls`); vote = apertium "
+class MigrateOptions(EngineOptions):
+    """What the MIGRATE stream takes (``migrate()``: documents in memory or a corpus dataset)."""
+
+    source_lang: str = opt("en", "language of the input text")
+    target_lang: str = opt("es", "language the nouns are translated into")
+    tagger: str = opt("vote", "POS tagger by name for source_lang, Penn tags (`langshift ls`); vote = apertium "
                               "and hanta must agree: noun precision 0.99 vs 0.96 for either alone "
                               "(BENCHMARKS.md, POS taggers)")
     translator: str = opt("apertium", "word translator by name (`langshift ls` lists them)")
+    translator_options: str | dict = opt({}, "options of the translator backend as JSON/YAML, e.g. "
+                                             "'{model: FOLDER}' for seq2seq")
     cache: str | None = opt(None, "sqlite file caching translations across runs (default: none)")
     share: float = opt(1.0, "share of noun occurrences to translate, chosen at random (MIGRATE 'half': 0.5)")
     budget: int | None = opt(None, "stop after this many tokens of code-switched output (MIGRATE: 1M or 3M); "
@@ -61,12 +66,18 @@ class MigrateConfig(EngineOptions):
 
     def validate(self) -> None:
         super().validate()
+        self.translator_options = parse_mapping("translator_options", self.translator_options)
         check_share("share", self.share)
         check_range("batch_size", self.batch_size, 1)
         if self.budget is not None:
             check_range("budget", self.budget, 1)
         if not self.noun_tags:
             raise ConfigError("noun_tags", self.noun_tags, "give at least one tag, e.g. NN NNS NNP NNPS")
+
+
+@dataclass
+class MigrateConfig(MigrateOptions, SwitchFiles):
+    """``codeswitch migrate`` and the pipeline's migrate stage: the options with the files in and out."""
 
 
 @dataclass
@@ -93,6 +104,19 @@ class Stats:
     translator_requests: int = 0   # backend batches
     budget_reached: bool = False
     seconds: float = 0.0
+
+
+@dataclass
+class MigrateResult(Stats, Result):
+    """The run's counts (``Stats``) with its outputs and rates; ``codeswitch migrate`` prints it, the
+    pipeline records it, OUT.summary.json holds it without the paths."""
+
+    text_out: str | None = None
+    token_counter: str = "whitespace"
+    budget: int | None = None
+    share: float = 1.0
+    tokens_per_second: int | None = None
+    translator_calls_per_noun: float = 0.0
 
 
 # 1. Pure steps over a batch of sentences ----------------------------------------------------------
@@ -224,7 +248,7 @@ class Analyse:
         return out
 
 
-def _windows(n_groups: int, cfg: MigrateConfig) -> Iterator[range]:
+def _windows(n_groups: int, cfg: MigrateOptions) -> Iterator[range]:
     """Groups analysed per engine call: all at once without a budget; with one, windows that double
     (a budget usually stops early, and each window is one pool of workers started)."""
     if cfg.budget is None or cfg.engine == "datatrove":
@@ -236,7 +260,7 @@ def _windows(n_groups: int, cfg: MigrateConfig) -> Iterator[range]:
         start, size = start + size, size * 2
 
 
-def _analysed(documents, tagger, cfg: MigrateConfig, work: Path) -> Iterator[tuple[list[Record], list]]:
+def _analysed(documents, tagger, cfg: MigrateOptions, work: Path) -> Iterator[tuple[list[Record], list]]:
     """(records, nouns) per group of ``batch_size`` documents, in document order."""
     from .. import engine
 
@@ -244,7 +268,7 @@ def _analysed(documents, tagger, cfg: MigrateConfig, work: Path) -> Iterator[tup
     if len(corpus) == 0:
         return
     groups = engine.group_documents(corpus, cfg.batch_size, work)
-    step, features = Analyse(tagger, cfg.src_lang, cfg.noun_tags), analysed_features()
+    step, features = Analyse(tagger, cfg.source_lang, cfg.noun_tags), analysed_features()
     for w, window in enumerate(_windows(len(groups), cfg)):
         part = groups if len(window) == len(groups) else groups.select(window)
         rows = engine.run_groups(part, step, features, cfg, work, f"analysed-{w}", "tagging", shards="")
@@ -268,7 +292,7 @@ def _regroup(rows) -> Iterator[tuple[list[Record], list[list[Noun]]]]:
         yield records, nouns
 
 
-def migrate(documents, tagger, translator, cfg: MigrateConfig, counter: TokenCounter | None = None,
+def migrate(documents, tagger, translator, cfg: MigrateOptions, counter: TokenCounter | None = None,
             stats: Stats | None = None, work: str | os.PathLike | None = None) -> Iterator[Record]:
     """Code-switched sentence records in input order; stops before the sentence that would pass the budget.
 
@@ -314,7 +338,7 @@ def migrate(documents, tagger, translator, cfg: MigrateConfig, counter: TokenCou
         stats.seconds = time.perf_counter() - start
 
 
-def summary(stats: Stats, cfg: MigrateConfig, counter: TokenCounter) -> dict:
+def summary(stats: Stats, cfg: MigrateOptions, counter: TokenCounter) -> dict:
     out = dict(vars(stats))
     out.update(token_counter=counter.name, budget=cfg.budget, share=cfg.share,
                tokens_per_second=round(stats.tokens / stats.seconds) if stats.seconds else None,
@@ -322,20 +346,22 @@ def summary(stats: Stats, cfg: MigrateConfig, counter: TokenCounter) -> dict:
     return out
 
 
-def run_migrate(cfg: MigrateConfig, text: Sequence[str | os.PathLike], out: str | os.PathLike,
-                text_out: str | os.PathLike | None = None, overwrite: bool = False, on_bad: str = "fail") -> dict:
-    """Files in (text, .jsonl, .parquet), provenance out (JSONL, or Parquet for OUT.parquet; + optional plain
-    text), atomically; returns the summary."""
+def run_migrate(cfg: MigrateConfig) -> MigrateResult:
+    """MIGRATE over ``cfg.text`` (text, .jsonl, .parquet): provenance to ``cfg.out`` (JSONL, or Parquet for
+    OUT.parquet), the code-switched documents to ``cfg.text_out`` if set, the summary to OUT.summary.json,
+    each atomically."""
     from ..translate import get_translator
     from .provenance import switch_files
 
-    translator = get_translator(cfg.translator, cfg.src_lang, cfg.tgt_lang, cache=cfg.cache)
+    cfg.check_outputs()
+    translator = get_translator(cfg.translator, cfg.source_lang, cfg.target_lang, cache=cfg.cache,
+                                **cfg.translator_options)
     counter, stats = TokenCounter(cfg.tokenizer), Stats()
-    switch_files(text, out, text_out, overwrite, on_bad, cfg,
-                 lambda corpus, work: migrate(corpus, cfg.tagger, translator, cfg, counter, stats, work))
+    # the tagger by name: each engine worker builds its own
+    switch_files(cfg, lambda corpus, run, work: migrate(corpus, run.tagger, translator, run, counter, stats, work))
     result = summary(stats, cfg, counter)
-    atomic_write_json(f"{out}.summary.json", result)
+    atomic_write_json(f"{cfg.out}.summary.json", result)
     log.info("MIGRATE: %d sentences, %d tokens, %d of %d nouns replaced, %d translator calls, %.0f tokens/s",
              stats.sentences, stats.tokens, stats.replaced, stats.nouns, stats.translator_calls,
              result["tokens_per_second"] or 0)
-    return result
+    return MigrateResult(out=str(cfg.out), text_out=cfg.text_out, **result)

@@ -9,8 +9,8 @@ that budget:
 - extreme:     one type takes the whole budget (the paper: En-Token-Repl. on English, Zh-Token-Annt.
                on Chinese — ``type`` / ``target_type``).
 
-Sides: ``source`` code-switches documents in src_lang with tgt_lang insertions, ``target`` documents in
-tgt_lang with src_lang insertions, ``both`` does each with its own budget. Only a share of the
+Sides: ``source`` code-switches documents in source_lang with target_lang insertions, ``target`` documents in
+target_lang with source_lang insertions, ``both`` does each with its own budget. Only a share of the
 documents is touched (the paper modifies 20% of the English documents), or a share of the sentences;
 the sentences of that selection are visited in one seeded random order over the whole corpus, each given
 the open type that has spent the smallest part of its budget, and modified until the type's budget is
@@ -26,14 +26,13 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal
 
-from ..config import StageConfig, check_range, opt
+from ..config import Result, StageConfig, check_range, opt
 from ..errors import ConfigError
 from ..files import atomic_dir, atomic_write_json
 from .provenance import Record, TokenCounter, batched, check_share, split_documents, translator_counts
@@ -46,13 +45,15 @@ Kind = Literal["token-repl", "token-annt", "sent-repl", "sent-annt"]
 
 
 @dataclass
-class MixConfig(StageConfig):
+class MixOptions(StageConfig):
+    """What ``mix_side`` takes: the budgets, the mixing and the selection."""
+
     budget: int = opt(help="new tokens to add on each side (the paper's '# New Tokens'), split among the types")
     target_budget: int | None = opt(None, "the target side's budget when it differs from --budget")
     side: Literal["source", "target", "both"] = opt(
-        "source", "code-switch documents in src_lang (tgt_lang insertions), in tgt_lang (src_lang insertions), or both")
-    src_lang: str = opt("en", "language of the source-side documents")
-    tgt_lang: str = opt("es", "language of the target-side documents and of the source side's insertions")
+        "source", "code-switch documents in source_lang (target_lang insertions), in target_lang (source_lang insertions), or both")
+    source_lang: str = opt("en", "language of the source-side documents")
+    target_lang: str = opt("es", "language of the target-side documents and of the source side's insertions")
     mix: Literal["equal", "extreme", "repl-equal"] = opt(
         "repl-equal", "equal: 4 types, 1/4 each; repl-equal: token-repl and sent-repl, 1/2 each; extreme: one type")
     type: Kind = opt("token-repl", "the source side's type for mix=extreme")
@@ -72,6 +73,7 @@ class MixConfig(StageConfig):
     seed: int = opt(0, "seed for the selection, the visiting order, and the words")
 
     def validate(self) -> None:
+        super().validate()
         check_share("share", self.share)
         check_share("word_share", self.word_share)
         check_range("batch_size", self.batch_size, 1)
@@ -94,7 +96,41 @@ class MixConfig(StageConfig):
 
     def langs(self, side: str) -> tuple[str, str]:
         """(language of the documents, language inserted)."""
-        return (self.src_lang, self.tgt_lang) if side == "source" else (self.tgt_lang, self.src_lang)
+        return (self.source_lang, self.target_lang) if side == "source" else (self.target_lang, self.source_lang)
+
+
+@dataclass(kw_only=True)
+class MixConfig(MixOptions):
+    """``codeswitch mix``: the options with the documents of each side and the output folder."""
+
+    INPUTS: ClassVar[tuple[str, ...]] = ("text", "target_text")
+
+    text: list[str] = opt([], "documents in source_lang (one a line), for side source|both")
+    target_text: list[str] = opt([], "documents in target_lang (one a line), for side target|both")
+    out: str = opt(help="folder for SIDE.jsonl (provenance), SIDE.txt and summary.json")
+    overwrite: bool = opt(False, "replace an existing --out folder")
+    on_bad: Literal["fail", "skip"] = opt("fail", "non-UTF-8 lines: fail or skip")
+
+    def validate(self) -> None:
+        super().validate()
+        for name in ("text", "target_text"):
+            if isinstance(getattr(self, name), str):  # a recipe gives one path
+                setattr(self, name, [getattr(self, name)])
+        for side in SIDES[self.side]:
+            name = "text" if side == "source" else "target_text"
+            if not getattr(self, name):
+                raise ConfigError(name, None, f"side={self.side} needs documents in {self.langs(side)[0]}: give "
+                                              f"--{name.replace('_', '-')}")
+
+
+@dataclass
+class MixResult(Result):
+    mix: str
+    side: str
+    token_counter: str
+    seed: int
+    sides: dict = field(default_factory=dict)   # per side: its allocation, new tokens per type, counts
+    new_tokens: int = 0
 
 
 def allocate(budget: int, types: Sequence[str]) -> dict[str, int]:
@@ -113,7 +149,7 @@ def select(records: Sequence[Record], n_docs: int, how: str, share: float, seed:
     return sorted(rng.sample(range(len(records)), math.floor(share * len(records) + 0.5)))
 
 
-def mix_side(documents: Sequence[str], translator, cfg: MixConfig, side: str = "source", tagger=None,
+def mix_side(documents: Sequence[str], translator, cfg: MixOptions, side: str = "source", tagger=None,
              counter: TokenCounter | None = None) -> tuple[list[Record], dict]:
     """Every sentence of ``documents`` as a record, code-switched under the side's per-type budgets; and
     the side's summary."""
@@ -201,20 +237,16 @@ def mix_side(documents: Sequence[str], translator, cfg: MixConfig, side: str = "
     return records, summary
 
 
-def run_mix(cfg: MixConfig, out: str | os.PathLike, text: Sequence[str | os.PathLike] = (),
-            target_text: Sequence[str | os.PathLike] = (), overwrite: bool = False, on_bad: str = "fail") -> dict:
+def run_mix(cfg: MixConfig) -> MixResult:
     """``out/{side}.jsonl`` (provenance, one record per sentence), ``out/{side}.txt`` and ``out/summary.json``."""
     from ..translate import get_translator
     from .provenance import read_documents, write_outputs
 
-    inputs = {"source": ("--text", text), "target": ("--target-text", target_text)}
-    for side in SIDES[cfg.side]:
-        flag, paths = inputs[side]
-        if not paths:
-            raise ConfigError(flag, None, f"side={cfg.side} needs documents in {cfg.langs(side)[0]}: give {flag}")
+    cfg.check_output()
+    inputs = {"source": cfg.text, "target": cfg.target_text}
     counter = TokenCounter(cfg.tokenizer)
     summary = {"mix": cfg.mix, "side": cfg.side, "token_counter": counter.name, "seed": cfg.seed, "sides": {}}
-    with atomic_dir(out, overwrite) as tmp:
+    with atomic_dir(cfg.out, cfg.overwrite) as tmp:
         for side in SIDES[cfg.side]:
             lang, inserted = cfg.langs(side)
             tagger = None
@@ -223,11 +255,11 @@ def run_mix(cfg: MixConfig, out: str | os.PathLike, text: Sequence[str | os.Path
 
                 tagger = get_tagger(cfg.tagger, lang)
             translator = get_translator(cfg.translator, lang, inserted, cache=cfg.cache)
-            records, summary["sides"][side] = mix_side(read_documents(inputs[side][1], on_bad), translator, cfg,
+            records, summary["sides"][side] = mix_side(read_documents(inputs[side], cfg.on_bad), translator, cfg,
                                                        side, tagger, counter)
             write_outputs(records, tmp / f"{side}.jsonl", tmp / f"{side}.txt")
             log.info("SynCS mix, %s side: %s new tokens of %s", side, summary["sides"][side]["new_tokens"],
                      summary["sides"][side]["allocation"])
         summary["new_tokens"] = sum(s["magnitude"] for s in summary["sides"].values())
         atomic_write_json(tmp / "summary.json", summary)
-    return summary
+    return MixResult(out=str(cfg.out), **summary)

@@ -15,12 +15,13 @@ import random
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal
 
+from ..config import StageConfig, opt
 from ..errors import ConfigError
-from ..files import check_out_dir, read_lines
+from ..files import check_out_dir, check_out_file, read_lines
 
 TYPES = ("token-repl", "token-annt", "sent-repl", "sent-annt")
 
@@ -163,6 +164,37 @@ class TokenCounter:
 
 # 5. Input and output ---------------------------------------------------------------------------
 
+@dataclass(kw_only=True)
+class SwitchFiles(StageConfig):
+    """The files of a code-switching run (``codeswitch migrate|syncs|synth``): corpus in, provenance and
+    plain text out."""
+
+    INPUTS: ClassVar[tuple[str, ...]] = ("text",)
+
+    text: list[str] = opt(help="corpus to code-switch: UTF-8 text (one document a line), .jsonl or .parquet")
+    out: str = opt(help="provenance JSONL (one record per sentence; OUT.parquet for Parquet); a summary goes to "
+                        "OUT.summary.json")
+    text_out: str | None = opt(None, "also write the code-switched documents as plain text, one per line")
+    overwrite: bool = opt(False, "replace existing outputs")
+    on_bad: Literal["fail", "skip"] = opt("fail", "a line that is not UTF-8: fail naming it, or skip it with a "
+                                                  "warning")
+
+    def validate(self) -> None:
+        super().validate()
+        if isinstance(self.text, (str, os.PathLike)):  # a recipe gives one path
+            self.text = [str(self.text)]
+        if not self.text:
+            raise ConfigError("text", self.text, "give at least one corpus file")
+        if self.on_bad not in ("fail", "skip"):
+            raise ConfigError("on_bad", self.on_bad, "choose fail or skip")
+
+    def check_outputs(self) -> None:
+        """``out`` and ``text_out``: files, not among the inputs, absent unless ``overwrite``."""
+        self.check_output("file")
+        if self.text_out is not None:
+            check_out_file(self.text_out, self.overwrite, "--text-out", {"--text": self.text})
+
+
 def read_documents(paths: Sequence[str | os.PathLike], on_bad: str = "fail") -> list[str]:
     """Non-blank lines of UTF-8 files (one document per line); a bad line is named by its number."""
     return [line for p in paths for line in read_lines(p, "--text", on_bad=on_bad)]
@@ -214,25 +246,23 @@ def write_outputs(records: Iterable[Record], out: str | os.PathLike, text_out: s
             text.write("\n")
 
 
-def switch_files(text: Sequence[str | os.PathLike], out: str | os.PathLike, text_out: str | os.PathLike | None,
-                 overwrite: bool, on_bad: str, engine_opts, stream) -> None:
-    """What ``run_migrate`` and ``run_syncs`` share: check the outputs, read the files into an Arrow corpus
-    in a temporary folder beside ``out``, write ``stream(corpus, work)``'s records, and give datatrove a
-    work folder of its own (``<out>.work``, removed after success) when none is set."""
+def switch_files(cfg, stream) -> None:
+    """What ``run_migrate`` and ``run_syncs`` share: read ``cfg.text`` into an Arrow corpus in a temporary
+    folder beside ``cfg.out``, write ``stream(corpus, cfg, work)``'s records, and give datatrove a work folder
+    of its own (``<out>.work``, removed after success) when none is set (``cfg``: an ``EngineOptions``
+    and ``SwitchFiles``; the caller has checked the outputs)."""
     from ..engine import load_corpus
 
-    check_out_dir(out, overwrite)
-    if text_out is not None:
-        check_out_dir(text_out, overwrite, "--text-out")
-    own_work = engine_opts.engine == "datatrove" and engine_opts.work_dir is None
+    own_work = cfg.engine == "datatrove" and cfg.work_dir is None
     if own_work:
-        engine_opts.work_dir = f"{out}.work"
-    parent = Path(out).resolve().parent
+        cfg = replace(cfg, work_dir=f"{cfg.out}.work")
+    parent = Path(cfg.out).resolve().parent
     parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=parent, prefix=f".{Path(out).name}.tmp.") as work:
-        write_outputs(stream(load_corpus(text, work, "--text", on_bad), work), out, text_out, overwrite)
+    with tempfile.TemporaryDirectory(dir=parent, prefix=f".{Path(cfg.out).name}.tmp.") as work:
+        corpus = load_corpus(cfg.text, work, "--text", cfg.on_bad)
+        write_outputs(stream(corpus, cfg, work), cfg.out, cfg.text_out, cfg.overwrite)
     if own_work:
-        shutil.rmtree(engine_opts.work_dir, ignore_errors=True)
+        shutil.rmtree(cfg.work_dir, ignore_errors=True)
 
 
 def write_rows(rows: Iterable[dict], path: str | os.PathLike, overwrite: bool, param: str) -> None:

@@ -5,8 +5,8 @@
 - sent-repl:   the sentence replaced by its translation       "El rey habló."
 - sent-annt:   the sentence followed by its translation       "The king spoke. (El rey habló.)"
 
-Direction is the translator's: English text with target-language spans (src en → tgt es), or target
-text with English spans (src es → tgt en). Density = share of sentences modified (exact within one
+Direction is the translator's: English text with target-language spans (source en → target es), or target
+text with English spans (source es → target en). Density = share of sentences modified (exact within one
 sentence, chosen at random under the seed); magnitude = a budget of new tokens (tokens of the
 inserted translations under the given tokenizer): once the next modification would pass it, the
 remaining sentences stay unmodified. Mixing: ``equal`` (the four types evenly), ``extreme`` (one given
@@ -33,8 +33,8 @@ from typing import Literal
 
 from tqdm.auto import tqdm
 
-from ..config import check_range, opt
-from ..engine import EngineOptions
+from ..config import Result, check_range, opt
+from ..engine import EngineOptions, parse_mapping
 from ..errors import ConfigError
 from ..files import atomic_write_json
 from .provenance import (
@@ -42,6 +42,7 @@ from .provenance import (
     Edit,
     Quota,
     Record,
+    SwitchFiles,
     TokenCounter,
     annotate,
     check_share,
@@ -57,10 +58,14 @@ CONTENT_PREFIXES = ("NN", "VB", "JJ", "RB")
 
 
 @dataclass
-class SyncsConfig(EngineOptions):
-    src_lang: str = opt("en", "language of the input text (the context)")
-    tgt_lang: str = opt("es", "language of the inserted spans")
+class SyncsOptions(EngineOptions):
+    """What the SynCS stream takes (``syncs()``: documents in memory or a corpus dataset)."""
+
+    source_lang: str = opt("en", "language of the input text (the context)")
+    target_lang: str = opt("es", "language of the inserted spans")
     translator: str = opt("apertium", "translator by name (`langshift ls` lists them)")
+    translator_options: str | dict = opt({}, "options of the translator backend as JSON/YAML, e.g. "
+                                             "'{model: FOLDER}' for seq2seq")
     cache: str | None = opt(None, "sqlite file caching translations across runs")
     density: float = opt(0.2, "share of sentences modified")
     magnitude: int | None = opt(None, "budget of new tokens (inserted translations); default: no budget")
@@ -68,8 +73,8 @@ class SyncsConfig(EngineOptions):
     type: Literal["token-repl", "token-annt", "sent-repl", "sent-annt"] = opt(
         "token-repl", "the one type used by mix=extreme")
     words: Literal["nouns", "content", "random"] = opt(
-        "nouns", "token-level: which words may switch (nouns/content words need --tagger for src_lang)")
-    tagger: str = opt("apertium", "POS tagger by name for src_lang, for words=nouns|content")
+        "nouns", "token-level: which words may switch (nouns/content words need --tagger for source_lang)")
+    tagger: str = opt("apertium", "POS tagger by name for source_lang, for words=nouns|content")
     word_share: float = opt(0.3, "token-level: share of the eligible words of a sentence switched (at least one)")
     tokenizer: str | None = opt(None, "count new tokens with this tokenizer; default: whitespace words")
     batch_size: int = opt(512, "sentences per batch (each makes at most one word and one sentence translator call), "
@@ -78,6 +83,7 @@ class SyncsConfig(EngineOptions):
 
     def validate(self) -> None:
         super().validate()
+        self.translator_options = parse_mapping("translator_options", self.translator_options)
         check_share("density", self.density)
         check_share("word_share", self.word_share)
         check_range("batch_size", self.batch_size, 1)
@@ -88,6 +94,15 @@ class SyncsConfig(EngineOptions):
 
     def types(self) -> list[str]:
         return [self.type] if self.mix == "extreme" else MIXES[self.mix]
+
+    def tagger_needed(self) -> str | None:
+        """The tagger by name when words are chosen by tag for a token-level type, else None."""
+        return self.tagger if self.words != "random" and any(t.startswith("token") for t in self.types()) else None
+
+
+@dataclass
+class SyncsConfig(SyncsOptions, SwitchFiles):
+    """``codeswitch syncs`` and the pipeline's syncs stage: the options with the files in and out."""
 
 
 @dataclass
@@ -103,6 +118,20 @@ class Stats:
     translator_requests: int = 0   # backend batches
     budget_reached: bool = False
     seconds: float = 0.0
+
+
+@dataclass
+class SyncsResult(Stats, Result):
+    """The run's counts (``Stats``) with its outputs and settings; ``codeswitch syncs`` prints it, the
+    pipeline records it, OUT.summary.json holds it without the paths."""
+
+    text_out: str | None = None
+    token_counter: str = "whitespace"
+    mix: str = "repl-equal"
+    types: list[str] = field(default_factory=list)
+    density: float = 0.0
+    magnitude: int | None = None
+    density_actual: float = 0.0
 
 
 class TypeCycle:
@@ -187,7 +216,7 @@ class Split:
         return out
 
 
-def _plans(sentences, cfg: SyncsConfig) -> Iterator[dict]:
+def _plans(sentences, cfg: SyncsOptions) -> Iterator[dict]:
     """Per batch of ``batch_size`` sentences: which are modified, by which type, and the token-level ones
     (whose words the engine tags). The choice depends only on the order of sentences, never on translations."""
     quota, cycle = Quota(cfg.density, cfg.seed), TypeCycle(cfg.types(), cfg.seed)
@@ -205,8 +234,8 @@ class PickWords:
     """Per-group engine step: for the token-level sentences of one batch, the words that switch (one tagger
     call for the batch, as before the engine). ``tagger``: a name (each process builds its own) or an object."""
 
-    def __init__(self, tagger, cfg: SyncsConfig):
-        self.tagger, self.lang, self.words = tagger, cfg.src_lang, cfg.words
+    def __init__(self, tagger, cfg: SyncsOptions):
+        self.tagger, self.lang, self.words = tagger, cfg.source_lang, cfg.words
         self.share, self.seed = cfg.word_share, cfg.seed
 
     def __call__(self, batch: dict) -> dict:
@@ -222,7 +251,7 @@ class PickWords:
         return out
 
 
-def _planned(documents, tagger, cfg: SyncsConfig, work: Path, done) -> Iterator[tuple[list[Record], dict, list]]:
+def _planned(documents, tagger, cfg: SyncsOptions, work: Path, done) -> Iterator[tuple[list[Record], dict, list]]:
     """(records, plan, picked words) per batch of sentences, in order; once ``done()`` no more tagging."""
     from .. import engine
     from ..engine import features
@@ -231,7 +260,7 @@ def _planned(documents, tagger, cfg: SyncsConfig, work: Path, done) -> Iterator[
     if len(corpus) == 0:
         return
     groups = engine.group_documents(corpus, cfg.batch_size, work)
-    sentences = engine.run_groups(groups, Split(cfg.src_lang), features(SENTENCE), cfg, work, "sentences",
+    sentences = engine.run_groups(groups, Split(cfg.source_lang), features(SENTENCE), cfg, work, "sentences",
                                   "splitting")
     if len(sentences) == 0:
         return
@@ -254,7 +283,7 @@ def _planned(documents, tagger, cfg: SyncsConfig, work: Path, done) -> Iterator[
 
 
 class _Run:
-    def __init__(self, translator, cfg: SyncsConfig, counter: TokenCounter, stats: Stats):
+    def __init__(self, translator, cfg: SyncsOptions, counter: TokenCounter, stats: Stats):
         self.tr, self.cfg, self.counter, self.stats = translator, cfg, counter, stats
         self.word_memo: dict[tuple[str, str | None], str | None] = {}
         self.sent_memo: dict[str, str | None] = {}
@@ -300,7 +329,7 @@ class _Run:
             st.words_switched += len(edits) if kind.startswith("token") else 0
 
 
-def syncs(documents, translator, cfg: SyncsConfig, tagger=None, counter: TokenCounter | None = None,
+def syncs(documents, translator, cfg: SyncsOptions, tagger=None, counter: TokenCounter | None = None,
           stats: Stats | None = None, work: str | os.PathLike | None = None) -> Iterator[Record]:
     """Every sentence of ``documents`` as a record, a ``density`` share of them code-switched.
 
@@ -339,7 +368,7 @@ def syncs(documents, translator, cfg: SyncsConfig, tagger=None, counter: TokenCo
         stats.seconds = time.perf_counter() - start
 
 
-def summary(stats: Stats, cfg: SyncsConfig, counter: TokenCounter) -> dict:
+def summary(stats: Stats, cfg: SyncsOptions, counter: TokenCounter) -> dict:
     out = dict(vars(stats))
     out.update(token_counter=counter.name, mix=cfg.mix, types=cfg.types(), density=cfg.density,
                magnitude=cfg.magnitude,
@@ -347,20 +376,21 @@ def summary(stats: Stats, cfg: SyncsConfig, counter: TokenCounter) -> dict:
     return out
 
 
-def run_syncs(cfg: SyncsConfig, text: Sequence[str | os.PathLike], out: str | os.PathLike,
-              text_out: str | os.PathLike | None = None, overwrite: bool = False, on_bad: str = "fail") -> dict:
-    """Files in (text, .jsonl, .parquet), provenance out (JSONL, or Parquet for OUT.parquet; + optional plain
-    text), atomically; returns the summary."""
+def run_syncs(cfg: SyncsConfig) -> SyncsResult:
+    """SynCS over ``cfg.text`` (text, .jsonl, .parquet): provenance to ``cfg.out`` (JSONL, or Parquet for
+    OUT.parquet), the documents to ``cfg.text_out`` if set, the summary to OUT.summary.json, each atomically."""
     from ..translate import get_translator
     from .provenance import switch_files
 
-    tagger = cfg.tagger if cfg.words != "random" and any(t.startswith("token") for t in cfg.types()) else None
-    translator = get_translator(cfg.translator, cfg.src_lang, cfg.tgt_lang, cache=cfg.cache)
+    cfg.check_outputs()
+    translator = get_translator(cfg.translator, cfg.source_lang, cfg.target_lang, cache=cfg.cache,
+                                **cfg.translator_options)
     counter, stats = TokenCounter(cfg.tokenizer), Stats()
-    switch_files(text, out, text_out, overwrite, on_bad, cfg,
-                 lambda corpus, work: syncs(corpus, translator, cfg, tagger, counter, stats, work))
+    # the tagger by name: each engine worker builds its own
+    switch_files(cfg, lambda corpus, run, work: syncs(corpus, translator, run, run.tagger_needed(), counter, stats,
+                                                      work))
     result = summary(stats, cfg, counter)
-    atomic_write_json(f"{out}.summary.json", result)
+    atomic_write_json(f"{cfg.out}.summary.json", result)
     log.info("SynCS: %d of %d sentences modified %s, %d new tokens", stats.modified, stats.sentences,
              stats.per_type, stats.new_tokens)
-    return result
+    return SyncsResult(out=str(cfg.out), text_out=cfg.text_out, **result)

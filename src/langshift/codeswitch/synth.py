@@ -14,19 +14,28 @@ prompts sorted by length; vLLM as an optional backend.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 from tqdm.auto import tqdm
 
 from ..config import StageConfig, check_range, opt
 from ..errors import ConfigError
 from ..files import atomic_write_json
-from .provenance import Quota, Record, TokenCounter, annotate, batched, check_share, splice, split_documents
-from .syncs import Stats, TypeCycle, summary
+from .provenance import (
+    Quota,
+    Record,
+    SwitchFiles,
+    TokenCounter,
+    annotate,
+    batched,
+    check_share,
+    splice,
+    split_documents,
+)
+from .syncs import Stats, SyncsResult, TypeCycle, summary
 from .teach import KINDS, align, prompt
 
 log = logging.getLogger(__name__)
@@ -105,10 +114,12 @@ def generate_vllm(model_path: str, tokenizer, prompts: Sequence[str], max_new_to
 # 2. The stage -----------------------------------------------------------------------------------------
 
 @dataclass
-class SynthConfig(StageConfig):
+class SynthOptions(StageConfig):
+    """What the student's stream takes (``synth()``: documents in memory)."""
+
     model: str = opt(help="the distilled student (model folder from `codeswitch distill`)")
-    src_lang: str = opt("en", "language of the text")
-    tgt_lang: str = opt("es", "language of the switched-in words")
+    source_lang: str = opt("en", "language of the text")
+    target_lang: str = opt("es", "language of the switched-in words")
     density: float = opt(0.2, "share of sentences code-switched")
     magnitude: int | None = opt(None, "budget of new tokens (switched-in text); default: no budget")
     mix: Literal["token-equal", "extreme"] = opt("extreme", "token-equal: token-repl and token-annt in turn; "
@@ -124,6 +135,7 @@ class SynthConfig(StageConfig):
     seed: int = opt(0, "seed for choosing sentences and kinds")
 
     def validate(self) -> None:
+        super().validate()
         check_share("density", self.density)
         check_share("max_switch_share", self.max_switch_share)
         for name in ("batch_size", "max_new_tokens", "chunk"):
@@ -141,10 +153,26 @@ class SynthConfig(StageConfig):
 
 
 @dataclass
+class SynthConfig(SynthOptions, SwitchFiles):
+    """``codeswitch synth``: the student's options with the files in and out."""
+
+    INPUTS: ClassVar[tuple[str, ...]] = ("text", "model")
+
+
+@dataclass
 class SynthStats(Stats):
     rejected: int = 0                 # outputs that did not align with their sentence (left unmodified)
     generated_tokens: int = 0
     generation_seconds: float = 0.0
+
+
+@dataclass
+class SynthResult(SynthStats, SyncsResult):
+    """SynCS's result with the student's counts; ``tokens_per_second`` is the generation rate."""
+
+    model: str = ""
+    backend: str = "hf"
+    tokens_per_second: float | None = None
 
 
 def apply(rec: Record, kind: str, output: str, max_share: float) -> str | None:
@@ -162,7 +190,7 @@ def apply(rec: Record, kind: str, output: str, max_share: float) -> str | None:
 
 
 class Student:
-    def __init__(self, cfg: SynthConfig, model=None, tokenizer=None):
+    def __init__(self, cfg: SynthOptions, model=None, tokenizer=None):
         from ..models import load_model, load_tokenizer
 
         self.cfg = cfg
@@ -174,14 +202,14 @@ class Student:
 
     def write(self, sentences: Sequence[str], kinds: Sequence[str]) -> tuple[list[str], int]:
         c = self.cfg
-        prompts = [prompt(k, s, c.src_lang, c.tgt_lang) for s, k in zip(sentences, kinds, strict=True)]
+        prompts = [prompt(k, s, c.source_lang, c.target_lang) for s, k in zip(sentences, kinds, strict=True)]
         if c.backend == "vllm":
             return generate_vllm(c.model, self.tokenizer, prompts, c.max_new_tokens, c.temperature)
         return generate(self.model, self.tokenizer, prompts, c.batch_size, c.max_new_tokens, c.temperature,
                         desc="code-switching (student)")
 
 
-def synth(documents: Iterable[str], cfg: SynthConfig, student: Student | None = None,
+def synth(documents: Iterable[str], cfg: SynthOptions, student: Student | None = None,
           counter: TokenCounter | None = None, stats: SynthStats | None = None) -> Iterator[Record]:
     """Every sentence of ``documents`` as a record, a ``density`` share of them code-switched by the student."""
     student = student or Student(cfg)
@@ -189,7 +217,7 @@ def synth(documents: Iterable[str], cfg: SynthConfig, student: Student | None = 
     st = stats if stats is not None else SynthStats()
     quota, cycle, docs, start = Quota(cfg.density, cfg.seed), TypeCycle(cfg.types(), cfg.seed), set(), time.perf_counter()
     try:
-        for chunk in batched(split_documents(documents, cfg.src_lang), cfg.chunk):
+        for chunk in batched(split_documents(documents, cfg.source_lang), cfg.chunk):
             chosen = [] if st.budget_reached else [chunk[i] for i in quota.pick(len(chunk), chunk[0].id)]
             kinds = [cycle.next() for _ in chosen]
             t0 = time.perf_counter()
@@ -221,23 +249,27 @@ def synth(documents: Iterable[str], cfg: SynthConfig, student: Student | None = 
         st.seconds = time.perf_counter() - start
 
 
-def run_synth(cfg: SynthConfig, text: Sequence[str | os.PathLike], out: str | os.PathLike,
-              text_out: str | os.PathLike | None = None, overwrite: bool = False, on_bad: str = "fail") -> dict:
+def run_synth(cfg: SynthConfig) -> SynthResult:
+    """The student over ``cfg.text``: provenance to ``cfg.out``, the documents to ``cfg.text_out`` if set, the
+    summary to OUT.summary.json (the outputs of ``codeswitch syncs``)."""
+    from ..text.langid import check_languages
     from .provenance import read_documents, write_outputs
 
-    docs = read_documents(text, on_bad)
+    cfg.check_outputs()
+    check_languages({"source_lang": cfg.source_lang, "target_lang": cfg.target_lang})
+    docs = read_documents(cfg.text, cfg.on_bad)
     if not docs:
-        raise ConfigError("--text", [str(t) for t in text], "holds no non-blank line; give one document a line")
+        raise ConfigError("--text", cfg.text, "holds no non-blank line; give one document a line")
     counter, stats = TokenCounter(cfg.tokenizer), SynthStats()
-    write_outputs(synth(docs, cfg, Student(cfg), counter, stats), out, text_out, overwrite)
+    write_outputs(synth(docs, cfg, Student(cfg), counter, stats), cfg.out, cfg.text_out, cfg.overwrite)
     result = summary(stats, cfg, counter)
     result.update(model=cfg.model, backend=cfg.backend,
                   tokens_per_second=round(stats.generated_tokens / stats.generation_seconds, 2)
                   if stats.generation_seconds else None)
-    atomic_write_json(f"{out}.summary.json", result)
+    atomic_write_json(f"{cfg.out}.summary.json", result)
     log.info("student SynCS: %d of %d sentences modified %s, %d rejected, %.1f tokens/s", stats.modified,
              stats.sentences, stats.per_type, stats.rejected, result["tokens_per_second"] or 0.0)
-    return result
+    return SynthResult(out=str(cfg.out), text_out=cfg.text_out, **result)
 
 
-__all__ = ["SynthConfig", "SynthStats", "Student", "apply", "generate", "run_synth", "synth"]
+__all__ = ["SynthConfig", "SynthOptions", "SynthResult", "SynthStats", "Student", "apply", "generate", "run_synth", "synth"]

@@ -44,13 +44,13 @@ _INSTRUCTION = {
 }
 
 
-def prompt(kind: str, source: str, src_lang: str, tgt_lang: str, translation: str | None = None) -> str:
+def prompt(kind: str, source: str, source_lang: str, target_lang: str, translation: str | None = None) -> str:
     """The App. C.1 prompt; without ``translation`` it is the student's (source side only)."""
     from ..translate.llm import language_name
 
     if kind not in KINDS:
         raise ConfigError("kind", kind, f"token-level kinds are {', '.join(KINDS)}")
-    src, tgt = language_name(src_lang), language_name(tgt_lang)
+    src, tgt = language_name(source_lang), language_name(target_lang)
     text = re.sub(r"\ba (?=[AEIOU])", "an ", _INSTRUCTION[kind].format(src=src, tgt=tgt))  # "an English"
     text += f"\n\n[{src} Sentence]: {source}"
     return text + (f"\n[{tgt} Sentence]: {translation}" if translation is not None else "")
@@ -143,8 +143,8 @@ class FilterConfig(StageConfig):
         check_share("min_target_spans", self.min_target_spans)
 
 
-def span_languages(texts: Sequence[str], src_lang: str, tgt_lang: str) -> list[tuple[str, str]]:
-    """(top-1 language, the likelier of src_lang/tgt_lang or "und") of each span under lid.176.
+def span_languages(texts: Sequence[str], source_lang: str, target_lang: str) -> list[tuple[str, str]]:
+    """(top-1 language, the likelier of source_lang/target_lang or "und") of each span under lid.176.
 
     Top-1 on one word is noisy ("casa" → it, "reyes" → en); between the two languages that mix, the
     likelier one is the useful decision, so the filter uses that and reports top-1 beside it."""
@@ -157,19 +157,19 @@ def span_languages(texts: Sequence[str], src_lang: str, tgt_lang: str) -> list[t
     out = []
     for labels in ranked:
         probs = dict(labels)
-        a, b = probs.get(src_lang, 0.0), probs.get(tgt_lang, 0.0)
+        a, b = probs.get(source_lang, 0.0), probs.get(target_lang, 0.0)
         out.append((labels[0][0] if labels else langid.UNDETERMINED,
-                    langid.UNDETERMINED if a == b else (tgt_lang if b > a else src_lang)))
+                    langid.UNDETERMINED if a == b else (target_lang if b > a else source_lang)))
     return out
 
 
-def check_rows(rows: Sequence[dict], src_lang: str, tgt_lang: str, fcfg: FilterConfig) -> list[dict]:
+def check_rows(rows: Sequence[dict], source_lang: str, target_lang: str, fcfg: FilterConfig) -> list[dict]:
     """Each row ({source, translation?, kind, output}) with ``spans``, ``span_langs`` (top-1),
     ``span_pair_langs`` (src vs tgt) and ``rejected`` (None when it passes). Language ID runs once over
     every span of every row."""
     aligned = [align(r["source"], r["output"], r["kind"]) if r.get("output") else Alignment(reason="no output")
                for r in rows]
-    langs = iter(span_languages([s.target for a in aligned for s in a.spans], src_lang, tgt_lang))
+    langs = iter(span_languages([s.target for a in aligned for s in a.spans], source_lang, target_lang))
     out = []
     for r, a in zip(rows, aligned, strict=True):
         found = [next(langs) for _ in a.spans]
@@ -180,8 +180,8 @@ def check_rows(rows: Sequence[dict], src_lang: str, tgt_lang: str, fcfg: FilterC
         if reason is None and fcfg.require_translation and r.get("translation") is not None:
             bad = [s.target for s in a.spans if not from_translation(s, r["translation"])]
             reason = f"not in the translation: {bad[:3]}" if bad else None
-        if reason is None and sum(lg == tgt_lang for lg in pair) < fcfg.min_target_spans * len(a.spans):
-            reason = f"span language {pair} (< min_target_spans {tgt_lang})"
+        if reason is None and sum(lg == target_lang for lg in pair) < fcfg.min_target_spans * len(a.spans):
+            reason = f"span language {pair} (< min_target_spans {target_lang})"
         out.append({**r, "spans": [asdict(s) for s in a.spans], "span_langs": top, "span_pair_langs": pair,
                     "kept_in_order": a.kept_in_order, "switched_share": round(a.switched_share, 4),
                     "rejected": reason})
@@ -195,8 +195,8 @@ TEACHERS: Registry[type] = Registry("code-switching teacher", modules=[__name__]
 
 @dataclass
 class TeachConfig(StageConfig):
-    src_lang: str = opt("en", "language of the sentences to code-switch")
-    tgt_lang: str = opt("es", "language of the switched-in words")
+    source_lang: str = opt("en", "language of the sentences to code-switch")
+    target_lang: str = opt("es", "language of the switched-in words")
     teacher: str = opt("rule", "rule (offline: word swapper constrained to the translation), endpoint, or hf")
     kinds: list[str] = opt(list(KINDS), "token-level kinds to write; each pair gets one, dealt in turn")
     model: str | None = opt(None, "teacher=endpoint: the served model name; teacher=hf: model folder or name")
@@ -239,12 +239,12 @@ class RuleTeacher:
         from ..translate import get_translator
 
         extra = {"path": cfg.dictionary} if cfg.dictionary else {}
-        self.cfg, self.tr = cfg, get_translator(cfg.translator, cfg.src_lang, cfg.tgt_lang, **extra)
+        self.cfg, self.tr = cfg, get_translator(cfg.translator, cfg.source_lang, cfg.target_lang, **extra)
         self.tagger = None
         if cfg.words != "random":
             from ..text.tagging import get_tagger
 
-            self.tagger = get_tagger(cfg.tagger, cfg.src_lang)
+            self.tagger = get_tagger(cfg.tagger, cfg.source_lang)
 
     def write(self, pairs: Sequence[tuple[str, str]], kinds: Sequence[str]) -> list[str | None]:
         from ..text.units import words
@@ -279,7 +279,7 @@ class EndpointTeacher:
 
     def write(self, pairs: Sequence[tuple[str, str]], kinds: Sequence[str]) -> list[str | None]:
         c = self.cfg
-        return [clean_reply(self.endpoint.chat(prompt(k, s, c.src_lang, c.tgt_lang, t)))
+        return [clean_reply(self.endpoint.chat(prompt(k, s, c.source_lang, c.target_lang, t)))
                 for (s, t), k in zip(pairs, kinds, strict=True)]
 
 
@@ -297,7 +297,7 @@ class HFTeacher:
         from .synth import generate
 
         c = self.cfg
-        prompts = [prompt(k, s, c.src_lang, c.tgt_lang, t) for (s, t), k in zip(pairs, kinds, strict=True)]
+        prompts = [prompt(k, s, c.source_lang, c.target_lang, t) for (s, t), k in zip(pairs, kinds, strict=True)]
         replies, _ = generate(self.model, self.tokenizer, prompts, c.batch_size, c.max_new_tokens)
         return [clean_reply(r) for r in replies]
 
@@ -341,7 +341,7 @@ def teach(pairs: Sequence[tuple[str, str]], cfg: TeachConfig, fcfg: FilterConfig
     outputs = teacher.write(pairs, kinds)
     rows = [{"id": str(i), "source": s, "translation": t, "kind": k, "output": o}
             for i, ((s, t), k, o) in enumerate(zip(pairs, kinds, outputs, strict=True))]
-    rows = check_rows(rows, cfg.src_lang, cfg.tgt_lang, fcfg)
+    rows = check_rows(rows, cfg.source_lang, cfg.target_lang, fcfg)
     kept = [r for r in rows if r["rejected"] is None]
     reasons: dict[str, int] = {}
     for r in rows:

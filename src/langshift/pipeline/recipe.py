@@ -240,9 +240,14 @@ def coerce(param: str, hint: Any, value: Any) -> Any:
             return None
         raise ConfigError(param, value, "may not be null")
     origin = get_origin(hint)
-    if origin in (Union, types.UnionType):
+    if origin in (Union, types.UnionType):  # the first member the value fits (str | dict: text or a mapping)
         args = [a for a in get_args(hint) if a is not type(None)]
-        return coerce(param, args[0], value)
+        for arg in args[:-1]:
+            try:
+                return coerce(param, arg, value)
+            except ConfigError:
+                continue
+        return coerce(param, args[-1], value)
     if origin is Literal:
         if value not in get_args(hint):
             raise ConfigError(param, value, f"choose one of {', '.join(map(str, get_args(hint)))}")

@@ -12,6 +12,7 @@ downloaded. Codes are the model's (ISO 639-1 where one exists, e.g. ``en``, ``es
 from __future__ import annotations
 
 import difflib
+import re
 import struct
 from collections.abc import Callable, Iterable
 from functools import cache
@@ -119,3 +120,12 @@ def check_language(code: str, param: str = "--lang") -> str:
     close = difflib.get_close_matches(code, sorted(known), n=5, cutoff=0.5)
     hint = f"did you mean {', '.join(close)}?" if close else f"known codes: {', '.join(sorted(known))}"
     raise ConfigError(param, code, f"the language identifier (fastText lid.176) has no such language; {hint}")
+
+
+def check_languages(codes: dict[str, str]) -> None:
+    """Each code (by its parameter) looks like an ISO 639 code and, where the language identifier can say,
+    is one of its labels."""
+    for param, code in codes.items():
+        if not re.fullmatch(r"[a-z]{2,3}", code):
+            raise ConfigError(param, code, "not a language code; give a lower-case ISO 639 code, e.g. en or es")
+        check_language(code, param)

@@ -180,7 +180,7 @@ class ApertiumTagger(Tagger):
         self.pair.close()
 
     def tag_many(self, sentences: Sequence[Sequence[str]]) -> list[list[str]]:
-        from ..translate.apertium import UNITS, escape_words
+        from ..translate.apertium_stream import UNITS, escape_words
 
         # Each word is followed by a superblank "[]": the analyser keeps blanks in order and moves them
         # after a multi-word unit ("in front of" → one unit then three blanks), so counting blanks
@@ -216,7 +216,7 @@ class ApertiumTagger(Tagger):
         """A word inside a multi-word unit gets the unit's tag ("at night" → adv), which hides nouns; such a
         word whose own analysis has only noun readings ("night", "day", "front" of "in front of" as Penn has
         it; not "second") is tagged a noun. A unit's first word keeps the unit's reading ("at")."""
-        from ..translate.apertium import UNITS, escape
+        from ..translate.apertium_stream import UNITS, escape
 
         inside = [(s, i) for s, i in inside if not is_noun(tags[s][i])]
         distinct = list(dict.fromkeys(sentences[s][i] for s, i in inside))
@@ -238,7 +238,7 @@ class ApertiumTagger(Tagger):
 def _readings(unit: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
     """(Penn tag, apertium tags) of each reading of a unit ``surface/chosen/other…`` (tagger -f output) or
     ``surface/reading/…`` (analyser output); () when unknown (``*xyzzy``). Readings repeat, so cached."""
-    from ..translate.apertium import lemma_tags, split_unescaped
+    from ..translate.apertium_stream import lemma_tags, split_unescaped
 
     fields = split_unescaped(unit, "/")
     out = []

@@ -30,8 +30,8 @@ class Translator:
 
     name: ClassVar[str] = ""
 
-    def __init__(self, src: str, tgt: str):
-        self.src, self.tgt = src, tgt
+    def __init__(self, source_lang: str, target_lang: str):
+        self.source_lang, self.target_lang = source_lang, target_lang
 
     def options(self) -> dict[str, Any]:
         """Options that change the output; they go into the cache key's fingerprint."""
@@ -59,12 +59,12 @@ class CachedTranslator:
 
     def __init__(self, backend: Translator, cache: str | os.PathLike | TranslationCache | None = None):
         self.backend = backend
-        self.src, self.tgt = backend.src, backend.tgt
+        self.source_lang, self.target_lang = backend.source_lang, backend.target_lang
         if cache is not None and not isinstance(cache, TranslationCache):
             cache = TranslationCache(cache)
         self.cache = cache
         self._mem: dict[tuple[str, str], str | None] = {}
-        self.key = (backend.name, fingerprint(backend.options()), backend.src, backend.tgt)
+        self.key = (backend.name, fingerprint(backend.options()), backend.source_lang, backend.target_lang)
         self.stats = {"calls": 0, "cache_hits": 0, "untranslated": 0, "requests": 0}
 
     @property
@@ -125,13 +125,13 @@ def _check_list(param: str, items: Sequence[str]) -> list[str]:
     return list(items)
 
 
-def get_translator(name: str, src: str, tgt: str, cache: str | os.PathLike | None = None,
+def get_translator(name: str, source_lang: str, target_lang: str, cache: str | os.PathLike | None = None,
                    **options: Any) -> CachedTranslator:
-    """The backend ``name`` for ``src``→``tgt`` behind the cache at ``cache`` (None: memory only)."""
+    """The backend ``name`` for ``source_lang``→``target_lang`` behind the cache at ``cache`` (None: memory only)."""
     cls = TRANSLATORS.get(name, "--backend")
-    accepted = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "src", "tgt")]
+    accepted = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "source_lang", "target_lang")]
     for key in options:
         if key not in accepted:
             raise ConfigError(key, options[key], f"not an option of translator {name!r}; "
                                                  f"it takes: {', '.join(accepted) or 'no options'}")
-    return CachedTranslator(cls(src, tgt, **options), cache)
+    return CachedTranslator(cls(source_lang, target_lang, **options), cache)

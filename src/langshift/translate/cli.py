@@ -14,8 +14,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("translate", help="translate the lines of a file (words or sentences)",
                               description=__doc__)
     p.add_argument("--backend", required=True, help=f"translator: {', '.join(TRANSLATORS.names())}")
-    p.add_argument("--src", required=True, help="source language code, e.g. en")
-    p.add_argument("--tgt", required=True, help="target language code, e.g. es")
+    p.add_argument("--source-lang", required=True, help="source language code, e.g. en")
+    p.add_argument("--target-lang", required=True, help="target language code, e.g. es")
     unit = p.add_mutually_exclusive_group()
     unit.add_argument("--words", dest="unit", action="store_const", const="words",
                       help="each line is one word (inflection kept where the backend can)")
@@ -49,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
 
     check_out_file(args.out, True, "--out", {"--in": args.inp, "--cache": args.cache})
     items = read_lines(args.inp, param="--in")
-    translator = get_translator(args.backend, args.src, args.tgt, cache=args.cache, **parse_options(args.option))
+    translator = get_translator(args.backend, args.source_lang, args.target_lang, cache=args.cache,
+                                **parse_options(args.option))
     if args.unit == "words":
         found = translator.translate_words([w.strip() for w in items])
     else:

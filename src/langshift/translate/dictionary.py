@@ -104,12 +104,12 @@ class DictionaryTranslator(Translator):
 
     name = "dictionary"
 
-    def __init__(self, src: str, tgt: str, path: str | None = None, choose: str = "frequency"):
-        super().__init__(src, tgt)
+    def __init__(self, source_lang: str, target_lang: str, path: str | None = None, choose: str = "frequency"):
+        super().__init__(source_lang, target_lang)
         if choose not in ("frequency", "first"):
             raise ConfigError("choose", choose, "use 'frequency' (most frequent target word) or 'first' (file order)")
         if path is None:
-            path = self._find_freedict(src, tgt)
+            path = self._find_freedict(source_lang, target_lang)
         elif not Path(path).is_file():
             raise ConfigError("path", path, "no such file; give a dictd .index file or a two-column text file")
         self.path = str(path)
@@ -120,14 +120,14 @@ class DictionaryTranslator(Translator):
             self._lower.setdefault(head.lower(), head)
 
     @staticmethod
-    def _find_freedict(src: str, tgt: str) -> str:
-        for s in sorted(_code3(src)):
-            for t in sorted(_code3(tgt)):
+    def _find_freedict(source_lang: str, target_lang: str) -> str:
+        for s in sorted(_code3(source_lang)):
+            for t in sorted(_code3(target_lang)):
                 candidate = DICTD_DIR / f"freedict-{s}-{t}.index"
                 if candidate.exists():
                     return str(candidate)
         have = freedict_pairs()
-        raise ConfigError("src/tgt", f"{src}-{tgt}",
+        raise ConfigError("source_lang/target_lang", f"{source_lang}-{target_lang}",
                           f"no FreeDict dictionary for this pair in {DICTD_DIR} (installed: {', '.join(have) or 'none'}); "
                           f"apt-get install dict-freedict-<src>-<tgt>, or pass path= to a two-column file")
 
@@ -142,7 +142,7 @@ class DictionaryTranslator(Translator):
         try:
             from wordfreq import zipf_frequency
 
-            return max(every, key=lambda w: zipf_frequency(w, self.tgt))  # max keeps file order on ties
+            return max(every, key=lambda w: zipf_frequency(w, self.target_lang))  # max keeps file order on ties
         except (ImportError, LookupError, ValueError):
             return every[0]
 

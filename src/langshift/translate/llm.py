@@ -41,10 +41,10 @@ class LLMTranslator(Translator):
 
     name = "llm"
 
-    def __init__(self, src: str, tgt: str, url: str = "", model: str = "", api_key_env: str = "OPENAI_API_KEY",
+    def __init__(self, source_lang: str, target_lang: str, url: str = "", model: str = "", api_key_env: str = "OPENAI_API_KEY",
                  retries: int = 4, backoff: float = 1.0, timeout: float = 60.0, workers: int = 4,
                  max_tokens: int = 512):
-        super().__init__(src, tgt)
+        super().__init__(source_lang, target_lang)
         if not url.startswith(("http://", "https://")):
             raise ConfigError("url", url, "give the endpoint's base URL, e.g. http://127.0.0.1:8000/v1")
         if not model:
@@ -55,18 +55,18 @@ class LLMTranslator(Translator):
         self.model, self.api_key_env = model, api_key_env
         self.retries, self.backoff, self.timeout, self.workers = retries, backoff, timeout, workers
         self.max_tokens = max_tokens
-        self.src_name, self.tgt_name = language_name(src), language_name(tgt)
+        self.source_name, self.target_name = language_name(source_lang), language_name(target_lang)
 
     def options(self) -> dict[str, Any]:
         return {"url": self.url, "model": self.model}
 
     # --- 1. Prompts ------------------------------------------------------------------------------
     def _messages(self, text: str, word_tag: str | None, is_word: bool) -> list[dict[str, str]]:
-        system = (f"You translate {self.src_name} into {self.tgt_name}. Reply with the translation only: "
+        system = (f"You translate {self.source_name} into {self.target_name}. Reply with the translation only: "
                   "no quotes, no notes, no explanations, no original text.")
         if is_word:
             kind = _TAG_HINT.get(word_tag or "", "word")
-            user = f"Translate this {self.src_name} {kind} into {self.tgt_name} (one word or short phrase): {text}"
+            user = f"Translate this {self.source_name} {kind} into {self.target_name} (one word or short phrase): {text}"
         else:
             user = text
         return [{"role": "system", "content": system}, {"role": "user", "content": user}]

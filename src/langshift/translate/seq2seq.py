@@ -50,9 +50,9 @@ class Seq2SeqTranslator(Translator):
 
     name = "seq2seq"
 
-    def __init__(self, src: str, tgt: str, model: str = "", family: str = "auto", device: str = "auto",
+    def __init__(self, source_lang: str, target_lang: str, model: str = "", family: str = "auto", device: str = "auto",
                  batch_size: int = 32, num_beams: int = 1, max_new_tokens: int = 256):
-        super().__init__(src, tgt)
+        super().__init__(source_lang, target_lang)
         if not model:
             raise ConfigError("model", model, "give a local folder or hub id of an NLLB, M2M100 or Marian model")
         if family not in FAMILIES:
@@ -101,16 +101,16 @@ class Seq2SeqTranslator(Translator):
                                        f"(tried {family_codes(self.family, lang)}); it knows e.g. {', '.join(known)}")
 
     def _setup_languages(self) -> None:
-        self.tgt_token = self._find_token(self.tgt, "tgt")
-        self.src_token = self._find_token(self.src, "src") if self.family != "marian" else None
-        if hasattr(self.tokenizer, "src_lang") and self.src_token:
+        self.target_token = self._find_token(self.target_lang, "target_lang")
+        self.source_token = self._find_token(self.source_lang, "source_lang") if self.family != "marian" else None
+        if hasattr(self.tokenizer, "src_lang") and self.source_token:
             # NLLB/M2M100 tokenizers add the source language token themselves
-            self.tokenizer.src_lang = self.src_token if self.family == "nllb" else self.src_token.strip("_")
+            self.tokenizer.src_lang = self.source_token if self.family == "nllb" else self.source_token.strip("_")
             self._prefix = ""
         elif self.family == "marian":
-            self._prefix = f"{self.tgt_token} " if self.tgt_token else ""
+            self._prefix = f"{self.target_token} " if self.target_token else ""
         else:
-            self._prefix = f"{self.src_token} "  # a plain tokenizer: write the source token ourselves
+            self._prefix = f"{self.source_token} "  # a plain tokenizer: write the source token ourselves
 
     def options(self) -> dict[str, Any]:
         return {"model": self.model_name, "family": self.family, "num_beams": self.num_beams,
@@ -124,7 +124,7 @@ class Seq2SeqTranslator(Translator):
         out: list[str | None] = [None] * len(sentences)
         gen_kwargs: dict[str, Any] = {"num_beams": self.num_beams, "max_new_tokens": self.max_new_tokens}
         if self.family != "marian":
-            gen_kwargs["forced_bos_token_id"] = self.tokenizer.convert_tokens_to_ids(self.tgt_token)
+            gen_kwargs["forced_bos_token_id"] = self.tokenizer.convert_tokens_to_ids(self.target_token)
         starts = range(0, len(order), self.batch_size)
         for start in tqdm(starts, desc="seq2seq translate", disable=len(starts) <= 1, unit="batch"):
             idx = order[start:start + self.batch_size]
