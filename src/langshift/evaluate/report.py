@@ -278,7 +278,8 @@ class ReportResult(Result):
 
 
 def run_report(cfg: ReportConfig) -> ReportResult:
-    from ..pipeline.stages.base import CANDIDATES_FILE  # where the transfer stage records the methods it compared
+    # where the transfer stage records the init methods it compared
+    from ..pipeline.stages.base import CANDIDATES_FILE
 
     cfg.check_output()
     training = {name: folder for name, folder in (("lapt", cfg.lapt), ("clo", cfg.clo)) if folder}
