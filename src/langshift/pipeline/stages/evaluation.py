@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 from ...evaluate.config import EvalConfig
 from ...evaluate.report import ReportConfig, run_report
@@ -12,13 +13,16 @@ from .base import MODEL_STAGES, Context, Slot, Stage, add_stage
 
 
 def _evaluate(stage: Stage, cfg: EvalConfig, ctx: Context) -> dict:
-    """Pipeline-specific: a model without a label is labelled by the stage that made it ("lapt", "clo")."""
+    """Pipeline-specific: a model without a label is labelled by the stage that made it ("lapt", "clo"); the
+    record names the result files relative to the stage folder (the work folder is renamed when done), and
+    an interrupted attempt's kept results are not told apart from fresh ones."""
     from ...evaluate.run import run_eval
 
     cfg = dataclasses.replace(cfg, name=cfg.name or ctx.labels.get("model", "model"),
                               intermediate_name=cfg.intermediate_name or ctx.labels.get("intermediate",
                                                                                         "intermediate"))
-    return run_eval(cfg).to_dict()
+    res = run_eval(cfg)
+    return {**res.to_dict(), "out": stage.output, "files": [Path(f).name for f in res.files], "kept": []}
 
 
 FILES = ("bpb_text", "mc_tasks", "gen_mc_tasks", "mexa_pairs", "fidelity_prompts", "source_prompts", "responses",
