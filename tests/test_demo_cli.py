@@ -129,8 +129,8 @@ def _tiny(root: Path) -> dict:
                        "transfer": {"candidates": ["random", {"method": "mean"}, "fvt"]},
                        "lapt": {"mode": "embeddings", "seq_len": 32, "batch_size": 2, "max_steps": 2,
                                 "save_steps": 2},
-                       "eval": {"baseline": "$model", "intermediate": "@transfer",
-                                "names": {"baseline": "original", "intermediate": "init", "model": "adapted"}}}}
+                       "eval": {"baseline": "$model", "intermediate": "@transfer", "baseline_name": "original",
+                                "intermediate_name": "init", "name": "adapted"}}}
 
 
 def test_transfer_candidates_keep_the_lowest_bpb_and_eval_labels(tmp_path):
@@ -150,7 +150,7 @@ def test_transfer_candidates_keep_the_lowest_bpb_and_eval_labels(tmp_path):
     folder = str(tmp_path / "out" / "transfer" / "model")
     again = bits_per_byte(load_model(folder), load_tokenizer(folder), helpers.ES_TEXT[:4], progress=False)
     assert again["bits_per_byte"] == pytest.approx(scores[summary["method"]], rel=1e-5)
-    evals = result["stages"]["eval"]["summary"]
+    evals = result["stages"]["eval"]["summary"]["results"]
     assert list(evals) == ["original", "init", "adapted"]
     assert evals["init"]["bpb"]["bits_per_byte"] == pytest.approx(
         bits_per_byte(load_model(folder), load_tokenizer(folder), helpers.ES_TEXT[4:8],
@@ -182,13 +182,13 @@ def test_transfer_candidate_errors(change, match):
 
 
 def test_eval_names_errors(tmp_path):
-    from langshift.pipeline.stages import EvalStageConfig
+    from langshift.evaluate.config import EvalConfig
 
-    with pytest.raises(ConfigError, match=r"eval\.names\.modle"):
-        EvalStageConfig(names={"modle": "x"})
+    with pytest.raises(ConfigError, match="unknown key"):
+        EvalConfig.from_dict({"names": {"model": "x"}})
     with pytest.raises(ConfigError, match="without '/'"):
-        EvalStageConfig(names={"model": "a/b"})
+        EvalConfig(name="a/b")
     recipe = _tiny(tmp_path)
-    recipe["stages"] = {"eval": {"baseline": "$model", "names": {"baseline": "same", "model": "same"}}}
+    recipe["stages"] = {"eval": {"baseline": "$model", "baseline_name": "same", "name": "same"}}
     with pytest.raises(ConfigError, match="share a label"):
         run_recipe(recipe, tmp_path / "out", progress=None)

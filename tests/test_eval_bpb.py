@@ -100,7 +100,7 @@ def test_cli(tiny, tmp_path, capsys):
     text = write_lines(tmp_path / "t.txt", EN_TEXT)
     assert main(["eval", "bpb", "--model", str(folder), "--text", str(text), "--limit", "3",
                  "--save", str(tmp_path / "run")]) == 0
-    out = json.loads(capsys.readouterr().out)
+    out = json.loads(capsys.readouterr().out)["results"][str(folder)]["bpb"]
     assert out["documents"] == 3 and out["bits_per_byte"] > 0 and out["bytes"] > 0
     saved = json.loads((tmp_path / "run" / "bpb.m.json").read_text())
     assert saved["kind"] == "bpb" and saved["result"]["bits_per_byte"] == out["bits_per_byte"]

@@ -148,20 +148,20 @@ def test_cli_skips_without_endpoint_and_runs_with_one(server, tmp_path, capsys, 
     monkeypatch.delenv("LANGSHIFT_JUDGE_URL", raising=False)
     a, b = _outputs(tmp_path / "a.jsonl", GOOD), _outputs(tmp_path / "b.jsonl", BAD)
     assert main(["eval", "judge", "--outputs-a", a, "--outputs-b", b]) == 0
-    out = json.loads(capsys.readouterr().out)
+    out = json.loads(capsys.readouterr().out)["results"]["a"]["judge"]
     assert out["skipped"] is True and "no verdict" in out["reason"]
     monkeypatch.setenv("JUDGE_KEY", "secret")
     assert main(["eval", "judge", "--outputs-a", a, "--outputs-b", b, "--url", server, "--judge-model", "fake",
                  "--api-key-env", "JUDGE_KEY", "--save", str(tmp_path / "run"),
                  "--verdicts", str(tmp_path / "v.jsonl")]) == 0
-    out = json.loads(capsys.readouterr().out)
+    out = json.loads(capsys.readouterr().out)["results"]["a"]["judge"]
     assert out["win_rate_a"] == 1.0 and out["model_a"] == "a" and FakeJudge.seen[-1][1] == "Bearer secret"
     assert len((tmp_path / "v.jsonl").read_text().splitlines()) == 8
     assert (tmp_path / "run" / "judge.a.vs_b.json").is_file()
     assert LANGUAGE_CLAUSE in FakeJudge.seen[-1][2]["messages"][1]["content"]
     assert main(["eval", "judge", "--outputs-a", a, "--outputs-b", b, "--url", server, "--judge-model", "fake",
-                 "--lang", "en"]) == 0
-    assert json.loads(capsys.readouterr().out)["win_rate_a"] == 1.0
+                 "--target-lang", "en"]) == 0
+    assert json.loads(capsys.readouterr().out)["results"]["a"]["judge"]["win_rate_a"] == 1.0
     assert all(LANGUAGE_CLAUSE not in body["messages"][1]["content"] for _, _, body in FakeJudge.seen[-8:])
     assert main(["eval", "judge", "--outputs-a", a, "--outputs-b", b, "--url", server, "--judge-model", "fake",
                  "--api-key-env", "NOT_SET_ANYWHERE"]) == 2

@@ -145,7 +145,7 @@ def test_cli_mc_and_save(tiny, tmp_path, capsys):
     tasks = _write(tmp_path / "tasks.jsonl", [{"question": "Who?", "choices": ["a man", "a dog"], "answer": 0,
                                                "language": "es"}] * 3)
     assert main(["eval", "mc", "--model", str(folder), "--tasks", str(tasks), "--save", str(tmp_path / "run")]) == 0
-    out = json.loads(capsys.readouterr().out)[str(tasks)]
+    out = json.loads(capsys.readouterr().out)["results"][str(folder)]["mc"]
     assert out["n"] == 3 and out["acc"] in (0.0, 1.0) and out["by_language"]["es"]["n"] == 3
     assert (tmp_path / "run" / "mc.m.tasks.json").is_file()
 

@@ -124,7 +124,7 @@ def test_mexa_result_plot_and_cli(tiny, tmp_path, capsys):
     pairs_file.write_text("".join(json.dumps({"en": e, "xx": x}) + "\n" for e, x in pairs))
     assert main(["eval", "mexa", "--model", str(folder), "--pairs", str(pairs_file), "--save", str(tmp_path / "run"),
                  "--plot", str(tmp_path / "p.png")]) == 0
-    out = json.loads(capsys.readouterr().out)
+    out = json.loads(capsys.readouterr().out)["results"][str(folder)]["mexa"]
     assert out["n_pairs"] == 8 and (tmp_path / "p.png").is_file() and (tmp_path / "run" / "mexa.model.json").is_file()
 
 

@@ -282,7 +282,7 @@ def test_bad_number_or_path(case, ws, assets, capsys):
 
 def test_fidelity_unknown_language_lists_the_labels(ws, capsys):
     (ws / "r.jsonl").write_text('{"response": "Hola, ¿cómo estás hoy?"}\n', encoding="utf-8")
-    err = refused(["eval", "fidelity", "--responses", "r.jsonl", "--lang", "xx"], ws, capsys, "--lang")
+    err = refused(["eval", "fidelity", "--responses", "r.jsonl", "--target-lang", "xx"], ws, capsys, "--target-lang")
     assert "es" in err
 
 

@@ -37,16 +37,16 @@ def test_override_on_a_stage_not_in_the_recipe_is_refused():
 
 def test_overrides_are_typed_and_variables_substituted():
     recipe = load_recipe({"vars": {"lang": "es"}, "inputs": {"model": "m", "target_text": "t"},
-                          "stages": {"lapt": {"lr": "1e-4", "max_steps": 3}, "eval": {"lang": "${lang}",
+                          "stages": {"lapt": {"lr": "1e-4", "max_steps": 3}, "eval": {"target_lang": "${lang}",
                                                                                     "bpb_text": "e.txt"}}},
                          ["lapt.warmup=0.1", "vars.lang=de", "lapt.lora_r=8"])
     items = {i.stage.name: i for i in resolve(recipe)}
     assert items["lapt"].section == {"lr": 1e-4, "max_steps": 3, "warmup": 0.1, "lora_r": 8}
-    assert items["eval"].section["lang"] == "de"
+    assert items["eval"].section["target_lang"] == "de"
     with pytest.raises(ConfigError, match=r"lapt\.max_steps.*number"):
         resolve(load_recipe(small(lapt={"max_steps": "many"})))
     with pytest.raises(ConfigError, match=r"undefined|unknown variable"):
-        load_recipe({"stages": {"eval": {"lang": "${langg}"}}, "vars": {"lang": "es"}})
+        load_recipe({"stages": {"eval": {"target_lang": "${langg}"}}, "vars": {"lang": "es"}})
 
 
 def test_validation_of_a_stage_config_names_the_stage():

@@ -84,7 +84,7 @@ def test_tiny_recipe_runs_end_to_end(reference):
         assert (out / stage / artefact).is_file()
         assert (out / stage / ".done.json").is_file()
         assert not (out / f"{stage}.work").exists()
-    bpb = result["stages"]["eval"]["summary"]["lapt"]["bpb"]["bits_per_byte"]
+    bpb = result["stages"]["eval"]["summary"]["results"]["lapt"]["bpb"]["bits_per_byte"]
     assert 0 < bpb < 20
     assert result["stages"]["lapt"]["summary"]["global_step"] == 24
     assert any("lapt: done" in line for line in reference["lines"])

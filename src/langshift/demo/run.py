@@ -70,7 +70,7 @@ def run_demo(out: str | Path, quick: bool = False, overrides: list[str] | None =
     if dry_run:
         return result
     # 3. What to print.
-    result["table"] = results_table(result["stages"]["eval"]["summary"])
+    result["table"] = results_table(result["stages"]["eval"]["summary"]["results"])
     result["candidates"] = (result["stages"]["transfer"]["summary"] or {}).get("candidates", {})
     result["chosen"] = (result["stages"]["transfer"]["summary"] or {}).get("method")
     report = out / "report" / "report" / "index.html"

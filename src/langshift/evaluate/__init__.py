@@ -1,8 +1,10 @@
 """Evaluation: bits per byte, multiple choice (log-likelihood and generative), MEXA alignment,
 language fidelity, pairwise judging, hidden-state views, offline evaluation sets and the HTML report.
 
-Every command can save its result as JSON into a run folder (``--save DIR``); ``langshift report``
-reads those files (layout in :mod:`langshift.evaluate.results`).
+One front door, ``run.run_eval(EvalConfig)``, runs any task of the registry in :mod:`.tasks` on a model
+(`langshift eval TASK` and a recipe's eval stage both call it) and saves each result as JSON into a run
+folder (``--save DIR``); ``report.run_report(ReportConfig)`` (`langshift report`, the report stage) reads
+those files (layout in :mod:`langshift.evaluate.results`).
 """
 
 from __future__ import annotations

@@ -14,9 +14,12 @@ Every set is reproducible under ``seed`` and records it, with ``synthetic: true`
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
 
+from ..config import Result, StageConfig, opt
 from ..errors import ConfigError
 from ..registry import Registry
 
@@ -97,3 +100,31 @@ def _bible(src: str, tgt: str):
     from ..resources import bible_parallel
 
     return bible_parallel(src, tgt)
+
+
+@dataclass
+class BuildConfig(StageConfig):
+    task: str = opt(help="translation, next_verse or parallel")
+    out: str = opt(help="JSONL file to write")
+    n: int = opt(200, "number of items")
+    seed: int = opt(0, "seed of the sample (recorded in each item)")
+    source_lang: str = opt("en", "language of the questions' verses (parallel: the 'en' side)")
+    target_lang: str = opt("es", "language of the answers' verses (parallel: the 'xx' side)")
+
+
+@dataclass
+class BuildResult(Result):
+    task: str
+    items: int
+    seed: int
+    synthetic: bool = True
+
+
+def run_build(cfg: BuildConfig) -> BuildResult:
+    """Build an offline (synthetic) evaluation set into the JSONL file ``cfg.out``."""
+    from ..files import atomic_write_text, check_out_file
+
+    check_out_file(cfg.out)
+    rows = build(cfg.task, cfg.n, cfg.seed, cfg.source_lang, cfg.target_lang)
+    atomic_write_text(cfg.out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    return BuildResult(out=cfg.out, task=cfg.task, items=len(rows), seed=cfg.seed)

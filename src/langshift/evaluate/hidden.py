@@ -5,9 +5,12 @@ faint line joining each pair. Aligned models show the two clouds overlapping."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal
 
 import numpy as np
 
+from ..config import Result, StageConfig, check_range, opt
 from ..errors import ConfigError
 from .mexa import sentence_vectors
 
@@ -63,3 +66,44 @@ def plot_points(views: dict[str, dict], path, lang: str = "xx") -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+@dataclass
+class HiddenConfig(StageConfig):
+    INPUTS: ClassVar = ("model", "pairs")
+    model: list[str] = opt(help="one or more models")
+    out: str = opt(help="PNG file to write")
+    pairs: str | None = opt(None, "JSONL with 'en' and 'xx' per line (from `eval build --task parallel`); "
+                                  "default: Bible verses")
+    n: int = opt(100, "number of pairs")
+    target_lang: str | None = opt(None, "target language of the built-in Bible pairs (and the plot's legend)")
+    source_lang: str = opt("en", "the other language of the built-in Bible pairs")
+    seed: int = opt(0, "seed of the Bible pairs and the projection")
+    layer: int | None = opt(None, "block output to show (default: the middle)")
+    method: Literal["pca", "tsne"] = opt("pca", "projection to 2-D")
+
+    def validate(self) -> None:
+        if isinstance(self.model, str):
+            self.model = [self.model]
+        check_range("--n", self.n, 2)
+
+
+@dataclass
+class HiddenResult(Result):
+    models: list[str] = field(default_factory=list)
+    pairs: int = 0
+    method: str = "pca"
+
+
+def run_hidden(cfg: HiddenConfig) -> HiddenResult:
+    """The hidden-state view of every model, one panel each, into the PNG ``cfg.out``."""
+    from ..files import check_out_file
+    from ..models import load_model, load_tokenizer
+    from .tasks import read_pairs
+
+    check_out_file(cfg.out, True, "--out", {"--model": cfg.model, "--pairs": cfg.pairs})
+    pairs = read_pairs(cfg.pairs, cfg.n, cfg.seed, cfg.source_lang, cfg.target_lang)
+    views = {name: middle_layer_points(load_model(name), load_tokenizer(name, param="--model"), pairs, cfg.layer,
+                                       cfg.method, cfg.seed) for name in cfg.model}
+    plot_points(views, cfg.out, cfg.target_lang or "xx")
+    return HiddenResult(out=cfg.out, models=list(cfg.model), pairs=len(pairs), method=cfg.method)

@@ -1,4 +1,4 @@
-"""``langshift report RUN_DIR… --out DIR``: one HTML page (plus PNGs and a markdown table) that puts
+"""``langshift report RUN_DIR… --out DIR`` and a recipe's report stage (``run_report``): one HTML page (plus PNGs and a markdown table) that puts
 models and methods side by side. Inputs follow the layout of ``results.py``: result JSON files written
 with ``--save``, and training logs (``trainer_state.json`` or ``train_log.jsonl``) anywhere up to two
 folders deep in a run folder."""
@@ -8,8 +8,11 @@ from __future__ import annotations
 import html
 import json
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
+from ..config import Result, StageConfig, opt
 from ..errors import ConfigError
 from ..files import atomic_dir
 from .plots import save_axes
@@ -246,3 +249,41 @@ def _html_table(rows, cols, cells) -> str:
     body = "".join("<tr><td>" + html.escape(r) + "</td>" + "".join(
         f"<td>{html.escape(cells.get((r, c), ''))}</td>" for c in cols) + "</tr>" for r in rows)
     return f"<table>{head}{body}</table>"
+
+
+# 4. The front door: ``run_report(cfg)`` --------------------------------------------------------------
+
+@dataclass
+class ReportConfig(StageConfig):
+    INPUTS: ClassVar = ("runs", "transfer", "lapt", "clo", "science")
+    runs: list[str] = opt(help="run folders of evaluation results (`langshift eval … --save`, a recipe's eval stage)")
+    out: str = opt(help="folder to write index.html, results.md and PNGs into")
+    overwrite: bool = opt(False, "replace --out if it exists")
+    title: str = opt("langshift report", "page title")
+    transfer: str | None = opt(None, "transferred model folder whose init-method comparison is shown (a recipe: the "
+                                     "transfer stage's, when it compared candidates)")
+    lapt: str | None = opt(None, "trained model folder whose training loss is plotted (a recipe: the lapt stage's)")
+    clo: str | None = opt(None, "trained model folder whose training loss is plotted (a recipe: the clo stage's)")
+    science: str | None = opt(None, "folder of bench/science.py's results (convergence plot, CLO data-size table)")
+
+    def validate(self) -> None:
+        if isinstance(self.runs, str):  # a recipe's slot gives one folder
+            self.runs = [self.runs]
+
+
+@dataclass
+class ReportResult(Result):
+    files: list[str] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)
+
+
+def run_report(cfg: ReportConfig) -> ReportResult:
+    # where the transfer stage records the init methods it compared
+    from ..transfer.run import CANDIDATES_FILE
+
+    cfg.check_output()
+    training = {name: folder for name, folder in (("lapt", cfg.lapt), ("clo", cfg.clo)) if folder}
+    candidates = Path(cfg.transfer) / CANDIDATES_FILE if cfg.transfer else None
+    res = build_report(cfg.runs, cfg.out, cfg.overwrite, cfg.title, training=training, candidates=candidates,
+                       science=cfg.science)
+    return ReportResult(out=res["out"], files=res["files"], models=res["models"])

@@ -27,22 +27,28 @@ def _slug(text: str) -> str:
 def save_result(run_dir, kind: str, result: dict, model: str, config: dict | None = None,
                 tag: str | None = None) -> Path:
     """Write one result file into ``run_dir`` (atomic) and return its path."""
-    if kind not in KINDS:
-        raise LangshiftError(f"kind={kind!r}: unknown result kind; known: {', '.join(KINDS)}")
-    name = f"{kind}.{_slug(model)}" + (f".{_slug(tag)}" if tag else "") + ".json"
+    path = result_path(run_dir, kind, model, tag)
     payload = {"kind": kind, "model": str(model), "config": config or {}, "result": result,
                "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
-    return atomic_write_json(Path(run_dir) / name, payload)
+    return atomic_write_json(path, payload)
+
+
+def result_path(run_dir, kind: str, model: str, tag: str | None = None) -> Path:
+    """Where ``save_result`` writes the result of ``kind`` for ``model`` (and ``tag``)."""
+    if kind not in KINDS:
+        raise LangshiftError(f"kind={kind!r}: unknown result kind; known: {', '.join(KINDS)}")
+    return Path(run_dir) / (f"{kind}.{_slug(model)}" + (f".{_slug(tag)}" if tag else "") + ".json")
 
 
 ORDER_FILE = "models.json"  # {"models": [labels before → after]}: the report's row order (not a result)
 
 
 def save_model_order(run_dir, labels: list[str]) -> None:
-    """Record the order models were evaluated in, so the report lists them before → after."""
-    from ..files import atomic_write_json
-
-    atomic_write_json(Path(run_dir) / ORDER_FILE, {"models": list(labels)})
+    """Record the order models were evaluated in, so the report lists them before → after (labels an
+    earlier evaluation into the same folder recorded stay first)."""
+    path = Path(run_dir) / ORDER_FILE
+    known = json.loads(path.read_text(encoding="utf-8")).get("models", []) if path.is_file() else []
+    atomic_write_json(path, {"models": known + [label for label in labels if label not in known]})
 
 
 def load_results(run_dir) -> list[dict]:
