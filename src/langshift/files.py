@@ -138,6 +138,20 @@ def out_lock(out: str | os.PathLike, param: str = "--out") -> Iterator[Path]:
                 break
 
 
+def put_in_place(folder: str | os.PathLike, out: str | os.PathLike) -> None:
+    """Rename the finished ``folder`` to ``out``; an ``out`` already there (overwrite) is moved aside first and
+    removed after, so ``out`` is never missing nor half-replaced."""
+    folder, out = Path(folder), Path(out)
+    if out.exists():
+        old = out.with_name(f".{out.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(out, old)
+        os.replace(folder, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(folder, out)
+
+
 @contextlib.contextmanager
 def atomic_dir(out: str | os.PathLike, overwrite: bool = False, param: str = "--out") -> Iterator[Path]:
     """Yield a temporary sibling folder; on success it replaces ``out`` in one rename.
@@ -150,14 +164,7 @@ def atomic_dir(out: str | os.PathLike, overwrite: bool = False, param: str = "--
     try:
         yield tmp
         tmp.chmod(0o755)  # mkdtemp makes it private; the artefact should read like any folder
-        if out.exists():
-            old = out.with_name(f".{out.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
+        put_in_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

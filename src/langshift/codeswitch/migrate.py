@@ -21,14 +21,16 @@ from tqdm.auto import tqdm
 from ..config import Result, check_range, opt
 from ..engine import EngineOptions, parse_mapping
 from ..errors import ConfigError
-from ..files import atomic_write_json
 from .provenance import (
     Edit,
     Quota,
     Record,
     SwitchFiles,
+    SwitchStats,
     TokenCounter,
     check_share,
+    close_stream,
+    run_switch,
     splice,
     split_documents,
     translator_counts,
@@ -89,9 +91,7 @@ class Noun:
 
 
 @dataclass
-class Stats:
-    documents: int = 0
-    sentences: int = 0
+class Stats(SwitchStats):
     source_words: int = 0
     tokens: int = 0
     nouns: int = 0
@@ -100,10 +100,6 @@ class Stats:
     untranslated: int = 0
     unchanged: int = 0
     distinct_nouns: int = 0
-    translator_calls: int = 0      # items the translator sent to its backend (distinct, not cached)
-    translator_requests: int = 0   # backend batches
-    budget_reached: bool = False
-    seconds: float = 0.0
 
 
 @dataclass
@@ -328,14 +324,7 @@ def migrate(documents, tagger, translator, cfg: MigrateOptions, counter: TokenCo
                 bar.update(n)
                 yield rec
     finally:
-        from ..engine import close_process_locals
-
-        close_process_locals()  # taggers built by name in this process
-        bar.close()
-        stats.documents = len(docs_seen)
-        calls, requests = translator_counts(translator)
-        stats.translator_calls, stats.translator_requests = calls - calls0, requests - requests0
-        stats.seconds = time.perf_counter() - start
+        close_stream(stats, bar, translator, (calls0, requests0), start, len(docs_seen))
 
 
 def summary(stats: Stats, cfg: MigrateOptions, counter: TokenCounter) -> dict:
@@ -350,17 +339,10 @@ def run_migrate(cfg: MigrateConfig) -> MigrateResult:
     """MIGRATE over ``cfg.text`` (text, .jsonl, .parquet): provenance to ``cfg.out`` (JSONL, or Parquet for
     OUT.parquet), the code-switched documents to ``cfg.text_out`` if set, the summary to OUT.summary.json,
     each atomically."""
-    from ..translate import get_translator
-    from .provenance import switch_files
-
-    cfg.check_outputs()
-    translator = get_translator(cfg.translator, cfg.source_lang, cfg.target_lang, cache=cfg.cache,
-                                **cfg.translator_options)
-    counter, stats = TokenCounter(cfg.tokenizer), Stats()
+    stats = Stats()
     # the tagger by name: each engine worker builds its own
-    switch_files(cfg, lambda corpus, run, work: migrate(corpus, run.tagger, translator, run, counter, stats, work))
-    result = summary(stats, cfg, counter)
-    atomic_write_json(f"{cfg.out}.summary.json", result)
+    result = run_switch(cfg, stats, lambda corpus, run, work, translator, counter: migrate(
+        corpus, run.tagger, translator, run, counter, stats, work), summary)
     log.info("MIGRATE: %d sentences, %d tokens, %d of %d nouns replaced, %d translator calls, %.0f tokens/s",
              stats.sentences, stats.tokens, stats.replaced, stats.nouns, stats.translator_calls,
              result["tokens_per_second"] or 0)

@@ -14,6 +14,7 @@ import os
 import random
 import shutil
 import tempfile
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any, ClassVar, Literal
 
 from ..config import StageConfig, opt
 from ..errors import ConfigError
-from ..files import check_out_dir, check_out_file, read_lines
+from ..files import atomic_write_json, check_out_dir, check_out_file, read_lines
 
 TYPES = ("token-repl", "token-annt", "sent-repl", "sent-annt")
 
@@ -265,6 +266,22 @@ def switch_files(cfg, stream) -> None:
         shutil.rmtree(cfg.work_dir, ignore_errors=True)
 
 
+def run_switch(cfg, stats, stream, summarise) -> dict:
+    """The body of ``run_migrate`` and ``run_syncs``: check the outputs, build the translator (with its
+    options), run ``stream(corpus, run_cfg, work, translator, counter)`` (counting into ``stats``) through
+    ``switch_files`` and write ``summarise(stats, cfg, counter)`` to OUT.summary.json, which it returns."""
+    from ..translate import get_translator
+
+    cfg.check_outputs()
+    translator = get_translator(cfg.translator, cfg.source_lang, cfg.target_lang, cache=cfg.cache,
+                                **cfg.translator_options)
+    counter = TokenCounter(cfg.tokenizer)
+    switch_files(cfg, lambda corpus, run, work: stream(corpus, run, work, translator, counter))
+    result = summarise(stats, cfg, counter)
+    atomic_write_json(f"{cfg.out}.summary.json", result)
+    return result
+
+
 def write_rows(rows: Iterable[dict], path: str | os.PathLike, overwrite: bool, param: str) -> None:
     """One JSON object a line, atomically."""
     with atomic_stream(path, overwrite, param) as fh:
@@ -323,6 +340,31 @@ class _ParquetRecords:
 def check_share(name: str, value: float) -> None:
     if not 0.0 <= value <= 1.0:
         raise ConfigError(name, value, "a share must lie in [0, 1] (e.g. 0.5 for half)")
+
+
+@dataclass
+class SwitchStats:
+    """What every code-switching run counts; MIGRATE and SynCS add their own counts."""
+
+    documents: int = 0
+    sentences: int = 0
+    translator_calls: int = 0      # items the translator sent to its backend (distinct, not cached)
+    translator_requests: int = 0   # backend batches
+    budget_reached: bool = False
+    seconds: float = 0.0
+
+
+def close_stream(stats, bar, translator, counts_before: tuple[int, int], start: float, documents: int) -> None:
+    """The end of a MIGRATE or SynCS stream, also when it is cut short: the taggers this process built by
+    name closed, the progress bar closed, and the documents, translator calls and seconds counted."""
+    from ..engine import close_process_locals
+
+    close_process_locals()
+    bar.close()
+    stats.documents = documents
+    calls, requests = translator_counts(translator)
+    stats.translator_calls, stats.translator_requests = calls - counts_before[0], requests - counts_before[1]
+    stats.seconds = time.perf_counter() - start
 
 
 def translator_counts(translator) -> tuple[int, int]:

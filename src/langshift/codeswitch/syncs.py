@@ -36,16 +36,18 @@ from tqdm.auto import tqdm
 from ..config import Result, check_range, opt
 from ..engine import EngineOptions, parse_mapping
 from ..errors import ConfigError
-from ..files import atomic_write_json
 from .provenance import (
     TYPES,
     Edit,
     Quota,
     Record,
     SwitchFiles,
+    SwitchStats,
     TokenCounter,
     annotate,
     check_share,
+    close_stream,
+    run_switch,
     splice,
     split_documents,
     translator_counts,
@@ -106,18 +108,12 @@ class SyncsConfig(SyncsOptions, SwitchFiles):
 
 
 @dataclass
-class Stats:
-    documents: int = 0
-    sentences: int = 0
+class Stats(SwitchStats):
     modified: int = 0
     per_type: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TYPES, 0))
     words_switched: int = 0
     new_tokens: int = 0
     not_translated: int = 0      # chosen sentences left unmodified: nothing could be translated
-    translator_calls: int = 0      # items the translator sent to its backend (distinct, not cached)
-    translator_requests: int = 0   # backend batches
-    budget_reached: bool = False
-    seconds: float = 0.0
 
 
 @dataclass
@@ -358,14 +354,7 @@ def syncs(documents, translator, cfg: SyncsOptions, tagger=None, counter: TokenC
                 yield rec
             bar.update(len(records))
     finally:
-        from ..engine import close_process_locals
-
-        close_process_locals()  # taggers built by name in this process
-        bar.close()
-        stats.documents = len(docs)
-        calls, requests = translator_counts(translator)
-        stats.translator_calls, stats.translator_requests = calls - calls0, requests - requests0
-        stats.seconds = time.perf_counter() - start
+        close_stream(stats, bar, translator, (calls0, requests0), start, len(docs))
 
 
 def summary(stats: Stats, cfg: SyncsOptions, counter: TokenCounter) -> dict:
@@ -379,18 +368,10 @@ def summary(stats: Stats, cfg: SyncsOptions, counter: TokenCounter) -> dict:
 def run_syncs(cfg: SyncsConfig) -> SyncsResult:
     """SynCS over ``cfg.text`` (text, .jsonl, .parquet): provenance to ``cfg.out`` (JSONL, or Parquet for
     OUT.parquet), the documents to ``cfg.text_out`` if set, the summary to OUT.summary.json, each atomically."""
-    from ..translate import get_translator
-    from .provenance import switch_files
-
-    cfg.check_outputs()
-    translator = get_translator(cfg.translator, cfg.source_lang, cfg.target_lang, cache=cfg.cache,
-                                **cfg.translator_options)
-    counter, stats = TokenCounter(cfg.tokenizer), Stats()
+    stats = Stats()
     # the tagger by name: each engine worker builds its own
-    switch_files(cfg, lambda corpus, run, work: syncs(corpus, translator, run, run.tagger_needed(), counter, stats,
-                                                      work))
-    result = summary(stats, cfg, counter)
-    atomic_write_json(f"{cfg.out}.summary.json", result)
+    result = run_switch(cfg, stats, lambda corpus, run, work, translator, counter: syncs(
+        corpus, translator, run, run.tagger_needed(), counter, stats, work), summary)
     log.info("SynCS: %d of %d sentences modified %s, %d new tokens", stats.modified, stats.sentences,
              stats.per_type, stats.new_tokens)
     return SyncsResult(out=str(cfg.out), text_out=cfg.text_out, **result)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Result
-from ..files import atomic_write_json, check_out_file, read_lines
+from ..files import atomic_write_json, check_out_file, put_in_place, read_lines
 from .config import TransferConfig, candidate_fields
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,7 @@ def _choose(cfg: TransferConfig, options: list[TransferConfig]) -> TransferResul
     atomic_write_json(kept / "model" / CANDIDATES_FILE, {"method": best, **chosen})  # the report shows them
     if cfg.provenance:
         shutil.move(kept / "provenance.json", cfg.provenance)
-    _put_in_place(kept / "model", Path(cfg.out))
+    put_in_place(kept / "model", Path(cfg.out))
     shutil.rmtree(work, ignore_errors=True)
     return TransferResult.of(cfg.out, scores[best]["transfer"], **chosen)
 
@@ -132,14 +132,3 @@ def _score(cfg: TransferConfig, changes: dict[str, Any], lines: list[str]) -> di
     atomic_write_json(score, result)
     return result
 
-
-def _put_in_place(folder: Path, out: Path) -> None:
-    """Rename ``folder`` to ``out``; an ``out`` there (``--overwrite``) is moved aside first, then removed."""
-    if out.exists():
-        old = out.with_name(f".{out.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(out, old)
-        os.replace(folder, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(folder, out)
