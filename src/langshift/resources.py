@@ -138,9 +138,9 @@ def _parse_diatheke(stdout: str) -> dict[str, str]:
     return {r: " ".join(_STRONGS.sub("", t).split()) for r, t in verses.items() if t.strip()}
 
 
-def bible_parallel(src: str = "en", tgt: str = "es") -> list[tuple[str, str, str]]:
+def bible_parallel(source_lang: str = "en", target_lang: str = "es") -> list[tuple[str, str, str]]:
     """(reference, source text, target text) for verses present in both Bibles, in canonical order."""
-    a, b = bible_verses(src), bible_verses(tgt)
+    a, b = bible_verses(source_lang), bible_verses(target_lang)
     # Book names differ between modules ("Revelation of John" vs "Revelation"): align by position within
     # (chapter:verse) order where both modules list the same sequence of numbers.
     keys_a, keys_b = list(a), list(b)

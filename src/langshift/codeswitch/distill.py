@@ -32,8 +32,8 @@ class DistillConfig(LoRATrainingConfig):
 
     model: str = opt(help="the student to fine-tune: built-in name (smollm2-135m-instruct), folder or hub id")
     data: str = opt(help="teacher rows (JSONL from `codeswitch teach`: source, kind, output)")
-    src_lang: str = opt("en", "language of the sources (names it in the prompt)")
-    tgt_lang: str = opt("es", "language switched in (names it in the prompt)")
+    source_lang: str = opt("en", "language of the sources (names it in the prompt)")
+    target_lang: str = opt("es", "language switched in (names it in the prompt)")
     mode: Literal["lora", "full"] = opt("lora", "LoRA on the attention projections (merged at the end) or all weights")
     lora_r: int = opt(16, "LoRA rank")
     lora_alpha: float = opt(32.0, "LoRA scaling α")
@@ -66,9 +66,9 @@ def read_rows(path: str, param: str = "--data") -> list[dict]:
     return rows
 
 
-def sft_rows(rows: list[dict], src_lang: str, tgt_lang: str) -> list[dict]:
+def sft_rows(rows: list[dict], source_lang: str, target_lang: str) -> list[dict]:
     """trl's conversational prompt/completion rows: source-only prompt → code-switched sentence."""
-    return [{"prompt": [{"role": "user", "content": prompt(r["kind"], r["source"], src_lang, tgt_lang)}],
+    return [{"prompt": [{"role": "user", "content": prompt(r["kind"], r["source"], source_lang, target_lang)}],
              "completion": [{"role": "assistant", "content": r["output"]}]} for r in rows]
 
 
@@ -95,7 +95,7 @@ def train_distill(cfg: DistillConfig, model=None, tokenizer=None) -> Path:
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     args = training_arguments(work, **cfg.schedule(), scheduler="cosine", args_class=trl.SFTConfig,
                               max_length=cfg.max_len, completion_only_loss=True, packing=False, remove_unused_columns=True)
-    data = datasets.Dataset.from_list(sft_rows(rows, cfg.src_lang, cfg.tgt_lang))
+    data = datasets.Dataset.from_list(sft_rows(rows, cfg.source_lang, cfg.target_lang))
     trainer = trl.SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer)
     summary = run_trainer(trainer, work)
     summary.update({"stage": "codeswitch-distill", "config": cfg.to_dict(), "rows": len(rows),

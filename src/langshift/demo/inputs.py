@@ -85,12 +85,12 @@ def _jsonl(rows: list[dict]) -> str:
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
 
 
-def make_inputs(folder: Path, sizes: Sizes, src: str = "en", tgt: str = "es",
+def make_inputs(folder: Path, sizes: Sizes, source_lang: str = "en", target_lang: str = "es",
                 translation_cache: str | None = None) -> dict[str, str]:
     """Write every input file (skipped when a manifest of the same sizes exists); returns name → path."""
     paths = {k: str(folder / v) for k, v in {**NAMES, **DEV_NAMES}.items()}
     manifest_path = folder / "manifest.json"
-    wanted = {"sizes": asdict(sizes), "src": src, "tgt": tgt, "heldout_every": HELDOUT_EVERY, "seed": SEED}
+    wanted = {"sizes": asdict(sizes), "source_lang": source_lang, "target_lang": target_lang, "heldout_every": HELDOUT_EVERY, "seed": SEED}
     if manifest_path.is_file():
         old = json.loads(manifest_path.read_text(encoding="utf-8"))
         if old.get("params") == wanted and all(Path(p).is_file() for p in paths.values()):
@@ -104,8 +104,8 @@ def make_inputs(folder: Path, sizes: Sizes, src: str = "en", tgt: str = "es",
     bar = tqdm(total=6, desc="demo inputs", unit="step")
     rng = random.Random(SEED)
     # 1. Bible split and fortunes: the training texts see train chapters only.
-    split = split_chapters(bible_parallel(src, tgt))
-    target = [p[2] for p in split["train"]] + fortunes(tgt)
+    split = split_chapters(bible_parallel(source_lang, target_lang))
+    target = [p[2] for p in split["train"]] + fortunes(target_lang)
     target = _sample(rng, target, sizes.target_lines)
     source = [p[1] for p in _sample(rng, split["train"], sizes.source_verses)]
     atomic_write_text(paths["target_text"], "".join(t + "\n" for t in target))
@@ -118,10 +118,10 @@ def make_inputs(folder: Path, sizes: Sizes, src: str = "en", tgt: str = "es",
     atomic_write_text(paths["eval_text"], "".join(t + "\n" for t in heldout))
     bar.update()
     # 3. Offline multiple choice and MEXA pairs, built from the test chapters only.
-    mc = (build_translation(sizes.mc_items, SEED, src, tgt, pairs=split["test"])
-          + build_next_verse(sizes.mc_items, SEED, src, tgt, pairs=split["test"]))
+    mc = (build_translation(sizes.mc_items, SEED, source_lang, target_lang, pairs=split["test"])
+          + build_next_verse(sizes.mc_items, SEED, source_lang, target_lang, pairs=split["test"]))
     atomic_write_text(paths["mc_tasks"], _jsonl(mc))
-    atomic_write_text(paths["mexa_pairs"], _jsonl(build_parallel(sizes.mexa_pairs, SEED, src, tgt,
+    atomic_write_text(paths["mexa_pairs"], _jsonl(build_parallel(sizes.mexa_pairs, SEED, source_lang, target_lang,
                                                                  pairs=split["test"])))
     bar.update()
     # 4. English instruction pairs (man pages, Bible): none about a held-out chapter. The pool is cut into
@@ -135,7 +135,7 @@ def make_inputs(folder: Path, sizes: Sizes, src: str = "en", tgt: str = "es",
     bar.update()
     # 5. Fidelity prompts: instructions the CLO data does not hold, in English and translated into the
     #    target language (the same instructions in both, so the two fidelity rates are comparable).
-    translator = get_translator("apertium", src, tgt, cache=translation_cache)
+    translator = get_translator("apertium", source_lang, target_lang, cache=translation_cache)
     rest = [r["instruction"] for r in pool[sizes.sft_pairs:]]
     dev_pool, test_pool = rest[:2 * sizes.dev_prompts], rest[2 * sizes.dev_prompts:2 * (sizes.dev_prompts
                                                                                      + sizes.prompts)]

@@ -50,23 +50,23 @@ def _shuffle_choices(rng: random.Random, gold: str, others: list[str]) -> tuple[
 
 
 @BUILDERS.register("translation")
-def build_translation(n: int, seed: int = 0, src: str = "en", tgt: str = "es", pairs=None) -> list[dict]:
+def build_translation(n: int, seed: int = 0, source_lang: str = "en", target_lang: str = "es", pairs=None) -> list[dict]:
     """Four-way 'which verse is the translation' items."""
-    pairs = _usable(pairs if pairs is not None else _bible(src, tgt))
+    pairs = _usable(pairs if pairs is not None else _bible(source_lang, target_lang))
     rng = random.Random(seed)
     pool = [p[2] for p in pairs]
     items = []
     for ref, en, xx in rng.sample(pairs, min(n, len(pairs))):
         choices, answer = _shuffle_choices(rng, xx, _distractors(rng, pool, {xx}, len(xx)))
-        items.append({"id": ref, "question": en, "choices": choices, "answer": answer, "language": tgt,
+        items.append({"id": ref, "question": en, "choices": choices, "answer": answer, "language": target_lang,
                       "task": "translation", "synthetic": True, "seed": seed})
     return items
 
 
 @BUILDERS.register("next_verse")
-def build_next_verse(n: int, seed: int = 0, src: str = "en", tgt: str = "es", pairs=None) -> list[dict]:
+def build_next_verse(n: int, seed: int = 0, source_lang: str = "en", target_lang: str = "es", pairs=None) -> list[dict]:
     """Four-way 'which verse comes next' items in the target language (same chapter only)."""
-    pairs = pairs if pairs is not None else _bible(src, tgt)
+    pairs = pairs if pairs is not None else _bible(source_lang, target_lang)
     rng = random.Random(seed)
     chapter = [p[0].rsplit(":", 1)[0] for p in pairs]
     follow = [i for i in range(len(pairs) - 1) if chapter[i] == chapter[i + 1]
@@ -76,30 +76,30 @@ def build_next_verse(n: int, seed: int = 0, src: str = "en", tgt: str = "es", pa
     for i in rng.sample(follow, min(n, len(follow))):
         cur, nxt = pairs[i][2], pairs[i + 1][2]
         choices, answer = _shuffle_choices(rng, nxt, _distractors(rng, pool, {cur, nxt}, len(nxt)))
-        items.append({"id": pairs[i][0], "question": cur, "choices": choices, "answer": answer, "language": tgt,
+        items.append({"id": pairs[i][0], "question": cur, "choices": choices, "answer": answer, "language": target_lang,
                       "task": "next_verse", "synthetic": True, "seed": seed})
     return items
 
 
 @BUILDERS.register("parallel")
-def build_parallel(n: int, seed: int = 0, src: str = "en", tgt: str = "es", pairs=None) -> list[dict]:
+def build_parallel(n: int, seed: int = 0, source_lang: str = "en", target_lang: str = "es", pairs=None) -> list[dict]:
     """(English, target) verse pairs for MEXA."""
-    pairs = _usable(pairs if pairs is not None else _bible(src, tgt))
+    pairs = _usable(pairs if pairs is not None else _bible(source_lang, target_lang))
     rng = random.Random(seed)
-    return [{"id": ref, "en": en, "xx": xx, "language": tgt, "synthetic": True, "seed": seed}
+    return [{"id": ref, "en": en, "xx": xx, "language": target_lang, "synthetic": True, "seed": seed}
             for ref, en, xx in rng.sample(pairs, min(n, len(pairs)))]
 
 
-def build(task: str, n: int, seed: int = 0, src: str = "en", tgt: str = "es") -> list[dict]:
+def build(task: str, n: int, seed: int = 0, source_lang: str = "en", target_lang: str = "es") -> list[dict]:
     if n < 1:
         raise ConfigError("--n", n, "must be a positive number of items")
-    return BUILDERS.get(task, "--task")(n, seed=seed, src=src, tgt=tgt)
+    return BUILDERS.get(task, "--task")(n, seed=seed, source_lang=source_lang, target_lang=target_lang)
 
 
-def _bible(src: str, tgt: str):
+def _bible(source_lang: str, target_lang: str):
     from ..resources import bible_parallel
 
-    return bible_parallel(src, tgt)
+    return bible_parallel(source_lang, target_lang)
 
 
 @dataclass
