@@ -29,7 +29,8 @@ def registered():
 
 def test_examples_are_there():
     blocks = _blocks()
-    assert len(blocks) == 3 and "first-piece" in blocks[0] and "glossary" in blocks[1] and "lengths" in blocks[2]
+    assert len(blocks) == 4 and "first-piece" in blocks[0] and "glossary" in blocks[1] and "lengths" in blocks[2]
+    assert "tokens_per_word" in blocks[3]
 
 
 def test_init_method_example_transfers(registered, source_bpe, target_bpe):
@@ -89,3 +90,33 @@ def test_stage_example_runs_the_same_from_cli_and_recipe(lengths_stage, tmp_path
     with pytest.raises(ConfigError, match="--out"):  # an out that is the input is refused before anything runs
         args = parser.parse_args(["lengths", "--text", str(text), "--out", str(text), "--overwrite"])
         args.func(args)
+
+
+@pytest.fixture
+def fertility_task():
+    from langshift.evaluate.tasks import EVAL_TASKS
+
+    yield
+    EVAL_TASKS._items.pop("tokens_per_word", None)
+
+
+def test_eval_task_example_runs_in_the_eval_front_door(fertility_task, source_bpe, tmp_path):
+    import json
+
+    from langshift.evaluate.config import EvalConfig
+    from langshift.evaluate.run import run_eval
+    from langshift.models import load_tokenizer
+
+    exec(compile(_blocks()[3], str(DOC), "exec", dont_inherit=True), {})
+    model = helpers.tiny_llama(len(source_bpe), bos_id=source_bpe.bos_token_id, eos_id=source_bpe.eos_token_id)
+    tiny_model_dir = helpers.save_model_folder(model, source_bpe, tmp_path / "model")
+    text = tmp_path / "t.txt"
+    text.write_text("the cat sat\non the mat today\n", encoding="utf-8")
+    res = run_eval(EvalConfig(model=str(tiny_model_dir), name="model", bpb_text=str(text), tasks=["tokens_per_word"],
+                              out=str(tmp_path / "runs")))
+    tok = load_tokenizer(str(tiny_model_dir))
+    want = sum(len(tok(s, add_special_tokens=False)["input_ids"]) for s in ("the cat sat", "on the mat today")) / 7
+    assert list(res.results["model"]) == ["tokens_per_word"]  # named: it runs, and bpb (not named) does not
+    assert res.results["model"]["tokens_per_word"]["tokens_per_word"] == pytest.approx(want)
+    saved = json.loads((tmp_path / "runs" / "fertility.model.json").read_text(encoding="utf-8"))
+    assert saved["result"]["n"] == 2
