@@ -88,7 +88,7 @@ def test_every_shipped_recipe_validates(name):
     report = validate_recipe(name)
     assert report["stages"] and report["stages"] == [s for s in ORDER if s in report["stages"]]
     for lang in ("de", "ko"):  # languages are a --set away
-        validate_recipe(name, [f"vars.lang={lang}"])
+        validate_recipe(name, [f"vars.target_lang={lang}"])
 
 
 def test_shipped_paper_recipes_carry_the_papers_hyper_parameters():

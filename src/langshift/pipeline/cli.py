@@ -10,7 +10,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     run = sub.add_parser("run", help="run a recipe (YAML file or shipped name): resumable, skips finished stages")
     run.add_argument("recipe", help="recipe file, or the name of a shipped recipe (`langshift recipes`)")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="STAGE.FIELD=VALUE",
-                     help="override a field (repeatable): lapt.lr=5e-5, inputs.target_text=wiki.txt, vars.lang=de")
+                     help="override a field (repeatable): lapt.lr=5e-5, inputs.target_text=wiki.txt, vars.target_lang=de")
     run.add_argument("--out", default=None, help="run folder (default: runs/<recipe name>)")
     run.add_argument("--dry-run", action="store_true", help="print which stages would run, skip or re-run, and why")
     run.add_argument("--json", action="store_true", help="print the result as JSON at the end")
