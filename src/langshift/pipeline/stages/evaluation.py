@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ...evaluate.config import EvalConfig
 from ...evaluate.report import ReportConfig, run_report
+from ...evaluate.run import run_eval
 from .base import MODEL_STAGES, Context, Slot, Stage, add_stage
 
 # 8. Evaluation and report --------------------------------------------------------------------------
@@ -16,12 +17,10 @@ def _evaluate(stage: Stage, cfg: EvalConfig, ctx: Context) -> dict:
     """Pipeline-specific: a model without a label is labelled by the stage that made it ("lapt", "clo"); the
     record names the result files relative to the stage folder (the work folder is renamed when done), and
     an interrupted attempt's kept results are not told apart from fresh ones."""
-    from ...evaluate.run import run_eval
-
     cfg = dataclasses.replace(cfg, name=cfg.name or ctx.labels.get("model", "model"),
                               intermediate_name=cfg.intermediate_name or ctx.labels.get("intermediate",
                                                                                         "intermediate"))
-    res = run_eval(cfg)
+    res = stage.run(cfg)
     return {**res.to_dict(), "out": stage.output, "files": [Path(f).name for f in res.files], "kept": []}
 
 
@@ -32,7 +31,7 @@ add_stage(Stage("eval", EvalConfig,
                  Slot("baseline", (), required=False, kind="model"),
                  Slot("intermediate", (), required=False, kind="model"),
                  *(Slot(f, ("$eval_text",) if f == "bpb_text" else (), required=False, kind="file") for f in FILES)),
-                "results", execute=_evaluate, owned={"out": lambda w: str(w / "results"), "overwrite": lambda w: False},
+                "results", run=run_eval, execute=_evaluate, owned={"out": lambda w: str(w / "results"), "overwrite": lambda w: False},
                 volatile=("batch_size",),
                 help="any registered evaluation task (bits per byte, multiple choice, lm-eval, MEXA, language "
                      "fidelity, judge, …) on the model, and the baseline and intermediate models if given"))
