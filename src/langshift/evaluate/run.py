@@ -7,6 +7,7 @@ resumes) unless ``overwrite``.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from ..errors import ConfigError
@@ -50,9 +51,20 @@ def run_eval(cfg: EvalConfig) -> EvalResult:
         raise ConfigError("--model", None, f"needed by {', '.join(t.name for t in with_model)}; give the model to "
                                            "evaluate")
     result = EvalResult(out=cfg.out, models=[label for label, _ in models])
+    created = bool(cfg.out) and not Path(cfg.out).exists()
     if cfg.out and models:
         Path(cfg.out).mkdir(parents=True, exist_ok=True)
         save_model_order(cfg.out, result.models)
+    try:
+        _run_all(cfg, tasks, with_model, models, result)
+    except BaseException:
+        if created and not result.files:  # a folder made for this run that holds no result: leave nothing
+            shutil.rmtree(cfg.out, ignore_errors=True)
+        raise
+    return result
+
+
+def _run_all(cfg: EvalConfig, tasks: list[EvalTask], with_model: list[EvalTask], models: list, result: EvalResult):
     full: dict[str, dict[str, dict]] = {}  # task → label → the whole result (for the tasks' ``after``)
     for label, name in models:
         loaded: list = []
@@ -69,7 +81,6 @@ def run_eval(cfg: EvalConfig) -> EvalResult:
             _run_task(task, cfg, task.label(cfg), lambda: (None, None), result, full)
         if task.after is not None and task.name in full:
             task.after(cfg, full[task.name])
-    return result
 
 
 def _load(cfg: EvalConfig, name: str, label: str) -> tuple:
