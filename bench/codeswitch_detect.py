@@ -223,14 +223,14 @@ def main() -> None:
 
     from langshift.codeswitch.classify import LocalChooser
     from langshift.codeswitch.detect import DetectConfig, load_encoder, read_gold
-    from langshift.codeswitch.measure import MeasureConfig
+    from langshift.codeswitch.measure import MeasureOptions
     from langshift.models import load_model, load_tokenizer
 
     torch.set_num_threads(1)   # the machine is shared: one thread was 3-10x faster than two under load
     if args.build or not (DATA / "codeswitch_detect.test.jsonl").is_file():
         write_sets(build_sets())
     dev, test = (read_gold(DATA / f"codeswitch_detect.{n}.jsonl") for n in ("dev", "test"))
-    mcfg = MeasureConfig(langs=["en", "es"])
+    mcfg = MeasureOptions(langs=["en", "es"])
     out: dict = {"model": MODEL, "items": {"dev": len(dev), "test": len(test)}, "runs": {}}
     out["runs"]["heuristic"], _ = run("heuristic", test, mcfg, DetectConfig())
     encoder = load_encoder(MODEL)

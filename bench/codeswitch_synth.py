@@ -33,7 +33,8 @@ from pathlib import Path
 from langshift.codeswitch.provenance import TokenCounter
 from langshift.codeswitch.syncs import Stats, SyncsOptions, syncs
 from langshift.codeswitch.synth import Student, SynthConfig
-from langshift.codeswitch.teach import FilterConfig, TeachConfig, check_rows, teach
+from langshift.codeswitch.teach import TeachOptions, teach
+from langshift.codeswitch.teach_filter import FilterConfig, check_rows
 from langshift.evaluate.intervals import wilson
 from langshift.resources import bible_parallel, materialise_smollm2
 
@@ -52,7 +53,7 @@ def measure(rows: list[dict]) -> dict:
     ok = [r for r in rows if r["kept_in_order"] and r["switched_share"] <= 0.5]
     spans = [(s, lg, pl) for r in ok for s, lg, pl in zip(r["spans"], r["span_langs"], r["span_pair_langs"],
                                                           strict=True)]
-    from langshift.codeswitch.teach import Span, from_translation
+    from langshift.codeswitch.teach_filter import Span, from_translation
 
     in_tr = sum(from_translation(Span(**s), r["translation"]) for r in ok for s in r["spans"])
     reasons: dict[str, int] = {}
@@ -109,7 +110,7 @@ def main() -> None:
 
     # 1. teach
     t0, c0 = time.perf_counter(), cpu()
-    rows, tstats = teach([(e, s) for _, e, s in train], TeachConfig())
+    rows, tstats = teach([(e, s) for _, e, s in train], TeachOptions())
     kept = [r for r in rows if r["rejected"] is None][:a.rows]
     data = work / "rows.jsonl"
     data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept), encoding="utf-8")
@@ -121,13 +122,13 @@ def main() -> None:
     # 2. distill
     student_dir = work / "student"
     if not (a.reuse and (student_dir / "train_summary.json").is_file()):
-        from langshift.codeswitch.distill import DistillConfig, train_distill
+        from langshift.codeswitch.distill import DistillConfig, run_distill
 
         shutil.rmtree(student_dir, ignore_errors=True)
         shutil.rmtree(work / "student.work", ignore_errors=True)
         t0, c0 = time.perf_counter(), cpu()
-        train_distill(DistillConfig(model=str(materialise_smollm2()), data=str(data), out=str(student_dir),
-                                    max_steps=a.steps, save_steps=1000, overwrite=True))
+        run_distill(DistillConfig(model=str(materialise_smollm2()), data=str(data), out=str(student_dir),
+                                  max_steps=a.steps, save_steps=1000, overwrite=True))
         wall, cpus = time.perf_counter() - t0, cpu() - c0
     else:
         wall = cpus = None
@@ -185,7 +186,7 @@ def main() -> None:
                                                      "cpu_seconds": round(cpus, 1)}
     samples["rule-swapper/token-repl"] = docs[:8]
     # the teacher, given the translation (an upper reference, not a competitor)
-    trows, _ = teach(list(zip(src, ref, strict=True)), TeachConfig(kinds=["token-repl"]))
+    trows, _ = teach(list(zip(src, ref, strict=True)), TeachOptions(kinds=["token-repl"]))
     result["systems"]["teacher-with-translation/token-repl"] = measure(trows)
     samples["teacher-with-translation/token-repl"] = [r["output"] for r in trows[:8]]
     result["samples"] = [{"source": s, **{k: v[i] for k, v in samples.items()}} for i, s in enumerate(src[:8])]

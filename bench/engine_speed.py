@@ -63,11 +63,11 @@ def syncs_runs(verses: list[str], workers: list[int]) -> dict:
 
 
 def measure_runs(verses: list[str], workers: list[int]) -> dict:
-    from langshift.codeswitch.measure import MeasureConfig, measure
+    from langshift.codeswitch.measure import MeasureOptions, measure
 
     out, reference = {}, None
     for n in workers:
-        fig, (rep, rows) = timed(lambda n=n: measure(verses, MeasureConfig(langs=["en", "es"], num_proc=n)))
+        fig, (rep, rows) = timed(lambda n=n: measure(verses, MeasureOptions(langs=["en", "es"], num_proc=n)))
         fig.update(sentences=rep["sentences"], code_switched=rep["code_switched"],
                    sentences_per_second=round(rep["sentences"] / fig["seconds"], 1))
         reference = (rep, rows) if reference is None else reference

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from langshift.cli import main
-from langshift.codeswitch.ablate import AblateConfig, Doc, build, read_corpus, run_ablate
-from langshift.codeswitch.measure import MeasureConfig
+from langshift.codeswitch.ablate import AblateConfig, AblateOptions, Doc, build, read_corpus, run_ablate
 from langshift.errors import ConfigError, LangshiftError
 
 # A hand-built corpus, one document a line; the code-switched ones are known by construction.
@@ -49,7 +49,13 @@ def fake_detect(spans):
 def ablate(tmp_path, docs=None, clean=None, name="out", **kw):
     text = tmp_path / "corpus.txt"
     text.write_text("\n".join(docs or corpus()) + "\n", encoding="utf-8")
-    return run_ablate(AblateConfig(**kw), MeasureConfig(), text, tmp_path / name, clean, detect=fake_detect)
+    return summary(run_ablate(AblateConfig(text=str(text), out=str(tmp_path / name), clean=clean, **kw),
+                              detect=fake_detect))
+
+
+def summary(result):
+    """summary.json, which has the document ids that the result leaves out."""
+    return json.loads((Path(result.out) / "summary.json").read_text(encoding="utf-8"))
 
 
 def lines(path):
@@ -95,8 +101,9 @@ def test_clean_pool_file_and_jsonl_records_kept(tmp_path):
     pool = ["The river runs to the sea.", "The rey spoke to the pueblo.", "Birds build nests in the spring.",
             "The farmer planted wheat in the field.", "A child read a story by the fire.", CLEAN[0]]
     (tmp_path / "pool.txt").write_text("\n".join(pool) + "\n", encoding="utf-8")
-    s = run_ablate(AblateConfig(control_from="any", seed=3), MeasureConfig(), tmp_path / "c.jsonl", tmp_path / "o",
-                   tmp_path / "pool.txt", detect=fake_detect)
+    s = summary(run_ablate(AblateConfig(text=str(tmp_path / "c.jsonl"), out=str(tmp_path / "o"),
+                                        clean=str(tmp_path / "pool.txt"), control_from="any", seed=3),
+                           detect=fake_detect))
     assert s["pool_clean"] == 4 and s["pool_code_switched"] == 1 and s["pool_in_corpus"] == 1
     assert s["held_out"] == []
     assert all(r.startswith("clean:") for r in s["replacements"]) and "clean:1" not in s["replacements"]
@@ -123,7 +130,7 @@ def test_seeded_and_clear_errors(tmp_path):
     with pytest.raises(ConfigError, match="--out"):
         ablate(tmp_path, name="a")
     with pytest.raises(ConfigError, match="cs_labels"):
-        AblateConfig(cs_labels=["monolingual"])
+        AblateOptions(cs_labels=["monolingual"])
     (tmp_path / "bad.jsonl").write_text('{"id": 1, "body": "x"}\n', encoding="utf-8")
     with pytest.raises(LangshiftError, match="'text'"):
         read_corpus(tmp_path / "bad.jsonl")
@@ -133,12 +140,12 @@ def test_build_control_from_any_and_pool_size():
     docs = [Doc(str(i), f"d{i}") for i in range(6)]
     cs = [True, False, True, False, False, False]
     pool = [Doc(f"p{i}", f"p{i}") for i in range(2)]
-    parts = build(docs, cs, pool, AblateConfig(control_from="any", seed=0))
+    parts = build(docs, cs, pool, AblateOptions(control_from="any", seed=0))
     assert [d.id for d in parts["original"]] == [str(i) for i in range(6)]
     assert sorted(d.id for d in parts["cs-free"] if d.id.startswith("p")) == ["p0", "p1"]
     assert len(parts["control_ids"]) == 2
     with pytest.raises(ConfigError, match="--clean"):
-        build(docs, cs, pool[:1], AblateConfig())
+        build(docs, cs, pool[:1], AblateOptions())
 
 
 def test_ablate_cli(tmp_path, monkeypatch, capsys):

@@ -22,7 +22,7 @@ from langshift.codeswitch.detect import (
     read_gold,
     score,
 )
-from langshift.codeswitch.measure import MeasureConfig
+from langshift.codeswitch.measure import MeasureOptions
 from langshift.errors import ConfigError, LangshiftError, MissingDependencyError
 from langshift.evaluate.judge import Endpoint
 
@@ -60,11 +60,11 @@ PLAIN_OTHER = "The old man gave the book to his daughter. El médico dijo que el
 
 def test_encoder_decides_translation_pairs_not_parentheses():
     docs = [PLAIN_PAIR, PAREN_OTHER, PLAIN_OTHER]
-    _, heur = detect(docs, MeasureConfig(), NO_CENTRE)
+    _, heur = detect(docs, MeasureOptions(), NO_CENTRE)
     got = {(r["doc"], r["label"]) for r in heur if r["label"] != "monolingual"}
     assert got == {(0, "sent-repl"), (1, "sent-annt"), (2, "sent-repl")}
     enc = DictionaryEncoder()
-    rep, rows = detect(docs, MeasureConfig(), NO_CENTRE, encoder=enc)
+    rep, rows = detect(docs, MeasureOptions(), NO_CENTRE, encoder=enc)
     switched = {r["doc"]: r for r in rows if r["label"] != "monolingual"}
     assert {d: r["label"] for d, r in switched.items()} == {0: "sent-annt", 1: "sent-repl", 2: "sent-repl"}
     assert switched[0]["heuristic"] == "sent-repl" and switched[0]["similarity"] > 0.8
@@ -72,7 +72,7 @@ def test_encoder_decides_translation_pairs_not_parentheses():
     assert enc.calls == 1 and rep["detectors"]["sentence"]["candidates"] == 3
     assert rep["counts"]["sent-annt"] == 1 and rep["counts"]["sent-repl"] == 2
     # the threshold decides: above every similarity, nothing is an annotation
-    _, rows = detect(docs, MeasureConfig(), DetectConfig(threshold=0.99, centre=False), encoder=DictionaryEncoder())
+    _, rows = detect(docs, MeasureOptions(), DetectConfig(threshold=0.99, centre=False), encoder=DictionaryEncoder())
     assert "sent-annt" not in {r["label"] for r in rows}
 
 
@@ -89,7 +89,7 @@ def test_centring_and_pair_similarity():
 
 
 def test_centring_needs_enough_texts_and_says_so(caplog):
-    rep, rows = detect([PLAIN_PAIR], MeasureConfig(), DetectConfig(min_centre=8), encoder=DictionaryEncoder())
+    rep, rows = detect([PLAIN_PAIR], MeasureOptions(), DetectConfig(min_centre=8), encoder=DictionaryEncoder())
     assert rep["detectors"]["sentence"]["centred"] is False
     assert "too few" in caplog.text
 
@@ -144,7 +144,7 @@ def test_parse_box():
 
 
 def test_llm_overrides_token_labels_and_filters_unrelated():
-    _, heur = detect(TOKEN_DOCS, MeasureConfig())
+    _, heur = detect(TOKEN_DOCS, MeasureOptions())
     before = {r["doc"]: r["label"] for r in heur}
     assert before == {0: "token-annt", 1: "token-repl", 2: "token-repl"}   # loanwords fool the heuristic
     seen = []
@@ -159,7 +159,7 @@ def test_llm_overrides_token_labels_and_filters_unrelated():
                 out.append((2, "r") if "(carta)" in p else (None, "no verdict") if "rey" in p else (1, "r"))
         return out
 
-    rep, rows = detect(TOKEN_DOCS, MeasureConfig(), DetectConfig(), choose=choose)
+    rep, rows = detect(TOKEN_DOCS, MeasureOptions(), DetectConfig(), choose=choose)
     after = {r["doc"]: r["label"] for r in rows}
     assert after == {0: "token-repl",                  # the LLM said replacement
                      1: "token-repl",                  # no verdict: the heuristic label stays, counted
@@ -171,7 +171,7 @@ def test_llm_overrides_token_labels_and_filters_unrelated():
     assert all("Spanish" in p for p in seen)
     # without the filter only the classification prompt is sent
     seen.clear()
-    detect(TOKEN_DOCS, MeasureConfig(), DetectConfig(unrelated_filter=False), choose=choose)
+    detect(TOKEN_DOCS, MeasureOptions(), DetectConfig(unrelated_filter=False), choose=choose)
     assert seen and not any("decide:" in p for p in seen)
 
 

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from langshift.cli import main
-from langshift.codeswitch.measure import MeasureConfig, measure, parts
+from langshift.codeswitch.measure import MeasureOptions, measure, parts
 from langshift.errors import ConfigError
 from test_codeswitch_migrate import FakeTranslator
 
@@ -32,7 +32,7 @@ def test_measure_recovers_hand_built_types():
     # as three documents, so that each has an English majority
     docs = [" ".join(t for t, _ in CORPUS[:4]), " ".join(t for t, _ in CORPUS[4:6]) + " The sun rose over the "
             "green hills.", CORPUS[6][0] + " " + CORPUS[7][0]]
-    report, rows = measure(docs, MeasureConfig(langs=["en", "es"]))
+    report, rows = measure(docs, MeasureOptions(langs=["en", "es"]))
     got = {r["text"]: r["label"] for r in rows}
     # pysbd cuts "Sentence. (Oración.)" in two: the English half is monolingual, the annotation is sent-annt
     english, note = CORPUS[3][0].split(" (")
@@ -48,13 +48,13 @@ def test_measure_recovers_hand_built_types():
 def test_split_annotation_sentence_and_translation_check():
     # the splitter may cut "Sentence. (Oración.)" in two: the parenthesised sentence annotates the previous one
     doc = "The old man gave the book to his daughter. (El hombre viejo dio el libro a su hija.)"
-    _, rows = measure([doc], MeasureConfig())
+    _, rows = measure([doc], MeasureOptions())
     assert "sent-annt" in [r["label"] for r in rows]
     # with a translator, an annotation must translate what stands beside it
     es_en = FakeTranslator(sentences={"carta": "letter", "mesa": "table"})
-    _, rows = measure(["Her brother wrote a letter (carta) about the river."], MeasureConfig(), translator=es_en)
+    _, rows = measure(["Her brother wrote a letter (carta) about the river."], MeasureOptions(), translator=es_en)
     assert rows[0]["label"] == "token-annt"
-    _, rows = measure(["Her brother wrote a letter (mesa) about the river."], MeasureConfig(), translator=es_en)
+    _, rows = measure(["Her brother wrote a letter (mesa) about the river."], MeasureOptions(), translator=es_en)
     assert rows[0]["label"] == "token-repl"
 
 
@@ -67,4 +67,4 @@ def test_measure_cli_and_config(tmp_path, capsys):
     assert rep["sentences"] == len(CORPUS) + 1  # the sent-annt line is split in two by the splitter
     assert len((tmp_path / "l.jsonl").read_text().splitlines()) == rep["sentences"]
     with pytest.raises(ConfigError, match="langs"):
-        MeasureConfig(langs=["en"])
+        MeasureOptions(langs=["en"])

@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from langshift.cli import main
-from langshift.codeswitch.measure import MeasureConfig, measure
+from langshift.codeswitch.measure import MeasureOptions, measure
 
 pytestmark = pytest.mark.skipif(shutil.which("apertium") is None or shutil.which("diatheke") is None,
                                 reason="needs Debian apertium-eng-spa and diatheke (see OFFLINE_KIT.md)")
@@ -52,7 +52,7 @@ def test_migrate_and_syncs_on_kjv(tmp_path, verses, capsys):
 
     # measuring our own output finds what we put there
     switched = [json.loads(x)["text"] for x in (tmp_path / "s.jsonl").read_text(encoding="utf-8").splitlines()]
-    report, _ = measure(switched, MeasureConfig(langs=["en", "es"]))
+    report, _ = measure(switched, MeasureOptions(langs=["en", "es"]))
     assert report["counts"]["sent-annt"] > 0 and report["counts"]["token-repl"] > 0
     assert report["counts"]["monolingual"] > 0.3 * report["sentences"]
 

@@ -11,19 +11,11 @@ import pytest
 
 from helpers import EN_TEXT, ES_TEXT, byte_level_bpe, save_model_folder, tiny_llama, write_lines
 from langshift.cli import main
-from langshift.codeswitch.distill import DistillConfig, read_rows, sft_rows
+from langshift.codeswitch.distill import DistillConfig, read_rows, run_distill, sft_rows
 from langshift.codeswitch.provenance import TokenCounter
 from langshift.codeswitch.synth import SynthOptions, SynthStats, generate, synth
-from langshift.codeswitch.teach import (
-    FilterConfig,
-    TeachConfig,
-    align,
-    check_rows,
-    clean_reply,
-    prompt,
-    read_pairs,
-    teach,
-)
+from langshift.codeswitch.teach import TeachOptions, clean_reply, prompt, read_pairs, teach
+from langshift.codeswitch.teach_filter import FilterConfig, align, check_rows
 from langshift.errors import ConfigError, LangshiftError
 
 SRC = "And the king spoke to the people of the city."
@@ -101,7 +93,7 @@ def test_teach_deals_kinds_and_filters():
     pairs = [(SRC, TGT), ("The man gave the book.", "El hombre dio el libro.")]
     teacher = ScriptedTeacher({SRC: "And the rey spoke to the people of the city.",
                                "The man gave the book.": "The man gave the book (libro) to me."})
-    rows, stats = teach(pairs, TeachConfig(), teacher=teacher)
+    rows, stats = teach(pairs, TeachOptions(), teacher=teacher)
     assert teacher.seen == ["token-repl", "token-annt"]
     assert rows[0]["rejected"] is None and rows[1]["rejected"]      # "to me" was added
     assert stats["kept"] == 1 and stats["per_kind"] == {"token-repl": 1, "token-annt": 0}
@@ -109,7 +101,7 @@ def test_teach_deals_kinds_and_filters():
 
 def test_rule_teacher_switches_only_words_of_the_translation(tmp_path):
     dic = write_lines(tmp_path / "d.tsv", DICT + ["spoke\thablaba"])   # "hablaba" is not in TGT
-    cfg = TeachConfig(translator="dictionary", dictionary=str(dic), words="random", word_share=1.0,
+    cfg = TeachOptions(translator="dictionary", dictionary=str(dic), words="random", word_share=1.0,
                       kinds=["token-repl"])
     rows, _ = teach([(SRC, TGT)], cfg, FilterConfig(max_switch_share=1.0, min_target_spans=0.0))
     assert rows[0]["output"] == "And the rey spoke to the pueblo of the ciudad."
@@ -209,19 +201,36 @@ def test_teach_distill_synth_end_to_end(tmp_path, tiny, capsys):
         assert r["text"] == r["original"] or r["replacements"]
 
 
+def test_distill_cli_equals_library(tmp_path, tiny, capsys):
+    folder, _, _ = tiny
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("".join(json.dumps({"id": str(i), "source": e, "kind": "token-repl", "output": e.replace(
+        "the", "el")}) + "\n" for i, e in enumerate(EN_TEXT)), encoding="utf-8")
+    options = {"max_steps": 2, "batch_size": 4, "save_steps": 1}
+    lib = run_distill(DistillConfig(model=str(folder), data=str(rows), out=str(tmp_path / "lib"), **options))
+    capsys.readouterr()
+    assert main(["codeswitch", "distill", "--model", str(folder), "--data", str(rows), "--out", str(tmp_path / "cli"),
+                 *[x for k, v in options.items() for x in ("--" + k.replace("_", "-"), str(v))]]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert (tmp_path / "lib" / "model.safetensors").read_bytes() == (tmp_path / "cli" / "model.safetensors").read_bytes()
+    assert printed["global_step"] == lib.global_step == 2 and printed["out"] == str(tmp_path / "cli")
+    with pytest.raises(ConfigError, match="--out"):  # the library checks its output too
+        run_distill(DistillConfig(model=str(folder), data=str(rows), out=str(rows), overwrite=True))
+
+
 # 5. Bad input ---------------------------------------------------------------------------------------
 
 def test_bad_configs_name_the_parameter():
     with pytest.raises(ConfigError, match="--kinds"):
-        TeachConfig(kinds=["sent-repl"])
+        TeachOptions(kinds=["sent-repl"])
     with pytest.raises(LangshiftError, match="nope"):
-        TeachConfig(teacher="nope")
+        TeachOptions(teacher="nope")
     with pytest.raises(ConfigError, match="--model"):
-        TeachConfig(teacher="hf")
+        TeachOptions(teacher="hf")
     with pytest.raises(ConfigError, match="--url"):
-        TeachConfig(teacher="endpoint", model="m")
+        TeachOptions(teacher="endpoint", model="m")
     with pytest.raises(ConfigError, match="--dictionary"):
-        TeachConfig(dictionary="d.tsv")
+        TeachOptions(dictionary="d.tsv")
     with pytest.raises(ConfigError, match="density"):
         SynthOptions(model="m", density=1.5)
     with pytest.raises(ConfigError, match="max_switch_share"):

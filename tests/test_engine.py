@@ -169,7 +169,7 @@ def test_run_syncs_reads_jsonl_like_text(tmp_path, monkeypatch):
 # measure on the engine ---------------------------------------------------------------------------------
 
 def test_measure_report_and_labels_equal_for_1_and_2_workers_and_datatrove(tmp_path):
-    from langshift.codeswitch.measure import MeasureConfig, measure
+    from langshift.codeswitch.measure import MeasureOptions, measure
     from langshift.resources import bible_verses
     from test_codeswitch_measure import CORPUS as LABELLED
 
@@ -180,7 +180,7 @@ def test_measure_report_and_labels_equal_for_1_and_2_workers_and_datatrove(tmp_p
 
     def run(**kw):
         tr = FakeTranslator(sentences={"agua": "the and of earth God"})
-        rep, rows = measure(docs, MeasureConfig(batch_size=7, **kw), translator=tr)
+        rep, rows = measure(docs, MeasureOptions(batch_size=7, **kw), translator=tr)
         return rep, rows, dict(tr.asked)
 
     one = run()
@@ -198,7 +198,7 @@ def test_run_measure_reads_jsonl_and_parquet_like_text(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from langshift.codeswitch.measure import MeasureConfig, run_measure
+    from langshift.codeswitch.measuring import MeasureConfig, run_measure
     from test_codeswitch_measure import CORPUS as LABELLED
 
     docs = [t for t, _ in LABELLED]
@@ -208,8 +208,9 @@ def test_run_measure_reads_jsonl_and_parquet_like_text(tmp_path):
     pq.write_table(pa.table({"text": docs}), parquet)
     reports, labels = [], []
     for i, (src, n) in enumerate(((txt, 1), (jsonl, 2), (parquet, 2))):
-        reports.append(run_measure(MeasureConfig(num_proc=n, batch_size=3), [src], tmp_path / f"r{i}.json",
-                                   tmp_path / f"l{i}.jsonl"))
+        run_measure(MeasureConfig(text=[str(src)], num_proc=n, batch_size=3, out=str(tmp_path / f"r{i}.json"),
+                                  labels_out=str(tmp_path / f"l{i}.jsonl")))
+        reports.append(json.loads((tmp_path / f"r{i}.json").read_text(encoding="utf-8")))
         labels.append((tmp_path / f"l{i}.jsonl").read_text(encoding="utf-8"))
     assert reports[0] == reports[1] == reports[2] and labels[0] == labels[1] == labels[2]
     assert reports[0]["sentences"] == len(labels[0].splitlines()) == len(docs) + 1

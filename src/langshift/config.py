@@ -44,14 +44,28 @@ class StageConfig:
     def check_output(self, kind: Literal["dir", "file"] = "dir") -> None:
         """Refuse an ``out`` that exists (without ``overwrite``) or is, or holds, one of the inputs:
         before any model loads, so bad input costs nothing and destroys nothing."""
-        from .files import check_out_dir, check_out_file
+        from .files import check_out_dir
 
-        inputs = {"--" + name.replace("_", "-"): getattr(self, name) for name in self.INPUTS}
-        overwrite = getattr(self, "overwrite", False)
         if kind == "dir":
-            check_out_dir(self.out, overwrite, inputs=inputs)
+            check_out_dir(self.out, getattr(self, "overwrite", False), inputs=self._inputs())
         else:
-            check_out_file(self.out, overwrite, "--out", inputs)
+            self.check_output_files("out")
+
+    def check_output_files(self, *names: str) -> None:
+        """Each named output field that is set: a file, not one of the inputs, absent unless ``overwrite``."""
+        from .files import check_out_file
+
+        for name in names:
+            if getattr(self, name) is not None:
+                check_out_file(getattr(self, name), getattr(self, "overwrite", False), "--" + name.replace("_", "-"),
+                               self._inputs())
+
+    def _inputs(self) -> dict[str, Any]:
+        return {"--" + name.replace("_", "-"): getattr(self, name) for name in self.INPUTS}
+
+    def part(self, cls: type[StageConfig]) -> dict[str, Any]:
+        """The fields that ``cls`` (a base of this composed config) declares, as a dict."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(cls)}
 
     def validate(self) -> None:
         """Check dependent fields together; raise ConfigError naming the field and the fix."""

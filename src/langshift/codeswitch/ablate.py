@@ -24,14 +24,14 @@ import os
 import random
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
-from ..config import StageConfig, opt
+from ..config import Result, StageConfig, opt
 from ..errors import ConfigError, LangshiftError
 from ..files import atomic_dir, atomic_write_json, atomic_write_text, read_json_lines, read_lines
-from .measure import LABELS, MeasureConfig, measure
+from .measure import LABELS, BackTranslation, MeasureOptions, measure
 from .provenance import TokenCounter
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ CS_LABELS = [x for x in LABELS if x != "monolingual"]
 
 
 @dataclass
-class AblateConfig(StageConfig):
+class AblateOptions(StageConfig):
     seed: int = opt(0, "seed for the holdout, the replacements S and the control's documents T")
     control_from: Literal["clean", "any"] = opt(
         "clean", "D_control replaces random clean documents (the paper's T ⊆ M_wocs) or random documents of any kind")
@@ -50,9 +50,46 @@ class AblateConfig(StageConfig):
     tokenizer: str | None = opt(None, "count the corpora's tokens with this tokenizer; default: whitespace words")
 
     def validate(self) -> None:
+        super().validate()
         bad = [x for x in self.cs_labels if x not in CS_LABELS]
         if bad or not self.cs_labels:
             raise ConfigError("cs_labels", self.cs_labels, f"choose among {', '.join(CS_LABELS)}")
+
+
+@dataclass
+class AblateFiles(StageConfig):
+    INPUTS: ClassVar[tuple[str, ...]] = ("text", "clean")
+
+    text: str = opt(help="the corpus: UTF-8 text (one document a line) or .jsonl")
+    out: str = opt(help="folder for original, cs-free and control corpora and summary.json")
+    clean: str | None = opt(None, "pool of replacement documents (text or .jsonl; its code-switched ones are "
+                                  "dropped); default: hold out clean documents of --text")
+    overwrite: bool = opt(False, "replace an existing --out folder")
+    on_bad: Literal["fail", "skip"] = opt("fail", "non-UTF-8 lines: fail or skip")
+
+
+@dataclass
+class AblateConfig(AblateOptions, MeasureOptions, BackTranslation, AblateFiles):
+    """``codeswitch ablate``: the construction's options, ``measure``'s, the translator and the files."""
+
+
+@dataclass
+class AblateResult(Result):
+    """``summary.json`` but the document ids (held out, replacements, replaced: in the file only)."""
+
+    documents: int = 0
+    code_switched: int = 0
+    clean: int = 0
+    sentence_labels: dict[str, int] = field(default_factory=dict)
+    cs_labels: list[str] = field(default_factory=list)
+    pool: str = ""
+    pool_clean: int | None = None
+    pool_code_switched: int | None = None
+    pool_in_corpus: int | None = None
+    tokens_added: int = 0
+    corpora: dict[str, dict] = field(default_factory=dict)
+    token_counter: str = "whitespace"
+    seed: int = 0
 
 
 @dataclass
@@ -95,7 +132,7 @@ def render(docs: Sequence[Doc], jsonl: bool, field: str) -> str:
 
 # 2. The construction (pure) ----------------------------------------------------------------------
 
-def code_switched(docs: Sequence[Doc], mcfg: MeasureConfig, cs_labels: Sequence[str], detect: Callable | None = None,
+def code_switched(docs: Sequence[Doc], mcfg: MeasureOptions, cs_labels: Sequence[str], detect: Callable | None = None,
                   translator=None) -> tuple[list[bool], Counter]:
     """Whether each document is code-switched, and the count of each sentence label."""
     _, rows = measure([d.text for d in docs], mcfg, detect, translator)
@@ -106,7 +143,7 @@ def code_switched(docs: Sequence[Doc], mcfg: MeasureConfig, cs_labels: Sequence[
     return flags, Counter(r["label"] for r in rows)
 
 
-def build(corpus: Sequence[Doc], cs: Sequence[bool], pool: Sequence[Doc] | None, cfg: AblateConfig) -> dict:
+def build(corpus: Sequence[Doc], cs: Sequence[bool], pool: Sequence[Doc] | None, cfg: AblateOptions) -> dict:
     """The three corpora and the bookkeeping. ``pool``: clean holdout documents, or None to hold out
     clean documents of ``corpus``."""
     wcs = [i for i, f in enumerate(cs) if f]
@@ -145,16 +182,18 @@ def build(corpus: Sequence[Doc], cs: Sequence[bool], pool: Sequence[Doc] | None,
 
 # 3. The command ----------------------------------------------------------------------------------
 
-def run_ablate(cfg: AblateConfig, mcfg: MeasureConfig, text: str | os.PathLike, out: str | os.PathLike,
-               clean: str | os.PathLike | None = None, overwrite: bool = False, on_bad: str = "fail",
-               translator=None, detect: Callable | None = None) -> dict:
-    """Write ``out/{original,cs-free,control}.{txt|jsonl}`` (the corpus's format) and ``out/summary.json``."""
-    corpus = read_corpus(text, cfg.field, "--text", on_bad)
-    cs, labels = code_switched(corpus, mcfg, cfg.cs_labels, detect, translator)
+def run_ablate(cfg: AblateConfig, detect: Callable | None = None) -> AblateResult:
+    """Write ``out/{original,cs-free,control}.{txt|jsonl}`` (the corpus's format) and ``out/summary.json``.
+    ``detect``: a language-ID function instead of fastText's."""
+    cfg.check_langs()
+    cfg.check_output()
+    translator = cfg.back_translator()
+    corpus = read_corpus(cfg.text, cfg.field, "--text", cfg.on_bad)
+    cs, labels = code_switched(corpus, cfg, cfg.cs_labels, detect, translator)
     pool = pool_rejected = pool_in_corpus = None
-    if clean is not None:
-        pool_docs = read_corpus(clean, cfg.field, "--clean", on_bad)
-        pool_cs, _ = code_switched(pool_docs, mcfg, cfg.cs_labels, detect, translator)
+    if cfg.clean is not None:
+        pool_docs = read_corpus(cfg.clean, cfg.field, "--clean", cfg.on_bad)
+        pool_cs, _ = code_switched(pool_docs, cfg, cfg.cs_labels, detect, translator)
         # a holdout: a pool document that is also in the corpus would be duplicated by the substitution
         texts = {d.text for d in corpus}
         pool = [d for d, f in zip(pool_docs, pool_cs, strict=True) if not f and d.text not in texts]
@@ -180,7 +219,7 @@ def run_ablate(cfg: AblateConfig, mcfg: MeasureConfig, text: str | os.PathLike, 
     summary = {
         "documents": len(corpus), "code_switched": len(parts["wcs"]), "clean": len(corpus) - len(parts["wcs"]),
         "sentence_labels": {x: labels.get(x, 0) for x in LABELS}, "cs_labels": cfg.cs_labels,
-        "pool": str(clean) if clean is not None else "clean documents of --text, held out",
+        "pool": str(cfg.clean) if cfg.clean is not None else "clean documents of --text, held out",
         "pool_clean": len(pool) if pool is not None else None, "pool_code_switched": pool_rejected,
         "pool_in_corpus": pool_in_corpus,
         "held_out": [ids[i] for i in parts["held"]],
@@ -188,12 +227,13 @@ def run_ablate(cfg: AblateConfig, mcfg: MeasureConfig, text: str | os.PathLike, 
         "replacements": [d.id for d in parts["replacements"]], "tokens_added": tokens(parts["replacements"]),
         "corpora": corpora, "token_counter": counter.name, "seed": cfg.seed,
     }
-    jsonl = Path(text).suffix == ".jsonl"
+    jsonl = Path(cfg.text).suffix == ".jsonl"
     ext = ".jsonl" if jsonl else ".txt"
-    with atomic_dir(out, overwrite) as tmp:
+    with atomic_dir(cfg.out, cfg.overwrite) as tmp:
         for name in ("original", "cs-free", "control"):
             atomic_write_text(tmp / f"{name}{ext}", render(parts[name], jsonl, cfg.field))
         atomic_write_json(tmp / "summary.json", summary)
     log.info("ablate: %d of %d documents code-switched; D_cs-free and D_control written to %s",
-             len(parts["wcs"]), len(corpus), out)
-    return summary
+             len(parts["wcs"]), len(corpus), cfg.out)
+    return AblateResult(out=str(cfg.out), **{k: v for k, v in summary.items() if k not in ("held_out", "replacements")}
+                        | {"corpora": {n: {k: v for k, v in c.items() if k != "replaced"} for n, c in corpora.items()}})

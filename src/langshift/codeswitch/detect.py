@@ -38,7 +38,7 @@ import numpy as np
 from ..config import StageConfig, check_range, opt
 from ..errors import ConfigError, LangshiftError
 from .classify import EndpointChooser, LocalChooser, refine_tokens
-from .measure import _WORD, MeasureConfig, measure, parts, report
+from .measure import _WORD, MeasureOptions, measure, parts, report
 from .provenance import TYPES
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,7 @@ class DetectConfig(StageConfig):
     model_batch_size: int = opt(16, "texts per forward pass of a local encoder or LLM")
 
     def validate(self) -> None:
+        super().validate()
         check_range("threshold", self.threshold, -1, 1)
         check_range("model_batch_size", self.model_batch_size, 1)
         check_range("min_centre", self.min_centre, 2)
@@ -125,7 +126,7 @@ def _docs(rows: list[dict]) -> list[list[int]]:
     return list(groups.values())
 
 
-def sentence_candidates(rows: list[dict], cfg: MeasureConfig) -> list[tuple[int, str, list[str]]]:
+def sentence_candidates(rows: list[dict], cfg: MeasureOptions) -> list[tuple[int, str, list[str]]]:
     """(row index, B text, A partner texts) for every sentence-level row. Partners have two words or more."""
     def enough(t: str) -> bool:
         return len(_WORD.findall(t)) >= 2
@@ -172,7 +173,7 @@ def pair_similarity(seg_vecs: np.ndarray, partner_vecs: np.ndarray, owner: Seque
     return best
 
 
-def refine_sentences(rows: list[dict], encoder, mcfg: MeasureConfig, dcfg: DetectConfig) -> dict:
+def refine_sentences(rows: list[dict], encoder, mcfg: MeasureOptions, dcfg: DetectConfig) -> dict:
     """Relabel sentence-level rows as sent-annt (a partner at ``threshold`` or above) or sent-repl."""
     cands = sentence_candidates(rows, mcfg)
     info = {"encoder": dcfg.encoder, "threshold": dcfg.threshold, "candidates": len(cands), "centred": False}
@@ -216,7 +217,7 @@ def load_chooser(dcfg: DetectConfig):
 
 # 4. The whole detection --------------------------------------------------------------------------
 
-def detect(documents: Sequence[str], mcfg: MeasureConfig, dcfg: DetectConfig | None = None, encoder=None,
+def detect(documents: Sequence[str], mcfg: MeasureOptions, dcfg: DetectConfig | None = None, encoder=None,
            choose: Callable | None = None, translator=None, langid: Callable | None = None) -> tuple[dict, list[dict]]:
     """``measure`` refined by an encoder (sentence level) and an LLM (token level) when given or configured.
     Returns (report, rows) like ``measure``; the report says which detector decided each level."""
@@ -287,22 +288,3 @@ def score(gold: Sequence[str], predicted: Sequence[frozenset], groups: Sequence[
             by.setdefault(g, []).append(ok)
         out["exact_by_group"] = {g: {"n": len(v), "exact": round(sum(v) / len(v), 4)} for g, v in sorted(by.items())}
     return out
-
-
-def run_score(mcfg: MeasureConfig, dcfg: DetectConfig, gold_path, out=None, rows_out=None, overwrite: bool = False,
-              translator=None, encoder=None, choose=None) -> dict:
-    """Detect on the labelled documents and score per label; writes the report (and the rows) when asked."""
-    from ..files import atomic_write_json
-    from .provenance import write_rows
-
-    gold = read_gold(gold_path)
-    rep, rows = detect([g["text"] for g in gold], mcfg, dcfg, encoder, choose, translator)
-    groups = [str(g.get("group", g["label"])) for g in gold]
-    result = {"gold": str(gold_path), "detectors": rep["detectors"], "measure": mcfg.to_dict(),
-              "detect": dcfg.to_dict(), **score([g["label"] for g in gold], predicted_sets(rows, len(gold)), groups),
-              "segments": {"counts": rep["counts"], "code_switched_shares": rep["code_switched_shares"]}}
-    if rows_out is not None:
-        write_rows(rows, rows_out, overwrite, "--rows-out")
-    if out is not None:
-        atomic_write_json(out, result)
-    return result

@@ -5,6 +5,8 @@ prompt with the source side only (``teach.prompt`` without the translation), the
 code-switched sentence; loss on the completion only. The paper's schedule (App. C: 3 epochs, lr 5e-5,
 warm-up 0.1, cosine to 0) is the default apart from the learning rate, which LoRA needs higher.
 Training runs in ``<out>.work`` (resumable checkpoints); the merged model is written to ``<out>`` at once.
+``run_distill(cfg)`` is the front door (``codeswitch distill``): ``out`` checked against the inputs, seeded,
+trained; it returns the model folder with its ``train_summary.json``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import ClassVar, Literal
 from ..config import check_range, opt
 from ..errors import ConfigError, LangshiftError
 from ..optional import require
-from ..train.config import LoRATrainingConfig
+from ..train.config import LoRATrainingConfig, TrainResult, run_training
 from .teach import KINDS, prompt
 
 log = logging.getLogger(__name__)
@@ -102,3 +104,9 @@ def train_distill(cfg: DistillConfig, model=None, tokenizer=None) -> Path:
                     "per_kind": {k: sum(r["kind"] == k for r in rows) for k in KINDS},
                     "trainable_parameters": trainable})
     return save_final(unwrap(trainer.model).eval(), tokenizer, out, work, cfg.overwrite, summary, cfg.keep_work)
+
+
+def run_distill(cfg: DistillConfig, model=None, tokenizer=None) -> TrainResult:
+    """The student fine-tuned on ``cfg.data`` and written to ``cfg.out``; ``model`` / ``tokenizer``: loaded
+    ones instead of ``cfg.model``'s."""
+    return run_training(cfg, lambda c: train_distill(c, model, tokenizer))

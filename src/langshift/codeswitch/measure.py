@@ -32,9 +32,7 @@ cross-lingual encoder at sentence level, an LLM with App. A.1's prompt at token 
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import json
 import os
 import re
 import tempfile
@@ -42,11 +40,10 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from ..config import check_range, opt
+from ..config import StageConfig, check_range, opt
 from ..engine import EngineOptions
 from ..errors import ConfigError
-from ..files import atomic_write_json
-from .provenance import TYPES, atomic_stream, read_documents, split_document, write_rows
+from .provenance import TYPES, split_document
 
 LABELS = ("monolingual", *TYPES, "unrelated")
 _SEGMENT = re.compile(r"\(([^()]*)\)")
@@ -54,8 +51,8 @@ _WORD = re.compile(r"[^\W\d_]+(?:['’\-‐][^\W\d_]+)*")
 
 
 @dataclass
-class MeasureConfig(EngineOptions):
-    langs: list[str] = opt(["en", "es"], "the languages expected to mix (ISO 639-1 codes)")
+class MeasureOptions(EngineOptions):
+    langs: list[str] = opt(["en", "es"], "the languages expected to mix (ISO 639-1 codes: en es, or en,es)")
     min_prob: float = opt(0.6, "language-ID confidence needed to call a span a language")
     word_margin: float = opt(1.0, "Zipf margin by which a word must be more frequent in one language")
     sentence_words: int = opt(4, "a parenthesised segment of at least this many words is a sentence")
@@ -67,11 +64,37 @@ class MeasureConfig(EngineOptions):
 
     def validate(self) -> None:
         super().validate()
+        if isinstance(self.langs, str):
+            self.langs = [self.langs]
+        if len(self.langs) == 1:  # --langs en,es as before, --langs en es as a list
+            self.langs = [x.strip() for x in self.langs[0].split(",") if x.strip()]
         check_range("batch_size", self.batch_size, 1)
         if len(self.langs) < 2 or len(set(self.langs)) != len(self.langs):
             raise ConfigError("langs", self.langs, "give at least two different languages, e.g. en,es")
         check_range("min_prob", self.min_prob, 0, 1)
         check_range("sentence_words", self.sentence_words, 1)
+
+    def check_langs(self) -> None:
+        """Each of ``langs`` a language code the language identifier knows (the front doors call it)."""
+        from ..text.langid import check_languages
+
+        for code in self.langs:
+            check_languages({"--langs": code})
+
+
+@dataclass
+class BackTranslation(StageConfig):
+    """Checking annotations (measure, score, ablate): a translator from the second of ``langs`` to the first."""
+
+    translator: str | None = opt(None, "check annotations by translating them back (e.g. apertium)")
+
+    def back_translator(self):
+        if not self.translator:
+            return None
+        from ..translate import get_translator
+
+        # annotations are in another language than the document: translate them back into the first language
+        return get_translator(self.translator, self.langs[1], self.langs[0])
 
 
 # 1. Word-level language ----------------------------------------------------------------------------
@@ -106,7 +129,7 @@ def parts(sentence: str) -> Parts:
     return Parts(sentence, " ".join(outside.split()), segs)
 
 
-def _span_lang(text: str, lid: tuple[str, float], cfg: MeasureConfig) -> str | None:
+def _span_lang(text: str, lid: tuple[str, float], cfg: MeasureOptions) -> str | None:
     """The span's language: confident langid for spans of three words or more (also a third language);
     otherwise the majority of its language-marked words (langid is unreliable on one or two words)."""
     lang, prob = lid
@@ -117,7 +140,7 @@ def _span_lang(text: str, lid: tuple[str, float], cfg: MeasureConfig) -> str | N
 
 
 def classify(p: Parts, lid: dict[str, tuple[str, float]], doc_lang: str, prev_lang: str | None,
-             cfg: MeasureConfig, confirms: Callable[[str, str], bool] | None) -> str:
+             cfg: MeasureOptions, confirms: Callable[[str, str], bool] | None) -> str:
     if not _WORD.search(p.text):
         return "unrelated"
     out_lang = _span_lang(p.outside, lid[p.outside], cfg) if p.outside else None
@@ -180,7 +203,7 @@ class Label:
     is done: it gets one label per language of ``langs``. With a translator, the annotation to confirm is
     left pending (segment, context) for the main process, which translates each distinct segment once."""
 
-    def __init__(self, cfg: MeasureConfig, detect: Callable | None, check: bool):
+    def __init__(self, cfg: MeasureOptions, detect: Callable | None, check: bool):
         self.cfg, self.detect, self.check = cfg, detect, check
 
     def __call__(self, batch: dict) -> dict:
@@ -213,7 +236,7 @@ class Label:
         return out
 
 
-def labelled(documents, cfg: MeasureConfig, detect: Callable | None, check: bool, work: str | os.PathLike):
+def labelled(documents, cfg: MeasureOptions, detect: Callable | None, check: bool, work: str | os.PathLike):
     """The per-group step over ``documents`` (strings or a corpus dataset) on the engine: a dataset of rows."""
     from .. import engine
 
@@ -225,7 +248,7 @@ def labelled(documents, cfg: MeasureConfig, detect: Callable | None, check: bool
                              "measuring")
 
 
-def iter_rows(rows, cfg: MeasureConfig, translator=None):
+def iter_rows(rows, cfg: MeasureOptions, translator=None):
     """{doc, sentence, text, label, doc_lang, lang} per sentence, in order, from the engine's rows."""
     if rows is None:
         return
@@ -244,7 +267,7 @@ def iter_rows(rows, cfg: MeasureConfig, translator=None):
                    "lang": lang}
 
 
-def measure(documents, cfg: MeasureConfig, detect: Callable | None = None, translator=None,
+def measure(documents, cfg: MeasureOptions, detect: Callable | None = None, translator=None,
             work: str | os.PathLike | None = None) -> tuple[dict, list[dict]]:
     """(report with counts, shares and examples per label, one {doc, sentence, text, label, lang} per sentence).
 
@@ -257,7 +280,7 @@ def measure(documents, cfg: MeasureConfig, detect: Callable | None = None, trans
     return report(rows, cfg), rows
 
 
-def report(rows: Iterable[dict], cfg: MeasureConfig) -> dict:
+def report(rows: Iterable[dict], cfg: MeasureOptions) -> dict:
     """Counts, shares and examples per label, in one pass over the rows (a stream or a list)."""
     counts: Counter = Counter()
     docs, switched_docs = set(), set()
@@ -281,33 +304,3 @@ def report(rows: Iterable[dict], cfg: MeasureConfig) -> dict:
         "documents_with_code_switching": len(switched_docs),
         "examples": examples,
     }
-
-
-def run_measure(cfg: MeasureConfig, text: Sequence[str | os.PathLike], out: str | os.PathLike | None = None,
-                labels_out: str | os.PathLike | None = None, overwrite: bool = False, on_bad: str = "fail",
-                translator=None, dcfg=None) -> dict:
-    """Files in (text, .jsonl, .parquet) read into an Arrow dataset, labels streamed out: no list of the corpus.
-    With a ``detect.DetectConfig`` naming an encoder or an LLM, ``detect`` decides (it holds the corpus)."""
-    from ..engine import load_corpus
-
-    if dcfg is not None and (dcfg.encoder or dcfg.llm):
-        from .detect import detect
-
-        result, rows = detect(read_documents(text, on_bad), cfg, dcfg, translator=translator)
-        if labels_out is not None:
-            write_rows(rows, labels_out, overwrite, "--labels-out")
-    else:
-        with tempfile.TemporaryDirectory(prefix="langshift-measure.") as work, contextlib.ExitStack() as stack:
-            fh = stack.enter_context(atomic_stream(labels_out, overwrite, "--labels-out")) if labels_out else None
-
-            def streamed():
-                for r in iter_rows(labelled(load_corpus(text, work, "--text", on_bad), cfg, None,
-                                            translator is not None, work), cfg, translator):
-                    if fh is not None:
-                        fh.write(json.dumps(r, ensure_ascii=False) + "\n")
-                    yield r
-
-            result = report(streamed(), cfg)
-    if out is not None:
-        atomic_write_json(out, result)
-    return result

@@ -22,7 +22,7 @@ from typing import Any, ClassVar, Literal
 
 from ..config import StageConfig, opt
 from ..errors import ConfigError
-from ..files import atomic_write_json, check_out_dir, check_out_file, read_lines
+from ..files import atomic_write_json, check_out_dir, read_lines
 
 TYPES = ("token-repl", "token-annt", "sent-repl", "sent-annt")
 
@@ -191,9 +191,7 @@ class SwitchFiles(StageConfig):
 
     def check_outputs(self) -> None:
         """``out`` and ``text_out``: files, not among the inputs, absent unless ``overwrite``."""
-        self.check_output("file")
-        if self.text_out is not None:
-            check_out_file(self.text_out, self.overwrite, "--text-out", {"--text": self.text})
+        self.check_output_files("out", "text_out")
 
 
 def read_documents(paths: Sequence[str | os.PathLike], on_bad: str = "fail") -> list[str]:

@@ -36,7 +36,8 @@ from .provenance import (
     split_documents,
 )
 from .syncs import Stats, SyncsResult, TypeCycle, summary
-from .teach import KINDS, align, prompt
+from .teach import KINDS, prompt
+from .teach_filter import align
 
 log = logging.getLogger(__name__)
 VLLM_INSTALL = "pip install vllm"

@@ -1,11 +1,9 @@
 """SynCS §4.1 step 1: a teacher writes token-level code-switching from parallel sentences, then a filter.
 
 The teacher sees a (source, translation) pair and the App. C.1 prompt for Token-Annt. or Token-Repl.;
-its output is kept only when (1) the source's other words are all still there, in order — a
-replacement swaps word runs, an annotation only adds "(…)" after a word; (2) every switched word
-occurs in the translation (the target words really come from it); (3) enough switched spans are
-identified as the target language (``text.langid``, fastText lid.176 — noisy on one word, so a
-share, not all). Rows: {id, source, translation, kind, output, spans}.
+its output is kept only when it passes ``teach_filter`` (the source's other words kept in order, the
+switched words from the translation, the switched spans in the target language).
+Rows: {id, source, translation, kind, output, spans}.
 
 Teachers: ``rule`` (offline default) — the SynCS word swapper (``syncs.eligible_words``/``build``)
 with each word translation kept only if it occurs in the given translation; ``endpoint`` — an
@@ -14,19 +12,19 @@ OpenAI-compatible chat model (``evaluate.judge.Endpoint``); ``hf`` — a local c
 
 from __future__ import annotations
 
-import difflib
 import json
 import logging
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
 
-from ..config import StageConfig, check_range, opt
+from ..config import Result, StageConfig, check_range, opt
 from ..errors import ConfigError, LangshiftError
 from ..registry import Registry
-from .provenance import Edit, check_share
+from .provenance import check_share
+from .teach_filter import FilterConfig, _keys, check_rows
 
 log = logging.getLogger(__name__)
 KINDS = ("token-repl", "token-annt")
@@ -65,136 +63,13 @@ def clean_reply(reply: str | None) -> str | None:
     return None
 
 
-# 2. Aligning an output with its source (pure) ---------------------------------------------------------
-
-@dataclass
-class Span:
-    """One switch: source words [start, end) (character offsets in the source) and the target text."""
-    start: int
-    end: int
-    source: str
-    target: str
-
-
-@dataclass
-class Alignment:
-    spans: list[Span] = field(default_factory=list)
-    kept_in_order: bool = False       # every other source word is there, in order, nothing else added
-    reason: str | None = None         # why not, when it is not
-    switched_share: float = 0.0       # source words switched (repl) or annotated (annt) / source words
-
-    def edits(self) -> list[Edit]:
-        return [Edit(s.start, s.end, s.source, s.target) for s in self.spans]
-
-
-def _keys(ws) -> list[str]:
-    return [w.text.casefold() for w in ws]
-
-
-def align(source: str, output: str, kind: str) -> Alignment:
-    """How ``output`` derives from ``source`` under ``kind`` (word level, case-insensitive, punctuation aside)."""
-    from ..text.units import words
-
-    sw, ow = words(source), words(output)
-    if not sw:
-        return Alignment(reason="the source has no words")
-    ops = difflib.SequenceMatcher(None, _keys(sw), _keys(ow), autojunk=False).get_opcodes()
-    spans, switched = [], 0
-    for op, i1, i2, j1, j2 in ops:
-        if op == "equal":
-            continue
-        target = output[ow[j1].start:ow[j2 - 1].end] if j2 > j1 else ""
-        if kind == "token-repl":
-            if op != "replace":
-                return Alignment(reason=f"source words {'dropped' if op == 'delete' else 'added'}: "
-                                        f"{source[sw[i1].start:sw[i2 - 1].end] if op == 'delete' else target!r}")
-            spans.append(Span(sw[i1].start, sw[i2 - 1].end, source[sw[i1].start:sw[i2 - 1].end], target))
-            switched += i2 - i1
-        else:  # token-annt: only "(…)" inserted right after a source word
-            before, after = output[:ow[j1].start].rstrip(), output[ow[j2 - 1].end:].lstrip() if j2 > j1 else ""
-            if op != "insert" or i1 == 0 or not before.endswith("(") or not after.startswith(")"):
-                return Alignment(reason=f"not an annotation in parentheses after a source word: {op} at word {i1}")
-            w = sw[i1 - 1]
-            spans.append(Span(w.start, w.end, w.text, target))
-            switched += 1
-    share = switched / len(sw)
-    if not spans:
-        return Alignment(reason="nothing switched (the output repeats the source)")
-    return Alignment(spans=spans, kept_in_order=True, switched_share=share)
-
-
-def from_translation(span: Span, translation: str) -> bool:
-    """Every word of the span's target text occurs in the translation (case-insensitive)."""
-    from ..text.units import words
-
-    have = set(_keys(words(translation)))
-    return all(k in have for k in _keys(words(span.target)))
-
-
-@dataclass
-class FilterConfig(StageConfig):
-    max_switch_share: float = opt(0.5, "most source words a token-level output may switch (more: sentence-level)")
-    min_target_spans: float = opt(0.5, "least share of a row's switched spans that language ID must find likelier "
-                                       "in the target than in the source language")
-    require_translation: bool = opt(True, "every switched word must occur in the translation")
-
-    def validate(self) -> None:
-        check_share("max_switch_share", self.max_switch_share)
-        check_share("min_target_spans", self.min_target_spans)
-
-
-def span_languages(texts: Sequence[str], source_lang: str, target_lang: str) -> list[tuple[str, str]]:
-    """(top-1 language, the likelier of source_lang/target_lang or "und") of each span under lid.176.
-
-    Top-1 on one word is noisy ("casa" → it, "reyes" → en); between the two languages that mix, the
-    likelier one is the useful decision, so the filter uses that and reports top-1 beside it."""
-    from ..text import langid
-
-    if not texts:
-        return []
-    # the pairwise choice needs both languages' probabilities, not only the top label
-    ranked = langid.detect_top(texts, 40)
-    out = []
-    for labels in ranked:
-        probs = dict(labels)
-        a, b = probs.get(source_lang, 0.0), probs.get(target_lang, 0.0)
-        out.append((labels[0][0] if labels else langid.UNDETERMINED,
-                    langid.UNDETERMINED if a == b else (target_lang if b > a else source_lang)))
-    return out
-
-
-def check_rows(rows: Sequence[dict], source_lang: str, target_lang: str, fcfg: FilterConfig) -> list[dict]:
-    """Each row ({source, translation?, kind, output}) with ``spans``, ``span_langs`` (top-1),
-    ``span_pair_langs`` (src vs tgt) and ``rejected`` (None when it passes). Language ID runs once over
-    every span of every row."""
-    aligned = [align(r["source"], r["output"], r["kind"]) if r.get("output") else Alignment(reason="no output")
-               for r in rows]
-    langs = iter(span_languages([s.target for a in aligned for s in a.spans], source_lang, target_lang))
-    out = []
-    for r, a in zip(rows, aligned, strict=True):
-        found = [next(langs) for _ in a.spans]
-        top, pair = [t for t, _ in found], [p for _, p in found]
-        reason = a.reason
-        if reason is None and a.switched_share > fcfg.max_switch_share:
-            reason = f"switched {a.switched_share:.0%} of the words (> max_switch_share)"
-        if reason is None and fcfg.require_translation and r.get("translation") is not None:
-            bad = [s.target for s in a.spans if not from_translation(s, r["translation"])]
-            reason = f"not in the translation: {bad[:3]}" if bad else None
-        if reason is None and sum(lg == target_lang for lg in pair) < fcfg.min_target_spans * len(a.spans):
-            reason = f"span language {pair} (< min_target_spans {target_lang})"
-        out.append({**r, "spans": [asdict(s) for s in a.spans], "span_langs": top, "span_pair_langs": pair,
-                    "kept_in_order": a.kept_in_order, "switched_share": round(a.switched_share, 4),
-                    "rejected": reason})
-    return out
-
-
-# 3. Teachers ------------------------------------------------------------------------------------------
+# 2. Teachers ------------------------------------------------------------------------------------------
 
 TEACHERS: Registry[type] = Registry("code-switching teacher", modules=[__name__])
 
 
 @dataclass
-class TeachConfig(StageConfig):
+class TeachOptions(StageConfig):
     source_lang: str = opt("en", "language of the sentences to code-switch")
     target_lang: str = opt("es", "language of the switched-in words")
     teacher: str = opt("rule", "rule (offline: word swapper constrained to the translation), endpoint, or hf")
@@ -213,6 +88,7 @@ class TeachConfig(StageConfig):
     seed: int = opt(0, "seed for the rule teacher's word choice")
 
     def validate(self) -> None:
+        super().validate()
         TEACHERS.get(self.teacher, "--teacher")
         bad = [k for k in self.kinds if k not in KINDS]
         if bad or not self.kinds:
@@ -235,7 +111,7 @@ class RuleTeacher:
     the word translation occurs in the sentence's translation (the dictionary's one-to-many problem,
     settled by the parallel sentence)."""
 
-    def __init__(self, cfg: TeachConfig):
+    def __init__(self, cfg: TeachOptions):
         from ..translate import get_translator
 
         extra = {"path": cfg.dictionary} if cfg.dictionary else {}
@@ -271,7 +147,7 @@ class RuleTeacher:
 class EndpointTeacher:
     """An OpenAI-compatible chat model asked with the App. C.1 prompt, one request per pair."""
 
-    def __init__(self, cfg: TeachConfig):
+    def __init__(self, cfg: TeachOptions):
         from ..evaluate.judge import endpoint_from_args
 
         self.cfg = cfg
@@ -287,7 +163,7 @@ class EndpointTeacher:
 class HFTeacher:
     """A local causal LM (instruction-tuned, with a chat template) asked with the App. C.1 prompt."""
 
-    def __init__(self, cfg: TeachConfig):
+    def __init__(self, cfg: TeachOptions):
         from ..models import load_model, load_tokenizer
 
         self.cfg = cfg
@@ -302,7 +178,7 @@ class HFTeacher:
         return [clean_reply(r) for r in replies]
 
 
-# 4. The stage -----------------------------------------------------------------------------------------
+# 3. The stage -----------------------------------------------------------------------------------------
 
 def read_pairs(path: str | os.PathLike, param: str = "--pairs") -> list[tuple[str, str]]:
     """(source, translation) pairs: JSONL with source/translation (or src/tgt, en/xx) fields, or TSV."""
@@ -329,7 +205,7 @@ def read_pairs(path: str | os.PathLike, param: str = "--pairs") -> list[tuple[st
     return pairs
 
 
-def teach(pairs: Sequence[tuple[str, str]], cfg: TeachConfig, fcfg: FilterConfig | None = None,
+def teach(pairs: Sequence[tuple[str, str]], cfg: TeachOptions, fcfg: FilterConfig | None = None,
           teacher=None) -> tuple[list[dict], dict]:
     """Teacher rows for ``pairs`` (kinds dealt in turn), all checked; (rows, stats). Keep rows whose
     ``rejected`` is None."""
@@ -353,22 +229,59 @@ def teach(pairs: Sequence[tuple[str, str]], cfg: TeachConfig, fcfg: FilterConfig
     return rows, stats
 
 
-def run_teach(cfg: TeachConfig, fcfg: FilterConfig, pairs_path: str | os.PathLike, out: str | os.PathLike,
-              overwrite: bool = False, limit: int | None = None, keep_rejected: bool = False) -> dict:
-    """Teacher rows to ``out`` (JSONL, kept rows only unless ``keep_rejected``) and ``out``.summary.json."""
-    from ..files import atomic_write_json, atomic_write_text, check_out_file
+@dataclass
+class TeachFiles(StageConfig):
+    INPUTS: ClassVar[tuple[str, ...]] = ("pairs",)
 
-    check_out_file(out, overwrite, "--out", {"--pairs": [pairs_path]})
-    pairs = read_pairs(pairs_path)
-    if limit is not None:
-        check_range("--limit", limit, 1)
-        pairs = pairs[:limit]
-    rows, stats = teach(pairs, cfg, fcfg)
-    keep = rows if keep_rejected else [r for r in rows if r["rejected"] is None]
+    pairs: str = opt(help="parallel sentences: TSV (source<TAB>translation) or JSONL (source/translation, "
+                          "src/tgt or en/xx fields)")
+    out: str = opt(help="teacher rows (JSONL); a summary goes to OUT.summary.json")
+    limit: int | None = opt(None, "use only the first LIMIT pairs")
+    keep_rejected: bool = opt(False, "also write rejected rows (with the reason)")
+    overwrite: bool = opt(False, "replace existing outputs")
+
+    def validate(self) -> None:
+        super().validate()
+        if self.limit is not None:
+            check_range("--limit", self.limit, 1)
+
+
+@dataclass
+class TeachConfig(TeachOptions, FilterConfig, TeachFiles):
+    """``codeswitch teach``: the teacher, the filter and the files."""
+
+
+@dataclass
+class TeachResult(Result):
+    """``OUT.summary.json``: pairs asked, outputs written and kept (per kind), reasons of the rejections."""
+
+    pairs: int = 0
+    written: int = 0
+    kept: int = 0
+    per_kind: dict[str, int] = field(default_factory=dict)
+    rejected: dict[str, int] = field(default_factory=dict)
+    teacher: str = ""
+    config: dict[str, Any] = field(default_factory=dict)
+    filter: dict[str, Any] = field(default_factory=dict)
+
+
+def run_teach(cfg: TeachConfig, teacher=None) -> TeachResult:
+    """Teacher rows to ``out`` (JSONL, kept rows only unless ``keep_rejected``) and ``out``.summary.json.
+    ``teacher``: a ready-made teacher (``write(pairs, kinds)``) instead of the one the config names."""
+    from ..files import atomic_write_json, atomic_write_text
+    from ..text.langid import check_languages
+
+    check_languages({"--source-lang": cfg.source_lang, "--target-lang": cfg.target_lang})
+    cfg.check_output("file")
+    pairs = read_pairs(cfg.pairs)
+    if cfg.limit is not None:
+        pairs = pairs[:cfg.limit]
+    rows, stats = teach(pairs, cfg, cfg, teacher)
+    keep = rows if cfg.keep_rejected else [r for r in rows if r["rejected"] is None]
     if not keep:
         raise LangshiftError(f"the teacher's {len(rows)} outputs were all rejected ({stats['rejected']}); "
                              "loosen the filter (--min-target-spans, --max-switch-share) or check the teacher")
-    atomic_write_text(out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in keep))
-    stats |= {"teacher": cfg.teacher, "config": cfg.to_dict(), "filter": fcfg.to_dict()}
-    atomic_write_json(f"{out}.summary.json", stats)
-    return stats
+    atomic_write_text(cfg.out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in keep))
+    stats |= {"teacher": cfg.teacher, "config": cfg.part(TeachOptions), "filter": cfg.part(FilterConfig)}
+    atomic_write_json(f"{cfg.out}.summary.json", stats)
+    return TeachResult(out=str(cfg.out), **stats)
