@@ -24,7 +24,7 @@ from ..config import Result, StageConfig, check_range, opt
 from ..errors import ConfigError, LangshiftError
 from ..registry import Registry
 from .provenance import check_share
-from .teach_filter import FilterConfig, _keys, check_rows
+from .teach_filter import FilterConfig, check_rows, word_keys
 
 log = logging.getLogger(__name__)
 KINDS = ("token-repl", "token-annt")
@@ -127,7 +127,7 @@ class RuleTeacher:
         from .syncs import build, eligible_words, pick_words
 
         cands = eligible_words([s for s, _ in pairs], self.cfg.words, self.tagger)
-        present = [set(_keys(words(t))) for _, t in pairs]
+        present = [set(word_keys(words(t))) for _, t in pairs]
         # translate each distinct (word, tag) once; keep those found in the pair's translation
         keys = list(dict.fromkeys((w, t) for cs in cands for _, _, w, t in cs))
         tags = None if self.cfg.words == "random" else [t for _, t in keys]
@@ -136,7 +136,7 @@ class RuleTeacher:
         for n, ((src, _), cs, have, kind) in enumerate(zip(pairs, cands, present, kinds, strict=True)):
             found = [(c, memo.get((c[2], c[3]))) for c in cs]
             ok = [c for c, tr in found if tr and tr.casefold() != c[2].casefold()
-                  and all(k in have for k in _keys(words(tr)))]
+                  and all(k in have for k in word_keys(words(tr)))]
             picked = pick_words(ok, self.cfg.word_share, self.cfg.seed, str(n))
             text, edits = build(src, kind, picked, memo, None)
             out.append(text if edits else None)

@@ -38,7 +38,7 @@ class Alignment:
         return [Edit(s.start, s.end, s.source, s.target) for s in self.spans]
 
 
-def _keys(ws) -> list[str]:
+def word_keys(ws) -> list[str]:
     return [w.text.casefold() for w in ws]
 
 
@@ -49,7 +49,7 @@ def align(source: str, output: str, kind: str) -> Alignment:
     sw, ow = words(source), words(output)
     if not sw:
         return Alignment(reason="the source has no words")
-    ops = difflib.SequenceMatcher(None, _keys(sw), _keys(ow), autojunk=False).get_opcodes()
+    ops = difflib.SequenceMatcher(None, word_keys(sw), word_keys(ow), autojunk=False).get_opcodes()
     spans, switched = [], 0
     for op, i1, i2, j1, j2 in ops:
         if op == "equal":
@@ -78,8 +78,8 @@ def from_translation(span: Span, translation: str) -> bool:
     """Every word of the span's target text occurs in the translation (case-insensitive)."""
     from ..text.units import words
 
-    have = set(_keys(words(translation)))
-    return all(k in have for k in _keys(words(span.target)))
+    have = set(word_keys(words(translation)))
+    return all(k in have for k in word_keys(words(span.target)))
 
 
 @dataclass
