@@ -1,4 +1,7 @@
-"""``langshift translate``: translate a file's lines (words or sentences) with any backend, cached."""
+"""``langshift translate``: translate a file's lines (words or sentences) with any backend, cached.
+
+Hand-written flags: a utility over one translator call, not a pipeline stage (no artefact a recipe wires on).
+"""
 
 from __future__ import annotations
 
