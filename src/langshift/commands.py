@@ -34,13 +34,8 @@ class Command:
         parser.set_defaults(func=self.call)
         return parser
 
-    def config_from(self, args: argparse.Namespace) -> StageConfig:
-        names = {f.name for f in dataclasses.fields(self.config)}
-        given = {k: v for k, v in vars(args).items() if k in names}
-        return self.config(**{**given, **self.fixed})
-
     def call(self, args: argparse.Namespace) -> int:
-        cfg = self.config_from(args)
+        cfg = self.config.from_namespace(args, **self.fixed)
         # the libraries' chatter (the HF Trainer prints its log dicts) goes to stderr: stdout is the result
         with contextlib.redirect_stdout(sys.stderr):
             result = self.run(cfg)

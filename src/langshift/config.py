@@ -109,9 +109,10 @@ class StageConfig:
         return 0 if f.name in cls.INPUTS or required else 1 if f.name in ("out", "overwrite") else 2
 
     @classmethod
-    def from_namespace(cls: type[C], ns: argparse.Namespace) -> C:
+    def from_namespace(cls: type[C], ns: argparse.Namespace, **fixed: Any) -> C:
+        """The config from parsed flags (other flags ignored), with ``fixed`` fields set by the command."""
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in vars(ns).items() if k in names})
+        return cls(**{**{k: v for k, v in vars(ns).items() if k in names}, **fixed})
 
 
 def _unwrap(hint: Any) -> tuple[type, list[Any] | None, bool]:
@@ -144,7 +145,7 @@ class Result:
     """What a stage's ``run(cfg)`` returns: the artefact it wrote and what it measured on the way.
     Subclasses add typed fields; the CLI prints ``to_dict()`` as JSON and the pipeline records it."""
 
-    out: str
+    out: str | None                             # None: a command whose output files are optional (measure)
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(dataclasses.asdict(self))

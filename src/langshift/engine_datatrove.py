@@ -111,9 +111,3 @@ def run_datatrove(groups, step, features, work: str | os.PathLike, tasks: int, w
     with _quiet():
         return ds.Dataset.from_parquet([str(out_dir / f"{r:05d}.parquet") for r in range(tasks)],
                                        features=features, cache_dir=str(work / "hf"))
-
-
-def completed_tasks(work: str | os.PathLike) -> list[int]:
-    """Ranks whose datatrove completion marker exists under ``work``."""
-    done = Path(work) / "logs" / "completions"
-    return sorted(int(p.name) for p in done.iterdir()) if done.is_dir() else []

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from ...config import Result, StageConfig
 from ...errors import LangshiftError
-from ...files import atomic_write_json, read_lines
+from ...files import atomic_write_json
 from ...registry import Registry
 
 
@@ -124,8 +124,3 @@ def data_flow() -> tuple[str, ...]:
 def add_stage(stage: Stage) -> Stage:
     STAGES.register(stage.name)(stage)
     return stage
-
-
-def head_lines(path: str, param: str, limit: int | None = None) -> list[str]:
-    lines = read_lines(path, param)
-    return lines[:limit] if limit else lines

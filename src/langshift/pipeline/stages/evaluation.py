@@ -21,7 +21,7 @@ def _evaluate(stage: Stage, cfg: EvalConfig, ctx: Context) -> dict:
                               intermediate_name=cfg.intermediate_name or ctx.labels.get("intermediate",
                                                                                         "intermediate"))
     res = stage.run(cfg)
-    return {**res.to_dict(), "out": stage.output, "files": [Path(f).name for f in res.files], "kept": []}
+    return {**stage.record(res, ctx), "files": [Path(f).name for f in res.files], "kept": []}
 
 
 FILES = ("bpb_text", "mc_tasks", "gen_mc_tasks", "mexa_pairs", "fidelity_prompts", "source_prompts", "responses",
