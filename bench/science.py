@@ -382,7 +382,7 @@ def clo_grid(args) -> None:
 
     def write() -> None:
         atomic_write_json(out_path, {"command": shlex.join(["python", "bench/science.py", *sys.argv[1:]]),
-                                     "settings": settings, "runs": runs, "summary": summarise(runs),
+                                     "settings": settings, "runs": runs, "summary": summarise(runs, args.lang),
                                      "load_avg_1min": round(os.getloadavg()[0], 2)})
 
     def record(key: str, res: dict) -> None:
@@ -390,7 +390,7 @@ def clo_grid(args) -> None:
         print(key, {k: v for k, v in res.items() if not k.endswith("answers")}, flush=True)
         write()
 
-    if args.merge:
+    if args.merge or args.merge_only:  # --merge-only alone: summarise the results file again
         write()
     if "base" not in runs and not args.skip_base and not args.merge_only:
         record("base", evaluate(args.model, held, args.max_new, args.lang))
@@ -423,8 +423,39 @@ def clo_grid(args) -> None:
                 shutil.rmtree(folder, ignore_errors=True)
 
 
-def summarise(runs: dict) -> dict:
-    """method -> pairs -> mean and standard error across seeds of both fidelity shares."""
+def mcnemar_p(b: int, c: int) -> float:
+    """Exact two-sided McNemar p-value: ``b`` and ``c`` discordant pairs, binomial(b + c, 1/2) (by hand:
+    two lines, where scipy would be a new benchmark dependency)."""
+    n, k = b + c, min(b, c)
+    return 1.0 if n == 0 else min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n)
+
+
+def paired_vs(runs: dict, method: str, other: str, n: str, lang: str) -> dict | None:
+    """``method`` against ``other`` (a method, or "base") on the same seeds' subsets and the same prompts:
+    the per-seed difference in the target-prompt share (mean ± s.e.) and, pooled over seeds, the prompts
+    only one of them answered in ``lang`` with McNemar's exact p."""
+    diffs, only_m, only_o = [], 0, 0
+    for key, res in runs.items():
+        m, size, seed = key.split("|") if "|" in key else (key, "", "")
+        if m != method or size != n:
+            continue
+        ref = runs.get("base" if other == "base" else f"{other}|{n}|{seed}")
+        if ref is None:
+            continue
+        diffs.append(res["target_prompts_answered_in_target"]["share"]
+                     - ref["target_prompts_answered_in_target"]["share"])
+        for a, r in zip(res["answers"], ref["answers"], strict=True):
+            only_m += a["target_answer_lang"] == lang and r["target_answer_lang"] != lang
+            only_o += r["target_answer_lang"] == lang and a["target_answer_lang"] != lang
+    if not diffs:
+        return None
+    return {"seeds": len(diffs), "difference": [round(x, 4) for x in mean_se(diffs)],
+            f"only_{method}": only_m, f"only_{other}": only_o, "mcnemar_p": round(mcnemar_p(only_m, only_o), 4)}
+
+
+def summarise(runs: dict, lang: str = "es") -> dict:
+    """method -> pairs -> mean and standard error across seeds of both fidelity shares, and the paired
+    comparison of the target-prompt share with the untrained model and (for the other methods) with SFT."""
     groups: dict = {}
     for key, res in runs.items():
         if key == "base":
@@ -433,11 +464,17 @@ def summarise(runs: dict) -> dict:
         g = groups.setdefault(method, {}).setdefault(n, {"tgt": [], "en": []})
         g["tgt"].append(res["target_prompts_answered_in_target"]["share"])
         g["en"].append(res["english_prompts_answered_in_english"]["share"])
-    return {m: {n: {"seeds": len(g["tgt"]),
-                    "target_in_target": [round(x, 4) for x in mean_se(g["tgt"])],
-                    "english_in_english": [round(x, 4) for x in mean_se(g["en"])]}
-                for n, g in sorted(by_n.items(), key=lambda kv: int(kv[0]))}
-            for m, by_n in groups.items()}
+    out = {m: {n: {"seeds": len(g["tgt"]),
+                   "target_in_target": [round(x, 4) for x in mean_se(g["tgt"])],
+                   "english_in_english": [round(x, 4) for x in mean_se(g["en"])]}
+               for n, g in sorted(by_n.items(), key=lambda kv: int(kv[0]))}
+           for m, by_n in groups.items()}
+    for m, by_n in out.items():
+        for n, cell in by_n.items():
+            for other in ("base", "sft") if m != "sft" else ("base",):
+                if (p := paired_vs(runs, m, other, n, lang)) is not None:
+                    cell[f"vs_{other}"] = p
+    return out
 
 
 def main() -> None:
@@ -481,7 +518,7 @@ def main() -> None:
     g.add_argument("--results", default="science_clo.json", help="results file name in bench/results")
     g.add_argument("--skip-base", action="store_true", help="do not evaluate the untrained model")
     g.add_argument("--merge", nargs="*", default=[], help="results files (same settings) whose runs join this one")
-    g.add_argument("--merge-only", action="store_true", help="with --merge: only merge and summarise, train nothing")
+    g.add_argument("--merge-only", action="store_true", help="only merge (--merge) and summarise the results file again, train nothing")
     g.set_defaults(func=clo_grid)
     args = ap.parse_args()
     args.func(args)

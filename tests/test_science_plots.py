@@ -19,7 +19,9 @@ CLO = {"runs": {"base": {"target_prompts_answered_in_target": {"share": 0.25},
        "summary": {"sft": {"200": {"seeds": 3, "target_in_target": [0.8, 0.05], "english_in_english": [1.0, 0.0]},
                            "100": {"seeds": 3, "target_in_target": [0.6, 0.1], "english_in_english": [0.9, 0.02]}},
                    "clo": {"100": {"seeds": 1, "target_in_target": [0.7, math.nan],
-                                   "english_in_english": [0.95, math.nan]}}}}
+                                   "english_in_english": [0.95, math.nan],
+                                   "vs_sft": {"seeds": 1, "difference": [0.1, math.nan], "only_clo": 9,
+                                              "only_sft": 3, "mcnemar_p": 0.146}}}}}
 
 
 def test_convergence_series_sorted_by_step():
@@ -38,11 +40,12 @@ def test_convergence_table_rows_and_reach():
 def test_clo_table_has_mean_and_standard_error_and_base_row():
     md = plots.clo_size_markdown(CLO)
     lines = md.strip().splitlines()
-    assert lines[2] == "| no alignment | — | — | 0.250 | 0.900 |"
-    assert "| sft | 100 | 3 | 0.600 ± 0.100 | 0.900 ± 0.020 |" in lines
-    assert lines.index("| sft | 100 | 3 | 0.600 ± 0.100 | 0.900 ± 0.020 |") < lines.index(
-        "| sft | 200 | 3 | 0.800 ± 0.050 | 1.000 ± 0.000 |")  # sizes ascending (numerically)
-    assert "| clo | 100 | 1 | 0.700 | 0.950 |" in lines  # one seed: no standard error shown
+    assert lines[2] == "| no alignment | — | — | 0.250 | 0.900 | — |"
+    assert "| sft | 100 | 3 | 0.600 ± 0.100 | 0.900 ± 0.020 | — |" in lines
+    assert lines.index("| sft | 100 | 3 | 0.600 ± 0.100 | 0.900 ± 0.020 | — |") < lines.index(
+        "| sft | 200 | 3 | 0.800 ± 0.050 | 1.000 ± 0.000 | — |")  # sizes ascending (numerically)
+    # one seed: no standard error shown; the paired comparison with SFT: Δ, discordant prompts, McNemar p
+    assert "| clo | 100 | 1 | 0.700 | 0.950 | +0.100 (9:3, p 0.15) |" in lines
 
 
 def test_plots_written(tmp_path):

@@ -92,15 +92,28 @@ def _pm(v: list[float]) -> str:
     return f"{mean:.3f} ± {se:.3f}" if se == se else f"{mean:.3f}"  # se is NaN with one seed
 
 
+def _paired(cell: dict | None, method: str) -> str:
+    """``vs_sft`` of a summary cell: Δ ± s.e. across seeds, (prompts only this method / only SFT got
+    right, pooled over seeds), McNemar's exact p."""
+    if not cell:
+        return "—"
+    return (f"{cell['difference'][0]:+.3f}" + (f" ± {cell['difference'][1]:.3f}" if cell["seeds"] > 1 else "")
+            + f" ({cell[f'only_{method}']}:{cell['only_sft']}, p {cell['mcnemar_p']:.2f})")
+
+
 def clo_size_markdown(result: dict) -> str:
-    """The data-size table: fidelity mean ± standard error across seeds, the untrained model first."""
-    lines = ["| method | pairs | seeds | target prompts → target | English prompts → English |",
-             "|---|---:|---:|---:|---:|"]
+    """The data-size table: fidelity mean ± standard error across seeds, the untrained model first, and
+    each method's paired difference from SFT on the same seeds' subsets and prompts."""
+    lines = ["| method | pairs | seeds | target prompts → target | English prompts → English | "
+             "vs SFT, paired: Δ (only it : only SFT, McNemar p) |",
+             "|---|---:|---:|---:|---:|---:|"]
     base = result.get("runs", {}).get("base")
     if base:
         lines.append(f"| no alignment | — | — | {base['target_prompts_answered_in_target']['share']:.3f} | "
-                     f"{base['english_prompts_answered_in_english']['share']:.3f} |")
-    lines += [f"| {m} | {n} | {s} | {_pm(t)} | {_pm(e)} |" for m, n, s, t, e in clo_size_rows(result)]
+                     f"{base['english_prompts_answered_in_english']['share']:.3f} | — |")
+    summary = result["summary"]
+    lines += [f"| {m} | {n} | {s} | {_pm(t)} | {_pm(e)} | {_paired(summary[m][str(n)].get('vs_sft'), m)} |"
+              for m, n, s, t, e in clo_size_rows(result)]
     return "\n".join(lines) + "\n"
 
 

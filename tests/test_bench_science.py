@@ -1,0 +1,39 @@
+"""bench/science.py's CLO-grid summary: the paired comparison with SFT and the untrained model."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+spec = importlib.util.spec_from_file_location("science", Path(__file__).parents[1] / "bench" / "science.py")
+science = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(science)
+
+
+def run(langs: str) -> dict:
+    """A run whose target-prompt answers were identified as ``langs`` (one letter per prompt: s = es)."""
+    codes = ["es" if c == "s" else "en" for c in langs]
+    return {"target_prompts_answered_in_target": {"share": codes.count("es") / len(codes)},
+            "english_prompts_answered_in_english": {"share": 1.0},
+            "answers": [{"id": str(i), "target_answer_lang": c} for i, c in enumerate(codes)]}
+
+
+def test_mcnemar_exact_two_sided():
+    assert science.mcnemar_p(0, 0) == 1.0
+    assert science.mcnemar_p(5, 0) == pytest.approx(2 / 32)
+    assert science.mcnemar_p(10, 2) == science.mcnemar_p(2, 10) == pytest.approx(2 * (1 + 12 + 66) / 4096)
+
+
+def test_paired_differences_per_seed_and_discordant_prompts_pooled():
+    runs = {"base": run("seee"), "clo|100|0": run("ssse"), "sft|100|0": run("sese"),
+            "clo|100|1": run("ssss"), "sft|100|1": run("ssee"), "clo|200|0": run("eeee")}
+    s = science.summarise(runs, "es")
+    vs_sft = s["clo"]["100"]["vs_sft"]
+    assert vs_sft["seeds"] == 2
+    assert vs_sft["difference"][0] == pytest.approx((0.25 + 0.5) / 2)
+    assert (vs_sft["only_clo"], vs_sft["only_sft"]) == (3, 0)  # seed 0: prompt 1; seed 1: prompts 2 and 3
+    assert s["clo"]["100"]["vs_base"]["only_clo"] == 2 + 3
+    assert "vs_sft" not in s["sft"]["100"] and "vs_sft" not in s["clo"]["200"]  # no SFT run at 200 pairs
+    assert s["clo"]["200"]["vs_base"]["only_base"] == 1
