@@ -236,6 +236,9 @@ def test_cli_train_continue_and_bad_utf8(tmp_path, capsys):
     assert main(["static", "continue", "--init", str(tmp_path / "b"), "--codeswitched", str(en),
                  "--out", str(tmp_path / "b2"), "--min-count", "1"]) == 0
     assert load_static(tmp_path / "b2").known("libro")
+    # continuing on nothing is a mistake (it would only re-save the model): named, nothing written
+    assert main(["static", "continue", "--init", str(tmp_path / "b"), "--out", str(tmp_path / "b3")]) == 2
+    assert "--codeswitched" in capsys.readouterr().err and not (tmp_path / "b3").exists()
 
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"good line\nbad \xff line\n")
