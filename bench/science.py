@@ -423,18 +423,12 @@ def clo_grid(args) -> None:
                 shutil.rmtree(folder, ignore_errors=True)
 
 
-def mcnemar_p(b: int, c: int) -> float:
-    """Exact two-sided McNemar p-value: ``b`` and ``c`` discordant pairs, binomial(b + c, 1/2) (by hand:
-    two lines, where scipy would be a new benchmark dependency)."""
-    n, k = b + c, min(b, c)
-    return 1.0 if n == 0 else min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n)
-
-
-def paired_vs(runs: dict, method: str, other: str, n: str, lang: str) -> dict | None:
+def paired_vs(runs: dict, method: str, other: str, n: str, lang: str, reps: int = 10_000) -> dict | None:
     """``method`` against ``other`` (a method, or "base") on the same seeds' subsets and the same prompts:
-    the per-seed difference in the target-prompt share (mean ± s.e.) and, pooled over seeds, the prompts
-    only one of them answered in ``lang`` with McNemar's exact p."""
-    diffs, only_m, only_o = [], 0, 0
+    the per-seed difference in the target-prompt share (mean ± s.e.), a 95% bootstrap interval of it over
+    prompts (a resampled prompt brings its answers under every seed: the seeds share the prompts, so
+    they are not independent items), and the prompts only one of them answered in ``lang``, pooled over seeds."""
+    diffs, per_prompt = [], []
     for key, res in runs.items():
         m, size, seed = key.split("|") if "|" in key else (key, "", "")
         if m != method or size != n:
@@ -444,13 +438,16 @@ def paired_vs(runs: dict, method: str, other: str, n: str, lang: str) -> dict | 
             continue
         diffs.append(res["target_prompts_answered_in_target"]["share"]
                      - ref["target_prompts_answered_in_target"]["share"])
-        for a, r in zip(res["answers"], ref["answers"], strict=True):
-            only_m += a["target_answer_lang"] == lang and r["target_answer_lang"] != lang
-            only_o += r["target_answer_lang"] == lang and a["target_answer_lang"] != lang
+        per_prompt.append([(a["target_answer_lang"] == lang) - (r["target_answer_lang"] == lang)
+                           for a, r in zip(res["answers"], ref["answers"], strict=True)])
     if not diffs:
         return None
+    d = np.array(per_prompt, dtype=float)             # [seeds, prompts]: +1 only method, −1 only other
+    by_prompt = d.mean(0)
+    boot = by_prompt[bootstrap_indices(len(by_prompt), reps)].mean(1)
     return {"seeds": len(diffs), "difference": [round(x, 4) for x in mean_se(diffs)],
-            f"only_{method}": only_m, f"only_{other}": only_o, "mcnemar_p": round(mcnemar_p(only_m, only_o), 4)}
+            "prompt_bootstrap_95": [round(float(x), 4) for x in np.percentile(boot, [2.5, 97.5])],
+            f"only_{method}": int((d > 0).sum()), f"only_{other}": int((d < 0).sum())}
 
 
 def summarise(runs: dict, lang: str = "es") -> dict:

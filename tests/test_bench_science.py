@@ -20,12 +20,6 @@ def run(langs: str) -> dict:
             "answers": [{"id": str(i), "target_answer_lang": c} for i, c in enumerate(codes)]}
 
 
-def test_mcnemar_exact_two_sided():
-    assert science.mcnemar_p(0, 0) == 1.0
-    assert science.mcnemar_p(5, 0) == pytest.approx(2 / 32)
-    assert science.mcnemar_p(10, 2) == science.mcnemar_p(2, 10) == pytest.approx(2 * (1 + 12 + 66) / 4096)
-
-
 def test_paired_differences_per_seed_and_discordant_prompts_pooled():
     runs = {"base": run("seee"), "clo|100|0": run("ssse"), "sft|100|0": run("sese"),
             "clo|100|1": run("ssss"), "sft|100|1": run("ssee"), "clo|200|0": run("eeee")}
@@ -37,3 +31,13 @@ def test_paired_differences_per_seed_and_discordant_prompts_pooled():
     assert s["clo"]["100"]["vs_base"]["only_clo"] == 2 + 3
     assert "vs_sft" not in s["sft"]["100"] and "vs_sft" not in s["clo"]["200"]  # no SFT run at 200 pairs
     assert s["clo"]["200"]["vs_base"]["only_base"] == 1
+    lo, hi = vs_sft["prompt_bootstrap_95"]
+    assert 0.0 <= lo <= vs_sft["difference"][0] <= hi <= 0.75  # per prompt: +0.5, +0.5, +0.5, 0 (never negative)
+
+
+def test_bootstrap_resamples_prompts_not_seeds():
+    """Two seeds that agree prompt by prompt: the interval is as wide as one seed's (the prompts are shared)."""
+    one = {"base": run("ssee" * 8), "clo|100|0": run("sese" * 8)}
+    two = {**one, "clo|100|1": run("sese" * 8)}
+    assert (science.summarise(one)["clo"]["100"]["vs_base"]["prompt_bootstrap_95"]
+            == science.summarise(two)["clo"]["100"]["vs_base"]["prompt_bootstrap_95"])

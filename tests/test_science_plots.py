@@ -21,7 +21,7 @@ CLO = {"runs": {"base": {"target_prompts_answered_in_target": {"share": 0.25},
                    "clo": {"100": {"seeds": 1, "target_in_target": [0.7, math.nan],
                                    "english_in_english": [0.95, math.nan],
                                    "vs_sft": {"seeds": 1, "difference": [0.1, math.nan], "only_clo": 9,
-                                              "only_sft": 3, "mcnemar_p": 0.146}}}}}
+                                              "only_sft": 3, "prompt_bootstrap_95": [-0.02, 0.22]}}}}}
 
 
 def test_convergence_series_sorted_by_step():
@@ -44,8 +44,8 @@ def test_clo_table_has_mean_and_standard_error_and_base_row():
     assert "| sft | 100 | 3 | 0.600 ± 0.100 | 0.900 ± 0.020 | — |" in lines
     assert lines.index("| sft | 100 | 3 | 0.600 ± 0.100 | 0.900 ± 0.020 | — |") < lines.index(
         "| sft | 200 | 3 | 0.800 ± 0.050 | 1.000 ± 0.000 | — |")  # sizes ascending (numerically)
-    # one seed: no standard error shown; the paired comparison with SFT: Δ, discordant prompts, McNemar p
-    assert "| clo | 100 | 1 | 0.700 | 0.950 | +0.100 (9:3, p 0.15) |" in lines
+    # one seed: no standard error shown; the paired comparison with SFT: Δ, its interval, discordant prompts
+    assert "| clo | 100 | 1 | 0.700 | 0.950 | +0.100 [-0.020, +0.220] (9:3) |" in lines
 
 
 def test_plots_written(tmp_path):

@@ -93,19 +93,20 @@ def _pm(v: list[float]) -> str:
 
 
 def _paired(cell: dict | None, method: str) -> str:
-    """``vs_sft`` of a summary cell: Δ ± s.e. across seeds, (prompts only this method / only SFT got
-    right, pooled over seeds), McNemar's exact p."""
+    """``vs_sft`` of a summary cell: Δ ± s.e. across seeds, its 95% bootstrap interval over prompts, and
+    (prompts only this method / only SFT answered in the target language, pooled over seeds)."""
     if not cell:
         return "—"
+    lo, hi = cell["prompt_bootstrap_95"]
     return (f"{cell['difference'][0]:+.3f}" + (f" ± {cell['difference'][1]:.3f}" if cell["seeds"] > 1 else "")
-            + f" ({cell[f'only_{method}']}:{cell['only_sft']}, p {cell['mcnemar_p']:.2f})")
+            + f" [{lo:+.3f}, {hi:+.3f}] ({cell[f'only_{method}']}:{cell['only_sft']})")
 
 
 def clo_size_markdown(result: dict) -> str:
     """The data-size table: fidelity mean ± standard error across seeds, the untrained model first, and
     each method's paired difference from SFT on the same seeds' subsets and prompts."""
     lines = ["| method | pairs | seeds | target prompts → target | English prompts → English | "
-             "vs SFT, paired: Δ (only it : only SFT, McNemar p) |",
+             "vs SFT, paired: Δ [95% over prompts] (only it : only SFT) |",
              "|---|---:|---:|---:|---:|---:|"]
     base = result.get("runs", {}).get("base")
     if base:
