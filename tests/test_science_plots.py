@@ -74,6 +74,12 @@ def test_report_includes_science_when_results_exist(tmp_path):
     assert {"convergence.png", "clo_sizes.png"} <= set(res["files"])
     page = (tmp_path / "rep" / "index.html").read_text()
     assert "salt: 10" in page and "fvt: not reached" in page and "0.600 ± 0.100" in page
+    # a grid from another starting model (science_clo_<name>.json) gets its own section and plot
+    (sci / "science_clo_transferred.json").write_text(json.dumps({**CLO, "settings": {"model": "run/lapt/model"}}))
+    res4 = build_report([run], tmp_path / "rep4", science=sci)
+    assert {"clo_sizes.png", "clo_sizes_transferred.png"} <= set(res4["files"])
+    assert "from run/lapt/model" in (tmp_path / "rep4" / "index.html").read_text()
+    (sci / "science_clo_transferred.json").unlink()
     # a CLO file with only the untrained model: no data-size section
     (sci / plots.CLO_FILE).write_text(json.dumps({**CLO, "summary": {}}))
     res3 = build_report([run], tmp_path / "rep3", science=sci)

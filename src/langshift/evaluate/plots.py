@@ -3,7 +3,8 @@
 Inputs are the JSON files that bench writes: ``science_convergence.json`` (held-out bits/byte with a
 95% interval at each evaluated LAPT step, per init method, and the original model's own score) and
 ``science_clo.json`` (language fidelity per method and data size: mean and standard error across
-seeds). Each function reads only what it draws, so a partial results file (some inits or sizes still
+seeds, and each method's paired difference from SFT; ``science_clo_<name>.json`` for a grid run from
+another starting model: one section each). Each function reads only what it draws, so a partial results file (some inits or sizes still
 missing) still plots.
 """
 
@@ -155,12 +156,18 @@ def science_sections(folder: str | Path | None, out: Path) -> tuple[list[str], l
         parts.append("<h2>Convergence during LAPT</h2><p class=note>Held-out bits/byte with 95% bootstrap "
                      f"intervals over verses. Steps to reach the original model: {html.escape(note)}.</p>"
                      "<img src='convergence.png' alt='convergence'>")
-    data = json.loads(clo.read_text(encoding="utf-8")) if clo.is_file() else None
-    if data is not None and clo_size_rows(data):  # a file with only the untrained model has nothing to plot
-        plot_clo_sizes(data, out / "clo_sizes.png")
-        files.append("clo_sizes.png")
-        parts.append("<h2>Alignment vs training pairs</h2><pre>" + html.escape(clo_size_markdown(data)) + "</pre>"
-                     "<img src='clo_sizes.png' alt='fidelity against training pairs'>")
+    # science_clo.json, and science_clo_<name>.json for grids run from other starting models
+    for path in sorted(folder.glob(clo.stem + "*.json")):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not clo_size_rows(data):  # a file with only the untrained model has nothing to plot
+            continue
+        name = "clo_sizes" + path.stem[len(clo.stem):] + ".png"
+        plot_clo_sizes(data, out / name)
+        files.append(name)
+        start = data.get("settings", {}).get("model", "?")
+        parts.append(f"<h2>Alignment vs training pairs, from {html.escape(str(start))}</h2><pre>"
+                     + html.escape(clo_size_markdown(data)) + f"</pre><img src='{name}' alt='fidelity against "
+                     "training pairs'>")
     return parts, files
 
 
