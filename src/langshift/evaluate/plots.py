@@ -120,23 +120,30 @@ def clo_size_markdown(result: dict) -> str:
 
 
 def plot_clo_sizes(result: dict, path: str | Path) -> Path:
-    """Share of target-language prompts answered in the target language against training pairs, one
-    line per method, error bars = standard error across seeds; the untrained model as a dashed line."""
+    """Share of prompts answered in the prompt's language against training pairs, one colour per method:
+    target-language prompts solid, English prompts dashed (what alignment may cost the source language);
+    error bars = standard error across seeds; the untrained model as grey horizontal lines."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     by_method: dict[str, list] = {}
-    for m, n, _, t, _ in clo_size_rows(result):
-        by_method.setdefault(m, []).append((n, t[0], t[1] if t[1] == t[1] else 0.0))
+    for m, n, _, t, e in clo_size_rows(result):
+        by_method.setdefault(m, []).append((n, t, e))
+    se = lambda v: v[1] if v[1] == v[1] else 0.0  # noqa: E731 — NaN with one seed
     for m, pts in by_method.items():
-        ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o", capsize=3,
-                    label=m)
+        xs = [p[0] for p in pts]
+        line = ax.errorbar(xs, [p[1][0] for p in pts], yerr=[se(p[1]) for p in pts], marker="o", capsize=3,
+                           label=f"{m}: target prompts")
+        ax.errorbar(xs, [p[2][0] for p in pts], yerr=[se(p[2]) for p in pts], marker="s", capsize=3, ls="--",
+                    mfc="none", color=line.lines[0].get_color(), label=f"{m}: English prompts")
     base = result.get("runs", {}).get("base")
     if base:
-        ax.axhline(base["target_prompts_answered_in_target"]["share"], color="k", ls="--", lw=1,
-                   label="no alignment")
+        ax.axhline(base["target_prompts_answered_in_target"]["share"], color="0.3", ls="-", lw=1,
+                   label="no alignment: target prompts")
+        ax.axhline(base["english_prompts_answered_in_english"]["share"], color="0.3", ls="--", lw=1,
+                   label="no alignment: English prompts")
     ax.set_xscale("log", base=2)
     ax.set_ylim(0, 1.02)
-    return save_axes(fig, ax, path, "training pairs", "target prompts answered in target (± s.e.)")
+    return save_axes(fig, ax, path, "training pairs", "answered in the prompt's language (± s.e.)")
 
 
 def science_sections(folder: str | Path | None, out: Path) -> tuple[list[str], list[str]]:
