@@ -428,25 +428,21 @@ def paired_vs(runs: dict, method: str, other: str, n: str, lang: str, reps: int 
     the per-seed difference in the target-prompt share (mean ± s.e.), a 95% bootstrap interval of it over
     prompts (a resampled prompt brings its answers under every seed: the seeds share the prompts, so
     they are not independent items), and the prompts only one of them answered in ``lang``, pooled over seeds."""
-    diffs, per_prompt = [], []
+    per_prompt = []
     for key, res in runs.items():
         m, size, seed = key.split("|") if "|" in key else (key, "", "")
         if m != method or size != n:
             continue
         ref = runs.get("base" if other == "base" else f"{other}|{n}|{seed}")
-        if ref is None:
-            continue
-        diffs.append(res["target_prompts_answered_in_target"]["share"]
-                     - ref["target_prompts_answered_in_target"]["share"])
-        per_prompt.append([(a["target_answer_lang"] == lang) - (r["target_answer_lang"] == lang)
-                           for a, r in zip(res["answers"], ref["answers"], strict=True)])
-    if not diffs:
+        if ref is not None:
+            per_prompt.append([(a["target_answer_lang"] == lang) - (r["target_answer_lang"] == lang)
+                               for a, r in zip(res["answers"], ref["answers"], strict=True)])
+    if not per_prompt:
         return None
     d = np.array(per_prompt, dtype=float)             # [seeds, prompts]: +1 only method, −1 only other
-    by_prompt = d.mean(0)
-    boot = by_prompt[bootstrap_indices(len(by_prompt), reps)].mean(1)
-    return {"seeds": len(diffs), "difference": [round(x, 4) for x in mean_se(diffs)],
-            "prompt_bootstrap_95": [round(float(x), 4) + 0.0 for x in np.percentile(boot, [2.5, 97.5])],
+    boot = d.mean(0)[bootstrap_indices(d.shape[1], reps)].mean(1)
+    return {"seeds": len(d), "difference": [round(x, 4) for x in mean_se(d.mean(1).tolist())],
+            "prompt_bootstrap_95": [round(float(x), 4) for x in np.percentile(boot, [2.5, 97.5])],
             f"only_{method}": int((d > 0).sum()), f"only_{other}": int((d < 0).sum())}
 
 

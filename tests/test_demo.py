@@ -8,7 +8,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -24,13 +23,12 @@ def _cells(line: str) -> list[tuple[float, float, float]]:
     return [tuple(map(float, m)) for m in _CELL.findall(line)]
 
 
-def _demo(out: Path) -> tuple[list[str], str, float]:
-    start = time.perf_counter()
+def _demo(out: Path) -> tuple[list[str], str]:
     res = subprocess.run([sys.executable, "-m", "langshift.cli", "demo", "--quick", "--out", str(out)],
                          capture_output=True, text=True, timeout=1800,
                          env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
     assert res.returncode == 0, res.stderr[-3000:]
-    return res.stdout.strip().splitlines(), res.stderr, time.perf_counter() - start
+    return res.stdout.strip().splitlines(), res.stderr
 
 
 @pytest.fixture(scope="module")
@@ -40,12 +38,12 @@ def demo_run(tmp_path_factory):
     from the same artefacts, so CI does not pay for a second identical run."""
     given = os.environ.get("LANGSHIFT_TEST_DEMO_RUN")
     out = Path(given) if given else tmp_path_factory.mktemp("demo") / "run"
-    lines, err, seconds = _demo(out)
-    return out, lines, err, seconds
+    lines, err = _demo(out)
+    return out, lines, err
 
 
 def test_quick_demo_report_table_and_models(demo_run):
-    out, lines, err, _ = demo_run
+    out, lines, err = demo_run
     # The report's path is the last line printed, and the page exists.
     report = Path(lines[-1])
     assert report.is_absolute() and report.is_file() and report.name == "index.html"
@@ -99,8 +97,8 @@ def test_heldout_text_is_not_in_training_text(demo_run):
 
 def test_rerun_skips_every_stage(demo_run):
     """Every stage is skipped as done (how long that takes is load-dependent: no wall-clock bound here)."""
-    out, first_lines, _, _ = demo_run
-    lines, err, _ = _demo(out)
+    out, first_lines, _ = demo_run
+    lines, err = _demo(out)
     assert "9 of 9" not in lines[-2] and "0 of 9 stages ran" in lines[-2]
     assert err.count(": skip — done") == 9
     assert lines[-1] == first_lines[-1]

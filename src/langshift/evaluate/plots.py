@@ -4,8 +4,8 @@ Inputs are the JSON files that bench writes: ``science_convergence.json`` (held-
 95% interval at each evaluated LAPT step, per init method, and the original model's own score) and
 ``science_clo.json`` (language fidelity per method and data size: mean and standard error across
 seeds, and each method's paired difference from SFT; ``science_clo_<name>.json`` for a grid run from
-another starting model: one section each). Each function reads only what it draws, so a partial results file (some inits or sizes still
-missing) still plots.
+another starting model: one section each). Each function reads only what it draws, so a partial
+results file (some inits or sizes still missing) still plots.
 """
 
 from __future__ import annotations
