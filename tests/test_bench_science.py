@@ -41,3 +41,29 @@ def test_bootstrap_resamples_prompts_not_seeds():
     two = {**one, "clo|100|1": run("sese" * 8)}
     assert (science.summarise(one)["clo"]["100"]["vs_base"]["prompt_bootstrap_95"]
             == science.summarise(two)["clo"]["100"]["vs_base"]["prompt_bootstrap_95"])
+
+
+def syncs_run(rate: list[float], bits_es: list[float]) -> dict:
+    return {"mexa_layers": [float(sum(rate) / len(rate))] * 3, "mexa_pair_rate": rate,
+            "bits_es": bits_es, "bits_en": [10.0] * len(bits_es),
+            "bytes_es": [5] * len(bits_es), "bytes_en": [5] * len(bits_es)}
+
+
+def test_syncs_summary_pairs_the_same_items():
+    """repl − annt is computed item by item: MEXA per pair, bits per verse over the verses' bytes."""
+    base = syncs_run([0.0, 0.0, 0.0, 0.0], [12.0] * 4)
+    runs = {"base": base, "none|0": syncs_run([0.0, 0.0, 0.5, 0.0], [11.0] * 4),
+            "token-repl|0": syncs_run([1.0, 0.5, 0.5, 0.0], [9.0, 9.0, 9.0, 9.0]),
+            "token-annt|0": syncs_run([0.0, 0.5, 0.5, 0.0], [10.0, 10.0, 10.0, 10.0]),
+            "sent-repl|0": syncs_run([0.5, 0.5, 0.5, 0.5], [10.0] * 4),
+            "sent-annt|0": syncs_run([0.5, 0.5, 0.5, 0.5], [10.0] * 4)}
+    s = science.summarise_syncs(runs, reps=500)
+    tok = s["paired"]["token-repl - token-annt"]
+    assert tok["mexa_mean"][0] == pytest.approx(0.25)
+    assert tok["bits_es"][0] == pytest.approx(-1.0 / 5)            # 1 bit less per verse of 5 bytes
+    assert tok["bits_es"][1] == tok["bits_es"][2] == pytest.approx(-0.2)  # the same difference on every verse
+    assert tok["mexa_mean"][1] >= 0.0 and tok["mexa_mean"][2] <= 1.0
+    assert s["paired"]["sent-repl - sent-annt"]["mexa_mean"] == [0.0, 0.0, 0.0]  # identical arms: zero, no width
+    assert s["token-repl"]["bits_es"][0] == pytest.approx(9.0 / 5)
+    assert s["none"]["mexa_mean"][0] == pytest.approx(0.125)
+    assert "sent-annt - none" in s["paired"] and "none - none" not in s["paired"]

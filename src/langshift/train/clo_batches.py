@@ -59,21 +59,29 @@ def collate_pairs(examples: list[dict], pad_id: int) -> dict:
 
 
 def compute_reference_logps(model, examples: list[dict], pad_id: int, batch_size: int) -> list[list[float]]:
-    """Sequence log-probs of the four rows of every example under ``model`` as it is now (once)."""
+    """Sequence log-probs of the four rows of every example under ``model`` as it is now (once).
+
+    Rows are independent here, so they go longest first in batches of ``4 * batch_size`` rows of similar
+    length (little padding: CLO pairs mix short and long answers) and are put back in pair order."""
     import torch
     from tqdm.auto import tqdm
 
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    out: list[list[float]] = []
+    rows = [(i, k, row) for i, ex in enumerate(examples) for k, row in enumerate(ex["rows"])]
+    rows.sort(key=lambda r: -len(r[2][0]))
+    out = [[0.0] * len(ex["rows"]) for ex in examples]
+    step = 4 * batch_size
     with torch.no_grad():
-        for start in tqdm(range(0, len(examples), batch_size), desc="reference log-probs", unit="batch"):
-            batch = collate_pairs(examples[start:start + batch_size], pad_id)
+        for start in tqdm(range(0, len(rows), step), desc="reference log-probs", unit="batch"):
+            chunk = rows[start:start + step]
+            batch = collate_pairs([{"rows": [r[2] for r in chunk]}], pad_id)
             logits = model(input_ids=batch["input_ids"].to(device),
                            attention_mask=batch["attention_mask"].to(device)).logits
-            seq = token_logps(logits, batch["labels"].to(device))[0].sum(-1).view(-1, 4)
-            out.extend(seq.double().cpu().tolist())
+            seq = token_logps(logits, batch["labels"].to(device))[0].sum(-1).double().cpu().tolist()
+            for (i, k, _), value in zip(chunk, seq, strict=True):
+                out[i][k] = value
     model.train(was_training)
     return out
 
