@@ -87,3 +87,40 @@ def test_report_includes_science_when_results_exist(tmp_path):
     # without the folder, nothing of it appears
     res2 = build_report([run], tmp_path / "rep2")
     assert "convergence.png" not in res2["files"]
+
+
+def _syncs_run(layers):
+    return {"mexa_layers": layers, "mexa_pair_rate": [0.1, 0.2]}
+
+
+SYNCS = {"runs": {"base": _syncs_run([0.0, 0.1, 0.05]), "none|0": _syncs_run([0.0, 0.2, 0.1]),
+                  "token-repl|0": _syncs_run([0.1, 0.4, 0.2]), "token-annt|0": _syncs_run([0.0, 0.3, 0.1])},
+         "summary": {"token-annt": {"seeds": 1, "mexa_mean": [0.133, 0.1, 0.2], "mexa_max_layer": 0.3,
+                                    "bits_es": [2.5, 2.4, 2.6], "bits_en": [1.5, 1.4, 1.6]},
+                     "base": {"seeds": 1, "mexa_mean": [0.05, 0.0, 0.1], "mexa_max_layer": 0.1,
+                              "bits_es": [2.9, 2.8, 3.0], "bits_en": [1.4, 1.3, 1.5]},
+                     "token-repl": {"seeds": 1, "mexa_mean": [0.233, 0.15, 0.3], "mexa_max_layer": 0.4,
+                                    "bits_es": [2.4, 2.3, 2.5], "bits_en": [1.5, 1.4, 1.6]},
+                     "paired": {"token-repl - token-annt": {"mexa_mean": [0.1, -0.0, 0.2],
+                                                            "bits_es": [-0.1, -0.2, -0.05],
+                                                            "bits_en": [0.0, -0.01, 0.01]}}}}
+
+
+def test_syncs_table_orders_arms_and_shows_paired_differences(tmp_path):
+    lines = plots.syncs_markdown(SYNCS).strip().splitlines()
+    rows = [line for line in lines if line.startswith("| ") and "|---" not in line]
+    assert rows[1].startswith("| nothing (the model as it is) | 1 | 0.050 [0.000, 0.100] | 0.100 |")
+    assert rows[2].startswith("| token-repl |") and rows[3].startswith("| token-annt |")  # fixed order
+    assert "| token-repl - token-annt | +0.100 [+0.000, +0.200] | -0.100 [-0.200, -0.050] |" in lines[-1]
+    assert plots.plot_syncs_layers(SYNCS, tmp_path / "m.png").stat().st_size > 1000
+    import json
+
+    sci = tmp_path / "sci"
+    sci.mkdir()
+    (sci / plots.SYNCS_FILE).write_text(json.dumps(SYNCS))
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "train_log.jsonl").write_text('{"step": 1, "loss": 2.0}\n')
+    res = build_report([run], tmp_path / "rep", science=sci)
+    assert "syncs_mexa.png" in res["files"]
+    assert "replacement vs annotation" in (tmp_path / "rep" / "index.html").read_text()

@@ -4,8 +4,9 @@ Inputs are the JSON files that bench writes: ``science_convergence.json`` (held-
 95% interval at each evaluated LAPT step, per init method, and the original model's own score) and
 ``science_clo.json`` (language fidelity per method and data size: mean and standard error across
 seeds, and each method's paired difference from SFT; ``science_clo_<name>.json`` for a grid run from
-another starting model: one section each). Each function reads only what it draws, so a partial
-results file (some inits or sizes still missing) still plots.
+another starting model: one section each) and ``science_syncs.json`` (MEXA and held-out bits/byte
+after the same continued training on each SynCS type). Each function reads only what it draws, so a
+partial results file (some inits, sizes or arms still missing) still plots.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ..errors import ConfigError
 
 CONVERGENCE_FILE = "science_convergence.json"
 CLO_FILE = "science_clo.json"
+SYNCS_FILE = "science_syncs.json"
 
 
 def _pyplot():
@@ -146,6 +148,48 @@ def plot_clo_sizes(result: dict, path: str | Path) -> Path:
     return save_axes(fig, ax, path, "training pairs", "answered in the prompt's language (± s.e.)")
 
 
+def _ci(v: list[float]) -> str:
+    return f"{v[0]:.3f} [{v[1]:.3f}, {v[2]:.3f}]"
+
+
+def _signed(v: list[float]) -> str:
+    return f"{v[0] + 0.0:+.3f} [{v[1] + 0.0:+.3f}, {v[2] + 0.0:+.3f}]"
+
+
+def syncs_markdown(result: dict) -> str:
+    """Per arm: MEXA (mean over layers, 95% over pairs; best layer), held-out bits/byte in the target
+    language and in English (95% over verses); then the paired differences (same pairs and verses)."""
+    summary = result.get("summary") or {}
+    order = ("base", "none", "mono", "token-repl", "token-annt", "sent-repl", "sent-annt")
+    arms = sorted((a for a in summary if a != "paired"), key=lambda a: (order + (a,)).index(a))
+    lines = ["| continued training on | seeds | MEXA mean [95%] | MEXA best layer | target bits/byte [95%] | "
+             "English bits/byte [95%] |", "|---|---:|---:|---:|---:|---:|"]
+    names = {"base": "nothing (the model as it is)", "none": "English only", "mono": "English + plain target text"}
+    for a in arms:
+        c = summary[a]
+        lines.append(f"| {names.get(a, a)} | {c['seeds']} | {_ci(c['mexa_mean'])} | {c['mexa_max_layer']:.3f} | "
+                     f"{_ci(c['bits_es'])} | {_ci(c['bits_en'])} |")
+    lines += ["", "| paired difference | MEXA mean | target bits/byte | English bits/byte |", "|---|---:|---:|---:|"]
+    lines += [f"| {k} | {_signed(v['mexa_mean'])} | {_signed(v['bits_es'])} | {_signed(v['bits_en'])} |"
+              for k, v in summary.get("paired", {}).items()]
+    return "\n".join(lines) + "\n"
+
+
+def plot_syncs_layers(result: dict, path: str | Path) -> Path:
+    """MEXA per layer (0 = embeddings) for each arm, averaged over seeds."""
+    import numpy as np
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    arms: dict[str, list] = {}
+    for key, run in result.get("runs", {}).items():
+        arms.setdefault(key.split("|")[0], []).append(run["mexa_layers"])
+    for arm, layers in arms.items():
+        ys = np.mean(layers, axis=0)
+        ax.plot(range(len(ys)), ys, marker=".", ls="--" if arm in ("base", "none", "mono") else "-", label=arm)
+    return save_axes(fig, ax, path, "layer (0 = embeddings)", "MEXA alignment")
+
+
 def science_sections(folder: str | Path | None, out: Path) -> tuple[list[str], list[str]]:
     """HTML parts and file names written into ``out`` for the science results found in ``folder``
     (nothing when ``folder`` is None or holds neither file)."""
@@ -175,6 +219,17 @@ def science_sections(folder: str | Path | None, out: Path) -> tuple[list[str], l
         parts.append(f"<h2>Alignment vs training pairs, from {html.escape(str(start))}</h2><pre>"
                      + html.escape(clo_size_markdown(data)) + f"</pre><img src='{name}' alt='fidelity against "
                      "training pairs'>")
+    syncs = folder / SYNCS_FILE
+    if syncs.is_file():
+        data = json.loads(syncs.read_text(encoding="utf-8"))
+        if data.get("summary"):
+            plot_syncs_layers(data, out / "syncs_mexa.png")
+            files.append("syncs_mexa.png")
+            n = len(data["runs"]["base"]["mexa_pair_rate"])
+            parts.append("<h2>SynCS: replacement vs annotation</h2><p class=note>The same continued training "
+                         f"(LoRA LAPT, same steps) on English documents code-switched by each type at one budget "
+                         f"of new target tokens; MEXA on {n} held-out verse pairs.</p><pre>"
+                         + html.escape(syncs_markdown(data)) + "</pre><img src='syncs_mexa.png' alt='MEXA per layer'>")
     return parts, files
 
 
