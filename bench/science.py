@@ -496,10 +496,11 @@ def bible_split(chapter_every: int) -> tuple[list[str], list[str]]:
 def syncs_text(args, kind: str, english: Path, seed: int) -> tuple[Path, dict]:
     """The English documents code-switched by one SynCS type (density chosen so the --magnitude budget
     ends near the corpus's end, so the switches are spread over it), and the SynCS summary."""
-    work = WORK / "syncs"
+    work = english.parent / f"m{args.magnitude}"  # the corpus's own folder: files of other sizes never mix
+    work.mkdir(exist_ok=True)
     out = work / f"{kind}-s{seed}.jsonl"
     common = ["--text", str(english), "--source-lang", "en", "--target-lang", args.lang, "--mix", "extreme",
-              "--type", kind, "--tokenizer", args.model, "--cache", str(work / "translations.sqlite"),
+              "--type", kind, "--tokenizer", args.model, "--cache", str(WORK / "syncs" / "translations.sqlite"),
               "--seed", str(seed), "--overwrite"]
     full = work / f"{kind}-s{seed}.full.jsonl"
     if not Path(str(full) + ".summary.json").is_file():  # every sentence switched: the most this type can add
@@ -560,13 +561,13 @@ def syncs_bench(args) -> None:
     step = max(1, len(held_keys) // args.heldout)
     held = held_keys[::step][:args.heldout]
     pairs = [(en[k], es[k]) for k in held[:args.mexa_n]]
-    work = WORK / "syncs"
+    work = WORK / "syncs" / f"{args.lang}-{args.docs}x{args.verses_per_doc}-c{args.chapter_every}"
     work.mkdir(parents=True, exist_ok=True)
     # documents of --verses-per-doc consecutive English verses (several sentences each: sentence-level
     # switching then happens inside an English context); the plain-target control takes later chapters
     per = args.verses_per_doc
     docs = [" ".join(en[k] for k in train_keys[i:i + per]) for i in range(0, args.docs * per, per)]
-    english = write_lines(work / f"en-{args.docs}x{per}.txt", docs)
+    english = write_lines(work / "en.txt", docs)
     tok = AutoTokenizer.from_pretrained(resolve_model(args.model))
     mono, count = [], 0
     for i in range(args.docs * per, len(train_keys), per):
@@ -595,7 +596,7 @@ def syncs_bench(args) -> None:
         texts: dict[str, tuple[Path, dict]] = {"none": (english, {"new_tokens": 0})}
         mixed = docs + mono
         random.Random(seed).shuffle(mixed)
-        texts["mono"] = (write_lines(work / f"mono-s{seed}.txt", mixed), {"new_tokens": count})
+        texts["mono"] = (write_lines(work / f"m{args.magnitude}-mono-s{seed}.txt", mixed), {"new_tokens": count})
         for kind in args.types:
             texts[kind] = syncs_text(args, kind, english, seed)
         cfgs = {arm: LAPTConfig(model=args.model, text=str(path), out=str(work / f"lapt-{arm}-s{seed}"),
