@@ -594,9 +594,10 @@ def syncs_bench(args) -> None:
         write()
     for seed in args.seeds:
         texts: dict[str, tuple[Path, dict]] = {"none": (english, {"new_tokens": 0})}
-        mixed = docs + mono
-        random.Random(seed).shuffle(mixed)
-        texts["mono"] = (write_lines(work / f"m{args.magnitude}-mono-s{seed}.txt", mixed), {"new_tokens": count})
+        if "mono" in args.controls:
+            mixed = docs + mono
+            random.Random(seed).shuffle(mixed)
+            texts["mono"] = (write_lines(work / f"m{args.magnitude}-mono-s{seed}.txt", mixed), {"new_tokens": count})
         for kind in args.types:
             texts[kind] = syncs_text(args, kind, english, seed)
         cfgs = {arm: LAPTConfig(model=args.model, text=str(path), out=str(work / f"lapt-{arm}-s{seed}"),
@@ -719,6 +720,8 @@ def main() -> None:
     y.add_argument("--model", default="smollm2-135m-instruct")
     y.add_argument("--lang", default="es")
     y.add_argument("--types", nargs="+", default=list(SYNCS_TYPES), choices=SYNCS_TYPES)
+    y.add_argument("--controls", nargs="*", default=["mono"], choices=["mono"],
+                   help="besides the English alone: 'mono' = the English plus as many plain target tokens")
     y.add_argument("--docs", type=int, default=600, help="English documents (train chapters) to code-switch")
     y.add_argument("--verses-per-doc", type=int, default=5)
     y.add_argument("--magnitude", type=int, default=15000, help="new target tokens every type adds (SynCS budget)")
