@@ -570,12 +570,12 @@ def syncs_bench(args) -> None:
     english = write_lines(work / "en.txt", docs)
     tok = AutoTokenizer.from_pretrained(resolve_model(args.model))
     mono, count = [], 0
-    for i in range(args.docs * per, len(train_keys), per):
-        if count >= args.magnitude:
+    while "mono" in args.controls and count < args.magnitude:  # plain target documents up to the budget
+        start = (args.docs + len(mono)) * per
+        if start >= len(train_keys):
             break
-        doc = " ".join(es[k] for k in train_keys[i:i + per])
-        mono.append(doc)
-        count += len(tok(doc, add_special_tokens=False)["input_ids"])
+        mono.append(" ".join(es[k] for k in train_keys[start:start + per]))
+        count += len(tok(mono[-1], add_special_tokens=False)["input_ids"])
     out_path = RESULTS / args.results
     settings = {k: getattr(args, k) for k in ("model", "lang", "docs", "verses_per_doc", "magnitude", "batch",
                                               "seq_len", "lr", "lora_r", "chapter_every", "heldout", "mexa_n")}

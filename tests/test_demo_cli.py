@@ -64,6 +64,9 @@ def test_both_demo_recipes_resolve_and_differ_only_in_size():
     assert full[0].section["vocab_size"] > quick[0].section["vocab_size"]
     assert full[4].section["max_steps"] > quick[4].section["max_steps"]
     assert isinstance(PROFILES["quick"][1], Sizes)
+    # gensim is reproducible only on one thread: with 2 the static space, and so which init wins, changed between
+    # runs of the same demo (salt 3.04-3.07 vs focus 3.056 bits/byte on the selection verses)
+    assert full[2].section["workers"] == quick[2].section["workers"] == 1
 
 
 def test_heldout_split_is_fixed_and_disjoint():
