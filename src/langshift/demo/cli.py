@@ -8,8 +8,8 @@ import time
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="take SmolLM2-135M-Instruct to Spanish offline, end to end (~20 min on 2 "
-                                    "cores; --quick ~5 min); resumable; prints the report path last")
+    p = sub.add_parser("demo", help="take SmolLM2-135M-Instruct to Spanish offline, end to end (~1 h on 2 "
+                                    "cores; --quick ~15 min); resumable; prints the report path last")
     p.add_argument("--quick", action="store_true", help="smaller tokenizer, a few hundred verses, a few steps, "
                                                         "small evaluation sets")
     p.add_argument("--out", default="./langshift-demo", help="run folder; rerun to resume (default: ./langshift-demo)")
