@@ -82,3 +82,26 @@ def test_errors_name_the_field():
         EvalConfig(batch_size=0)
     with pytest.raises(ConfigError, match="--target-lang"):
         run_eval(EvalConfig(responses="r.jsonl"))
+
+
+def test_same_language_system_prompt_follows_each_prompt_set(folder, tmp_path, monkeypatch):
+    """`--system-prompt same-language`: App. F's sentence in Spanish before the Spanish prompts and in English
+    before the English ones (one Spanish sentence before both would push the English replies to Spanish)."""
+    from langshift.evaluate import generative
+    from langshift.train.clo_data import SAME_LANGUAGE
+
+    seen = {}
+
+    def fake(model, tok, prompts, max_new_tokens, **kw):
+        seen[prompts[0]] = kw["system"]
+        return ["una respuesta corta en español aquí"] * len(prompts)
+
+    monkeypatch.setattr(generative, "chat_generate", fake)
+    es, en = write_lines(tmp_path / "es.txt", ["Hola, ¿qué tal?"]), write_lines(tmp_path / "en.txt", ["Hello there"])
+    run_eval(EvalConfig(model=str(folder), fidelity_prompts=str(es), source_prompts=str(en), target_lang="es",
+                        system_prompt="same-language", tasks=["fidelity", "fidelity_source"]))
+    assert seen == {"Hola, ¿qué tal?": SAME_LANGUAGE["es"], "Hello there": SAME_LANGUAGE["en"]}
+    with pytest.raises(ConfigError) as info:  # CLO puts one system prompt on all four rows: it needs a code
+        from langshift.train.clo import CLOConfig
+        CLOConfig(model="m", data="d", out="o", system_prompt="same-language")
+    assert info.value.param == "--system-prompt" and "same-language:es" in str(info.value)

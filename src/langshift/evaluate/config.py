@@ -89,9 +89,11 @@ class EvalConfig(StageConfig):
     sample: bool = opt(False, "sample the replies (seed 004 App. B: temperature 0.6, top-p 0.9) instead of greedy")
     temperature: float | None = opt(None, "with --sample (default: 0.6, seed 004)")
     top_p: float | None = opt(None, "with --sample (default: 0.9, seed 004)")
-    system_prompt: str | None = opt(None, "system turn before each prompt: text or 'same-language:<code>' (seed 004 "
+    system_prompt: str | None = opt(None, "system turn before each prompt: text, 'same-language:<code>' (seed 004 "
                                           "App. F's 'Please answer in the same language as the input.' in that "
-                                          "language)")
+                                          "language) or 'same-language' (that sentence in each prompt set's own "
+                                          "language: --target-lang for --prompts, --source-lang for "
+                                          "--source-prompts)")
     # 9. judge
     outputs_a: str | None = opt(None, "JSONL of model A: instruction/prompt + output/response")
     outputs_b: str | None = opt(None, "JSONL of model B on the same instructions")

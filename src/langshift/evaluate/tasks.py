@@ -217,7 +217,7 @@ def _fidelity_of(model, tok, cfg: EvalConfig, prompts_field: str, lang_field: st
     prompts = head(read_lines(path, flag(prompts_field)), cfg)
     res = evaluate_fidelity(model, tok, prompts, lang, cfg.max_new_tokens or 128, cfg.batch_size, cfg.min_words,
                             sample=cfg.sample, temperature=cfg.temperature, top_p=cfg.top_p, seed=cfg.seed,
-                            system=resolve_system_prompt(cfg.system_prompt))
+                            system=resolve_system_prompt(cfg.system_prompt, lang=lang))
     return res, {"prompts": path, "lang": lang}
 
 

@@ -40,11 +40,17 @@ SAME_LANGUAGE = {
 SAME_LANGUAGE_PREFIX = "same-language:"
 
 
-def resolve_system_prompt(value: str | None, param: str = "--system-prompt") -> str | None:
+def resolve_system_prompt(value: str | None, param: str = "--system-prompt", lang: str | None = None) -> str | None:
     """The system message for ``value``: None/empty → None, ``same-language:<code>`` → App. F's sentence in
-    that language, anything else → the text itself."""
+    that language, ``same-language`` → that sentence in ``lang`` (the language of the prompts it precedes, so
+    English prompts are not told in Spanish to answer in their own language), anything else → the text itself."""
     if not value or not value.strip():
         return None
+    if value.strip() == SAME_LANGUAGE_PREFIX.rstrip(":"):
+        if lang is None:
+            raise ConfigError(param, value, "here every row gets one system prompt: name its language, e.g. "
+                                            f"{SAME_LANGUAGE_PREFIX}es")
+        value = SAME_LANGUAGE_PREFIX + lang
     if value.startswith(SAME_LANGUAGE_PREFIX):
         code = value[len(SAME_LANGUAGE_PREFIX):].strip().lower()
         if code not in SAME_LANGUAGE:
