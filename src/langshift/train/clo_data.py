@@ -37,7 +37,8 @@ SAME_LANGUAGE = {
     "zh": "请使用与输入相同的语言回答。",
     "sw": "Tafadhali jibu kwa lugha ile ile iliyotumika kwenye swali.",
 }
-SAME_LANGUAGE_PREFIX = "same-language:"
+SAME_LANGUAGE_EACH = "same-language"  # the sentence in the language of the prompts it precedes
+SAME_LANGUAGE_PREFIX = SAME_LANGUAGE_EACH + ":"
 
 
 def resolve_system_prompt(value: str | None, param: str = "--system-prompt", lang: str | None = None) -> str | None:
@@ -46,7 +47,7 @@ def resolve_system_prompt(value: str | None, param: str = "--system-prompt", lan
     English prompts are not told in Spanish to answer in their own language), anything else → the text itself."""
     if not value or not value.strip():
         return None
-    if value.strip() == SAME_LANGUAGE_PREFIX.rstrip(":"):
+    if value.strip() == SAME_LANGUAGE_EACH:
         if lang is None:
             raise ConfigError(param, value, "here every row gets one system prompt: name its language, e.g. "
                                             f"{SAME_LANGUAGE_PREFIX}es")
