@@ -87,16 +87,22 @@ def mean_se(values: list[float]) -> tuple[float, float]:
 # 2. Convergence -------------------------------------------------------------------------------------
 
 
+def chapter_split(keys: list[str], chapter_every: int) -> tuple[list[str], list[str]]:
+    """(keys of the train chapters, keys of the held-out chapters: every ``chapter_every``-th), order kept."""
+    chapters = list(dict.fromkeys(k.rsplit(":", 1)[0] for k in keys))
+    held = set(chapters[::chapter_every])
+    return [k for k in keys if k.rsplit(":", 1)[0] not in held], [k for k in keys if k.rsplit(":", 1)[0] in held]
+
+
 def split_bible(lang: str, chapter_every: int, heldout: int) -> tuple[Path, list[str]]:
     """(training text file: Bible minus held-out chapters + fortunes, held-out verses spread evenly over
     the held-out chapters)."""
     from langshift.resources import bible_verses, fortunes
 
     verses = bible_verses(lang)
-    chapters = list(dict.fromkeys(k.rsplit(":", 1)[0] for k in verses))
-    held_ch = set(chapters[::chapter_every])
-    held = [v for k, v in verses.items() if k.rsplit(":", 1)[0] in held_ch]
-    train = [v for k, v in verses.items() if k.rsplit(":", 1)[0] not in held_ch] + fortunes(lang)
+    train_keys, held_keys = chapter_split(list(verses), chapter_every)
+    held = [verses[k] for k in held_keys]
+    train = [verses[k] for k in train_keys] + fortunes(lang)
     step = max(1, len(held) // heldout)
     return write_lines(WORK / f"{lang}.train.c{chapter_every}.txt", train), held[::step][:heldout]
 
@@ -486,11 +492,7 @@ def bible_split(chapter_every: int) -> tuple[list[str], list[str]]:
     from langshift.resources import bible_verses
 
     en, es = bible_verses("en"), bible_verses("es")
-    keys = [k for k in en if k in es]
-    chapters = list(dict.fromkeys(k.rsplit(":", 1)[0] for k in keys))
-    held_ch = set(chapters[::chapter_every])
-    return ([k for k in keys if k.rsplit(":", 1)[0] not in held_ch],
-            [k for k in keys if k.rsplit(":", 1)[0] in held_ch])
+    return chapter_split([k for k in en if k in es], chapter_every)
 
 
 def syncs_text(args, kind: str, english: Path, seed: int) -> tuple[Path, dict]:
