@@ -15,7 +15,7 @@ import pytest
 import helpers
 from langshift.cli import build_parser, main
 from langshift.demo.inputs import Sizes, _mentions_heldout, split_chapters
-from langshift.demo.run import PROFILES, format_table, results_table
+from langshift.demo.run import PROFILES, format_paired, format_table, paired_differences, results_table
 from langshift.errors import ConfigError, LangshiftError
 from langshift.pipeline import load_recipe, resolve, run_recipe
 
@@ -114,6 +114,25 @@ def test_results_table_and_format():
     del summary["aligned"]
     with pytest.raises(LangshiftError, match="no results for 'aligned'"):
         results_table(summary)
+
+
+def test_paired_differences_compare_the_same_items_of_two_models(tmp_path):
+    def write(name, key, items):
+        (tmp_path / name).write_text(json.dumps({"result": {key: items}}), encoding="utf-8")
+
+    passes = lambda flags: [{"line_pass": f} for f in flags]  # noqa: E731
+    write("fidelity.aligned.json", "per_response", passes([True] * 9 + [False]))
+    write("fidelity.original.json", "per_response", passes([True] * 7 + [False] * 3))
+    write("mc.aligned.mc.json", "predictions", [{"pred": 0, "answer": 0}, {"pred": 1, "answer": 0}])
+    write("mc.original.mc.json", "predictions", [{"pred": 0, "answer": 0}, {"pred": 0, "answer": 0}])
+    paired = paired_differences(tmp_path)
+    assert set(paired) == {"LPR es", "MC acc"}                    # no English fidelity files: no column
+    d, lo, hi = paired["LPR es"]
+    assert d == pytest.approx(0.2) and 0.0 <= lo <= d <= hi <= 0.5  # aligned passes 2 prompts more, never fewer
+    assert paired["MC acc"][0] == pytest.approx(-0.5)
+    text = format_paired(paired)
+    assert text.startswith("aligned − original") and "LPR es +0.200 [" in text and "MC acc -0.500" in text
+    assert format_paired({}) == ""
 
 
 # The pipeline features the demo added, on a tiny model -------------------------------------------------

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from langshift.errors import ConfigError
-from langshift.evaluate.intervals import bootstrap_ratio, items_for_half_width, wilson
+from langshift.evaluate.intervals import bootstrap_ratio, items_for_half_width, paired_difference, wilson
 
 
 def test_wilson_matches_the_textbook_values():
@@ -44,3 +44,19 @@ def test_bootstrap_ratio_covers_the_ratio_of_sums_and_is_reproducible():
     assert bootstrap_ratio([1.0, 1.0, 1.0]) == (1.0, 1.0)                  # no spread, no width
     with pytest.raises(ConfigError, match="numerators"):
         bootstrap_ratio([1.0])
+
+
+def test_paired_difference_is_narrower_than_one_row_when_models_agree_on_most_items():
+    rng = np.random.default_rng(2)
+    a = (rng.random(96) < 0.85).astype(float)
+    b = a.copy()
+    b[:6] = 1 - b[:6]                        # the models disagree on 6 of 96 prompts
+    diff, lo, hi = paired_difference(a, b)
+    assert diff == pytest.approx(a.mean() - b.mean())
+    assert lo <= diff <= hi
+    row_lo, row_hi = wilson(a.sum(), len(a))
+    assert hi - lo < row_hi - row_lo         # pairing drops the items both pass or both fail
+    assert paired_difference(a, a) == (0.0, 0.0, 0.0)
+    assert paired_difference(a, b) == (diff, lo, hi)                        # seeded
+    with pytest.raises(ConfigError, match="b has 3"):
+        paired_difference(a[:4], b[:3])

@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .run import format_candidates, format_table, run_demo
+    from .run import format_candidates, format_paired, format_table, run_demo
 
     start = time.perf_counter()
     result = run_demo(args.out, quick=args.quick, overrides=args.overrides, dry_run=args.dry_run)
@@ -30,6 +30,8 @@ def _demo(args: argparse.Namespace) -> int:
     if result["candidates"]:
         print(format_candidates(result["candidates"], result["chosen"]))
     print(format_table(result["table"]))
+    if result.get("paired"):
+        print(format_paired(result["paired"]))
     ran = [name for name, s in result["stages"].items() if s["status"] != "skipped"]
     print(f"{len(ran)} of {len(result['stages'])} stages ran in {time.perf_counter() - start:.0f} s"
           + (f" ({', '.join(ran)})" if ran else " (all done before)"))

@@ -71,6 +71,7 @@ def run_demo(out: str | Path, quick: bool = False, overrides: list[str] | None =
         return result
     # 3. What to print.
     result["table"] = results_table(result["stages"]["eval"]["summary"]["results"])
+    result["paired"] = paired_differences(out / "eval" / "results")
     result["candidates"] = (result["stages"]["transfer"]["summary"] or {}).get("candidates", {})
     result["chosen"] = (result["stages"]["transfer"]["summary"] or {}).get("method")
     report = out / "report" / "report" / "index.html"
@@ -96,6 +97,35 @@ def results_table(summary: dict) -> list[dict[str, Any]]:
             row["judged"] = f"{fid['n'] - fid.get('responses_without_judged_lines', 0)}/{fid['n']}"
         rows.append(row)
     return rows
+
+
+# (column, result file of a model, per-item list, per-item score): what the paired differences compare
+PAIRED = (("LPR es", "fidelity.{}.json", "per_response", lambda p: float(p["line_pass"])),
+          ("LPR en", "fidelity.{}.en.json", "per_response", lambda p: float(p["line_pass"])),
+          ("MC acc", "mc.{}.mc.json", "predictions", lambda p: float(p["pred"] == p["answer"])))
+
+
+def paired_differences(results: Path, model: str = "aligned", against: str = "original") -> dict[str, tuple]:
+    """``model`` − ``against`` on the same prompts / items, with a paired bootstrap 95% interval, for each
+    per-item column both have in ``results`` (the rows' own intervals overlap even when one model wins on
+    most items; the paired one answers "which is better" on these items)."""
+    from ..evaluate.intervals import paired_difference
+
+    out = {}
+    for col, pattern, key, score in PAIRED:
+        files = [results / pattern.format(m) for m in (model, against)]
+        if not all(f.is_file() for f in files):
+            continue
+        a, b = ([score(p) for p in json.loads(f.read_text(encoding="utf-8"))["result"].get(key, [])]
+                for f in files)
+        if len(a) == len(b) >= 2:
+            out[col] = paired_difference(a, b)
+    return out
+
+
+def format_paired(paired: dict[str, tuple], model: str = "aligned", against: str = "original") -> str:
+    parts = [f"{col} {d:+.3f} [{lo:+.3f}, {hi:+.3f}]" for col, (d, lo, hi) in paired.items()]
+    return f"{model} − {against}, same items (paired 95%): " + ", ".join(parts) if parts else ""
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:

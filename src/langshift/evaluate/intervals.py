@@ -1,6 +1,7 @@
 """95% intervals for the evaluation's numbers: Wilson for proportions (LPR, accuracy), a percentile
-bootstrap over items for means and ratios (bits per byte over documents, MEXA over pairs), and the
-item count a proportion needs for a given half-width.
+bootstrap over items for means and ratios (bits per byte over documents, MEXA over pairs) and for the
+paired difference of two models on the same items, and the item count a proportion needs for a given
+half-width.
 
 Written here rather than taken from scipy/statsmodels: Wilson is three lines, statsmodels is not a
 dependency, and scipy.stats.bootstrap does not resample a ratio of sums with paired weights.
@@ -51,3 +52,21 @@ def bootstrap_ratio(numerators: Sequence[float], denominators: Sequence[float] |
     tail = (1 - level) / 2 * 100
     lo, hi = np.percentile(stats, [tail, 100 - tail])
     return float(lo), float(hi)
+
+
+def paired_difference(a: Sequence[float], b: Sequence[float], iters: int = 10000, seed: int = 0,
+                      level: float = 0.95) -> tuple[float, float, float]:
+    """mean(a) − mean(b) over the same items, with a percentile bootstrap interval that resamples items.
+
+    Two models scored on the same prompts are not independent samples: their per-item scores (1/0 for a
+    pass, or any number) are compared item by item, so the interval is narrower than the two rows'
+    Wilson intervals suggest when the models agree on most items."""
+    x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if x.ndim != 1 or x.shape != y.shape or len(x) < 2:
+        raise ConfigError("a", len(x), f"need at least 2 items scored for both models (b has {len(y)})")
+    d = x - y
+    rng = np.random.default_rng(seed)
+    stats = d[rng.integers(0, len(d), size=(iters, len(d)))].mean(axis=1)
+    tail = (1 - level) / 2 * 100
+    lo, hi = np.percentile(stats, [tail, 100 - tail])
+    return float(d.mean()), float(lo), float(hi)
