@@ -17,6 +17,7 @@ from langshift.cli import build_parser, main
 from langshift.demo.inputs import Sizes, _mentions_heldout, split_chapters
 from langshift.demo.run import PROFILES, format_paired, format_table, paired_differences, results_table
 from langshift.errors import ConfigError, LangshiftError
+from langshift.evaluate.report import build_report
 from langshift.pipeline import load_recipe, resolve, run_recipe
 
 
@@ -117,14 +118,19 @@ def test_results_table_and_format():
 
 
 def test_paired_differences_compare_the_same_items_of_two_models(tmp_path):
-    def write(name, key, items):
-        (tmp_path / name).write_text(json.dumps({"result": {key: items}}), encoding="utf-8")
+    def write(kind, model, tag, key, items):
+        scores = [float(i.get("line_pass", i.get("pred") == i.get("answer"))) for i in items]
+        share = sum(scores) / len(scores)  # the rows' own figures, which the side-by-side table shows
+        result = {key: items, "lang": "es", "lpr": share, "wpr": 1.0, "lcpr": share, "acc": share, "acc_norm": share}
+        (tmp_path / f"{kind}.{model}{tag}.json").write_text(json.dumps({"kind": kind, "model": model,
+                                                                         "result": result}), encoding="utf-8")
 
     passes = lambda flags: [{"line_pass": f} for f in flags]  # noqa: E731
-    write("fidelity.aligned.json", "per_response", passes([True] * 9 + [False]))
-    write("fidelity.original.json", "per_response", passes([True] * 7 + [False] * 3))
-    write("mc.aligned.mc.json", "predictions", [{"pred": 0, "answer": 0}, {"pred": 1, "answer": 0}])
-    write("mc.original.mc.json", "predictions", [{"pred": 0, "answer": 0}, {"pred": 0, "answer": 0}])
+    write("fidelity", "aligned", "", "per_response", passes([True] * 9 + [False]))
+    write("fidelity", "original", "", "per_response", passes([True] * 7 + [False] * 3))
+    write("mc", "aligned", ".mc", "predictions", [{"pred": 0, "answer": 0}, {"pred": 1, "answer": 0}])
+    write("mc", "original", ".mc", "predictions", [{"pred": 0, "answer": 0}, {"pred": 0, "answer": 0}])
+    write("mc", "transferred", ".mc", "predictions", [{"pred": 0, "answer": 0}, {"pred": 0, "answer": 0}])
     paired = paired_differences(tmp_path)
     assert set(paired) == {"LPR es", "MC acc"}                    # no English fidelity files: no column
     d, lo, hi = paired["LPR es"]
@@ -133,6 +139,14 @@ def test_paired_differences_compare_the_same_items_of_two_models(tmp_path):
     text = format_paired(paired)
     assert text.startswith("aligned − original") and "LPR es +0.200 [" in text and "MC acc -0.500" in text
     assert format_paired({}) == ""
+    # The report adds the same comparison for every model against the run's first (the order recorded)
+    (tmp_path / "models.json").write_text(json.dumps({"models": ["original", "transferred", "aligned"]}))
+    report = build_report([tmp_path], tmp_path / "report")
+    md = (tmp_path / "report" / "results.md").read_text(encoding="utf-8")
+    assert "| aligned − original | -0.500 [-1.000, +0.000] | +0.200 [+0.000, +0.500] |" in md   # MC, then LPR es
+    assert "| transferred − original | +0.000 [+0.000, +0.000] |  |" in md                      # no fidelity file
+    assert "Against the first model" in (tmp_path / "report" / "index.html").read_text(encoding="utf-8")
+    assert report["files"][:2] == ["index.html", "results.md"]
 
 
 # The pipeline features the demo added, on a tiny model -------------------------------------------------

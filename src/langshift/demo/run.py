@@ -99,28 +99,12 @@ def results_table(summary: dict) -> list[dict[str, Any]]:
     return rows
 
 
-# (column, result file of a model, per-item list, per-item score): what the paired differences compare
-PAIRED = (("LPR es", "fidelity.{}.json", "per_response", lambda p: float(p["line_pass"])),
-          ("LPR en", "fidelity.{}.en.json", "per_response", lambda p: float(p["line_pass"])),
-          ("MC acc", "mc.{}.mc.json", "predictions", lambda p: float(p["pred"] == p["answer"])))
-
-
 def paired_differences(results: Path, model: str = "aligned", against: str = "original") -> dict[str, tuple]:
-    """``model`` − ``against`` on the same prompts / items, with a paired bootstrap 95% interval, for each
-    per-item column both have in ``results`` (the rows' own intervals overlap even when one model wins on
-    most items; the paired one answers "which is better" on these items)."""
-    from ..evaluate.intervals import paired_difference
+    """``model`` − ``against`` on the same prompts / items of the run's results folder (paired 95%)."""
+    from ..evaluate.report import paired_differences as paired
+    from ..evaluate.results import load_results
 
-    out = {}
-    for col, pattern, key, score in PAIRED:
-        files = [results / pattern.format(m) for m in (model, against)]
-        if not all(f.is_file() for f in files):
-            continue
-        a, b = ([score(p) for p in json.loads(f.read_text(encoding="utf-8"))["result"].get(key, [])]
-                for f in files)
-        if len(a) == len(b) >= 2:
-            out[col] = paired_difference(a, b)
-    return out
+    return paired(load_results(results), model, against)
 
 
 def format_paired(paired: dict[str, tuple], model: str = "aligned", against: str = "original") -> str:

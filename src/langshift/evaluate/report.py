@@ -16,7 +16,7 @@ from ..config import Result, StageConfig, opt
 from ..errors import ConfigError
 from ..files import atomic_dir
 from .plots import save_axes
-from .results import ORDER_FILE, load_results
+from .results import ORDER_FILE, load_results, slug
 
 # 1. Metrics per result kind: {column name: (value, stderr or 95% interval or None)} ----------------
 
@@ -118,6 +118,51 @@ def markdown_table(rows, cols, cells) -> str:
     return head + "".join("| " + r + " | " + " | ".join(cells.get((r, c), "") for c in cols) + " |\n" for r in rows)
 
 
+def per_item(rec: dict) -> list[float] | None:
+    """One score per prompt or item (1 pass / 0 fail) for the kinds that keep them: fidelity, mc."""
+    res = rec["result"]
+    if rec["kind"] == "fidelity" and "per_response" in res:
+        return [float(p["line_pass"]) for p in res["per_response"]]
+    if rec["kind"] == "mc" and "predictions" in res:
+        return [float(p["pred"] == p["answer"]) for p in res["predictions"]]
+    return None
+
+
+def _paired_column(rec: dict) -> str:
+    if rec["kind"] == "fidelity":
+        return f"LPR {rec['result'].get('lang', '')}".rstrip()
+    name, prefix = Path(rec["path"]).name[:-len(".json")], f"{rec['kind']}.{slug(rec['model'])}"
+    tag = name[len(prefix):].lstrip(".") if name.startswith(prefix) else ""
+    return "MC acc" + (f" {tag}" if tag and tag != "mc" else "")
+
+
+def paired_differences(records: list[dict], model: str, against: str) -> dict[str, tuple[float, float, float]]:
+    """``model`` − ``against`` on the same prompts / items, per column both have (a paired bootstrap 95%
+    interval: the rows' own intervals can overlap while one model wins on most of the same items)."""
+    from .intervals import paired_difference
+
+    scores: dict[tuple[str, str], list[float]] = {}
+    for r in records:
+        if r["model"] in (model, against) and (s := per_item(r)) is not None:
+            scores[r["model"], _paired_column(r)] = s
+    return {col: paired_difference(a, scores[against, col]) for (m, col), a in scores.items()
+            if m == model and (against, col) in scores and len(a) == len(scores[against, col]) >= 2}
+
+
+def paired_table(records: list[dict], baselines: dict[str, str], multi_run: bool) -> tuple[list[str], list[str], dict]:
+    """Every model against its run's baseline (the first model the run evaluated), as table cells."""
+    rows, cols, cells = [], [], {}
+    for run, base in baselines.items():
+        mine = [r for r in records if r["run"] == run]
+        for model in dict.fromkeys(r["model"] for r in mine if r["model"] != base):
+            row = f"{run}/{model} − {base}" if multi_run else f"{model} − {base}"
+            for col, (d, lo, hi) in paired_differences(mine, model, base).items():
+                rows += [row] if row not in rows else []
+                cols += [col] if col not in cols else []
+                cells[row, col] = f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+    return rows, cols, cells
+
+
 # 2. Training logs ------------------------------------------------------------------------------------
 
 def training_curves(run_dir: Path, label: str | None = None) -> dict[str, tuple[list[float], list[float]]]:
@@ -198,6 +243,13 @@ def build_report(run_dirs: list[str | Path], out: str | Path, overwrite: bool = 
     written = ["index.html", "results.md"]
     with atomic_dir(out, overwrite=overwrite) as tmp:
         parts.append("<h2>Side by side</h2>" + _html_table(rows, cols, cells))
+        baselines = {d.name: model_order(d)[0] for d in dirs if model_order(d)}
+        prows, pcols, pcells = paired_table(records, baselines, multi)
+        if prows:
+            parts.append("<h2>Against the first model, on the same items</h2><p class=note>Difference in the share "
+                         "of prompts / items passed, with its paired bootstrap 95% interval: an interval clear of "
+                         "0 separates the two models on these items.</p>" + _html_table(prows, pcols, pcells))
+            md += "\n" + markdown_table(prows, pcols, pcells)
         parts += _init_comparison(candidates)
         science_parts, science_files = science_sections(science, tmp)
         parts += science_parts
