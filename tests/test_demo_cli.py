@@ -122,7 +122,8 @@ def test_paired_differences_compare_the_same_items_of_two_models(tmp_path):
         scores = [float(i.get("line_pass", i.get("pred") == i.get("answer"))) for i in items]
         share = sum(scores) / len(scores)  # the rows' own figures, which the side-by-side table shows
         result = {key: items, "lang": "es", "lpr": share, "wpr": 1.0, "lcpr": share, "acc": share, "acc_norm": share}
-        (tmp_path / f"{kind}.{model}{tag}.json").write_text(json.dumps({"kind": kind, "model": model,
+        config = {"prompts": "in/prompts.es.txt"} if kind == "fidelity" else {"tasks": "in/mc.jsonl"}
+        (tmp_path / f"{kind}.{model}{tag}.json").write_text(json.dumps({"kind": kind, "model": model, "config": config,
                                                                          "result": result}), encoding="utf-8")
 
     passes = lambda flags: [{"line_pass": f} for f in flags]  # noqa: E731
@@ -132,18 +133,18 @@ def test_paired_differences_compare_the_same_items_of_two_models(tmp_path):
     write("mc", "original", ".mc", "predictions", [{"pred": 0, "answer": 0}, {"pred": 0, "answer": 0}])
     write("mc", "transferred", ".mc", "predictions", [{"pred": 0, "answer": 0}, {"pred": 0, "answer": 0}])
     paired = paired_differences(tmp_path)
-    assert set(paired) == {"LPR es", "MC acc"}                    # no English fidelity files: no column
-    d, lo, hi = paired["LPR es"]
+    assert set(paired) == {"LPR [prompts.es]", "acc [mc]"}        # the side-by-side table's names; no English file
+    d, lo, hi = paired["LPR [prompts.es]"]
     assert d == pytest.approx(0.2) and 0.0 <= lo <= d <= hi <= 0.5  # aligned passes 2 prompts more, never fewer
-    assert paired["MC acc"][0] == pytest.approx(-0.5)
+    assert paired["acc [mc]"][0] == pytest.approx(-0.5)
     text = format_paired(paired)
-    assert text.startswith("aligned − original") and "LPR es +0.200 [" in text and "MC acc -0.500" in text
+    assert text.startswith("aligned − original") and "LPR [prompts.es] +0.200 [" in text and "acc [mc] -0.500" in text
     assert format_paired({}) == ""
     # The report adds the same comparison for every model against the run's first (the order recorded)
     (tmp_path / "models.json").write_text(json.dumps({"models": ["original", "transferred", "aligned"]}))
     report = build_report([tmp_path], tmp_path / "report")
     md = (tmp_path / "report" / "results.md").read_text(encoding="utf-8")
-    assert "| aligned − original | -0.500 [-1.000, +0.000] | +0.200 [+0.000, +0.500] |" in md   # MC, then LPR es
+    assert "| aligned − original | -0.500 [-1.000, +0.000] | +0.200 [+0.000, +0.500] |" in md   # MC, then LPR
     assert "| transferred − original | +0.000 [+0.000, +0.000] |  |" in md                      # no fidelity file
     assert "Against the first model" in (tmp_path / "report" / "index.html").read_text(encoding="utf-8")
     assert report["files"][:2] == ["index.html", "results.md"]

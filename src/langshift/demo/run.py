@@ -108,7 +108,9 @@ def paired_differences(results: Path, model: str = "aligned", against: str = "or
 
 
 def format_paired(paired: dict[str, tuple], model: str = "aligned", against: str = "original") -> str:
-    parts = [f"{col} {d:+.3f} [{lo:+.3f}, {hi:+.3f}]" for col, (d, lo, hi) in paired.items()]
+    from ..evaluate.report import format_difference
+
+    parts = [f"{col} {format_difference(*diff)}" for col, diff in paired.items()]
     return f"{model} − {against}, same items (paired 95%): " + ", ".join(parts) if parts else ""
 
 

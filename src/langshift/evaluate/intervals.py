@@ -65,8 +65,4 @@ def paired_difference(a: Sequence[float], b: Sequence[float], iters: int = 10000
     if x.ndim != 1 or x.shape != y.shape or len(x) < 2:
         raise ConfigError("a", len(x), f"need at least 2 items scored for both models (b has {len(y)})")
     d = x - y
-    rng = np.random.default_rng(seed)
-    stats = d[rng.integers(0, len(d), size=(iters, len(d)))].mean(axis=1)
-    tail = (1 - level) / 2 * 100
-    lo, hi = np.percentile(stats, [tail, 100 - tail])
-    return float(d.mean()), float(lo), float(hi)
+    return (float(d.mean()), *bootstrap_ratio(d, iters=iters, seed=seed, level=level))

@@ -16,7 +16,7 @@ from ..config import Result, StageConfig, opt
 from ..errors import ConfigError
 from ..files import atomic_dir
 from .plots import save_axes
-from .results import ORDER_FILE, load_results, slug
+from .results import ORDER_FILE, load_results
 
 # 1. Metrics per result kind: {column name: (value, stderr or 95% interval or None)} ----------------
 
@@ -118,22 +118,16 @@ def markdown_table(rows, cols, cells) -> str:
     return head + "".join("| " + r + " | " + " | ".join(cells.get((r, c), "") for c in cols) + " |\n" for r in rows)
 
 
-def per_item(rec: dict) -> list[float] | None:
-    """One score per prompt or item (1 pass / 0 fail) for the kinds that keep them: fidelity, mc."""
-    res = rec["result"]
+def per_item(rec: dict) -> tuple[str, list[float]] | None:
+    """The column (named as in the side-by-side table) and one score per prompt or item (1 pass / 0 fail),
+    for the kinds that keep them: fidelity, mc."""
+    res, tag = rec["result"], _tag(rec)
+    sfx = f" [{tag}]" if tag else ""
     if rec["kind"] == "fidelity" and "per_response" in res:
-        return [float(p["line_pass"]) for p in res["per_response"]]
+        return f"LPR{sfx}", [float(p["line_pass"]) for p in res["per_response"]]
     if rec["kind"] == "mc" and "predictions" in res:
-        return [float(p["pred"] == p["answer"]) for p in res["predictions"]]
+        return f"acc{sfx}", [float(p["pred"] == p["answer"]) for p in res["predictions"]]
     return None
-
-
-def _paired_column(rec: dict) -> str:
-    if rec["kind"] == "fidelity":
-        return f"LPR {rec['result'].get('lang', '')}".rstrip()
-    name, prefix = Path(rec["path"]).name[:-len(".json")], f"{rec['kind']}.{slug(rec['model'])}"
-    tag = name[len(prefix):].lstrip(".") if name.startswith(prefix) else ""
-    return "MC acc" + (f" {tag}" if tag and tag != "mc" else "")
 
 
 def paired_differences(records: list[dict], model: str, against: str) -> dict[str, tuple[float, float, float]]:
@@ -143,10 +137,14 @@ def paired_differences(records: list[dict], model: str, against: str) -> dict[st
 
     scores: dict[tuple[str, str], list[float]] = {}
     for r in records:
-        if r["model"] in (model, against) and (s := per_item(r)) is not None:
-            scores[r["model"], _paired_column(r)] = s
+        if r["model"] in (model, against) and (item := per_item(r)) is not None:
+            scores[r["model"], item[0]] = item[1]
     return {col: paired_difference(a, scores[against, col]) for (m, col), a in scores.items()
             if m == model and (against, col) in scores and len(a) == len(scores[against, col]) >= 2}
+
+
+def format_difference(diff: float, low: float, high: float) -> str:
+    return f"{diff:+.3f} [{low:+.3f}, {high:+.3f}]"
 
 
 def paired_table(records: list[dict], baselines: dict[str, str], multi_run: bool) -> tuple[list[str], list[str], dict]:
@@ -156,10 +154,10 @@ def paired_table(records: list[dict], baselines: dict[str, str], multi_run: bool
         mine = [r for r in records if r["run"] == run]
         for model in dict.fromkeys(r["model"] for r in mine if r["model"] != base):
             row = f"{run}/{model} − {base}" if multi_run else f"{model} − {base}"
-            for col, (d, lo, hi) in paired_differences(mine, model, base).items():
+            for col, diff in paired_differences(mine, model, base).items():
                 rows += [row] if row not in rows else []
                 cols += [col] if col not in cols else []
-                cells[row, col] = f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+                cells[row, col] = format_difference(*diff)
     return rows, cols, cells
 
 

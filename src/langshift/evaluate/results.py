@@ -20,7 +20,7 @@ from ..files import atomic_write_json
 KINDS = ("bpb", "mc", "gen_mc", "mexa", "fidelity", "judge", "fertility")
 
 
-def slug(text: str) -> str:
+def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text).rstrip("/").split("/")[-1])[:80] or "model"
 
 
@@ -37,7 +37,7 @@ def result_path(run_dir, kind: str, model: str, tag: str | None = None) -> Path:
     """Where ``save_result`` writes the result of ``kind`` for ``model`` (and ``tag``)."""
     if kind not in KINDS:
         raise LangshiftError(f"kind={kind!r}: unknown result kind; known: {', '.join(KINDS)}")
-    return Path(run_dir) / (f"{kind}.{slug(model)}" + (f".{slug(tag)}" if tag else "") + ".json")
+    return Path(run_dir) / (f"{kind}.{_slug(model)}" + (f".{_slug(tag)}" if tag else "") + ".json")
 
 
 ORDER_FILE = "models.json"  # {"models": [labels before → after]}: the report's row order (not a result)
