@@ -57,6 +57,24 @@ def test_loss_matches_hand_computation():
     assert parts["z_en"][0].item() == pytest.approx(beta * ((-10 + 11) - (-12 + 11)))
 
 
+def test_token_logps_normalises_response_positions_only():
+    torch.manual_seed(0)
+    logits = torch.randn(4, 7, 13, dtype=torch.bfloat16, requires_grad=True)  # a bf16 model's head output
+    labels = torch.randint(0, 13, (4, 7))
+    labels[:, :3] = -100
+    labels[1, 5:] = -100  # padding
+    logps, mask = clo_loss.token_logps(logits, labels)
+    assert logps.dtype == torch.float32 and logps.shape == mask.shape == (4, 6)
+    ref = torch.log_softmax(logits.detach()[:, :-1].float(), -1).gather(
+        -1, labels[:, 1:].clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    assert torch.allclose(logps[mask], ref[mask], atol=1e-6)
+    assert (logps[~mask] == 0).all()
+    logps.sum().backward()
+    # prompts, padding and the last position get no gradient: they were never normalised
+    assert (logits.grad[:, :-1][~mask] == 0).all() and (logits.grad[:, -1] == 0).all()
+    assert (logits.grad[:, :-1][mask] != 0).any(-1).all()
+
+
 def test_nll_counts_target_chosen_rows_only():
     torch.manual_seed(0)
     logits = torch.randn(8, 6, 11)  # two pairs × four rows
