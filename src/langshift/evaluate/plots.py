@@ -144,6 +144,9 @@ def plot_clo_sizes(result: dict, path: str | Path) -> Path:
         ax.axhline(base["english_prompts_answered_in_english"]["share"], color="0.3", ls="--", lw=1,
                    label="no alignment: English prompts")
     ax.set_xscale("log", base=2)
+    sizes = sorted({n for pts in by_method.values() for n, *_ in pts})
+    ax.set_xticks(sizes, [str(n) for n in sizes])  # the pair counts trained on, not powers of two
+    ax.minorticks_off()
     ax.set_ylim(0, 1.02)
     return save_axes(fig, ax, path, "training pairs", "answered in the prompt's language (± s.e.)")
 
