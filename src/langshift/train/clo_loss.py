@@ -52,9 +52,10 @@ def token_logps(logits, labels):
     """Log-probability of each next token (``[B, T-1]``, 0 where it does not count) and the mask of the
     positions that count (response tokens).
 
-    Only those positions are upcast to float32 and normalised: prompts and padding are ~70% of a CLO
-    batch's grid (four rows of mixed lengths padded to the longest), and their vocabulary-sized float32
-    copy, kept for the backward pass, is the largest tensor of a step for a 128k vocabulary."""
+    Only those positions are upcast to float32 and normalised: prompts and padding are over 70% of a
+    CLO batch's grid (four rows of mixed lengths padded to the longest), and their vocabulary-sized
+    float32 copy, kept for the backward pass, would be the largest tensor of a step under gradient
+    checkpointing (BENCHMARKS.md, CLO's log-probabilities: 0.25× the memory, the same bits)."""
     import torch
 
     labels = labels[:, 1:]
