@@ -224,7 +224,8 @@ def build_report(run_dirs: list[str | Path], out: str | Path, overwrite: bool = 
     if not run_dirs:
         raise ConfigError("RUN_DIR", [], "give at least one run folder")
     dirs = [Path(d) for d in run_dirs]
-    records = in_order([r for d in dirs for r in load_results(d)], {d.name: model_order(d) for d in dirs})
+    orders = {d.name: model_order(d) for d in dirs}
+    records = in_order([r for d in dirs for r in load_results(d)], orders)
     curves = {k: v for d in dirs for k, v in training_curves(d).items()}
     for name, folder in (training or {}).items():
         curves.update(training_curves(Path(folder), label=name))
@@ -241,7 +242,7 @@ def build_report(run_dirs: list[str | Path], out: str | Path, overwrite: bool = 
     written = ["index.html", "results.md"]
     with atomic_dir(out, overwrite=overwrite) as tmp:
         parts.append("<h2>Side by side</h2>" + _html_table(rows, cols, cells))
-        baselines = {d.name: model_order(d)[0] for d in dirs if model_order(d)}
+        baselines = {run: order[0] for run, order in orders.items() if order}
         prows, pcols, pcells = paired_table(records, baselines, multi)
         if prows:
             parts.append("<h2>Against the first model, on the same items</h2><p class=note>Difference in the share "
