@@ -89,6 +89,30 @@ def test_tiny_recipe_runs_end_to_end(reference):
     assert any("lapt: done" in line for line in reference["lines"])
 
 
+def test_each_stage_records_its_own_peak_memory(reference):
+    """The record and the result carry the stage's peak RSS; the progress line says it."""
+    for name, entry in reference["result"]["stages"].items():
+        peak = entry["peak_memory"]
+        assert peak == json.loads((reference["out"] / name / ".done.json").read_text())["peak_memory"]
+        assert 50 < peak["rss_mib"] < 24 * 1024  # python + torch resident, below the machine
+        if sys.platform == "linux":
+            assert peak["rss_scope"] == "stage"
+    assert any("lapt: done" in line and "peak RSS" in line for line in reference["lines"])
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a per-stretch peak needs Linux's resettable VmHWM")
+def test_peak_memory_is_per_stretch_after_a_reset():
+    from langshift.perf import peak_memory, reset_peak_memory
+
+    marks = reset_peak_memory()
+    block = bytearray(400 * 2**20)  # 400 MiB, every page written
+    block[::4096] = b"x" * len(block[::4096])
+    big = peak_memory(marks)["rss_mib"]
+    del block
+    small = peak_memory(reset_peak_memory())["rss_mib"]
+    assert big - small > 300, (big, small)
+
+
 def test_rerun_skips_everything(reference, inputs):
     result = run_recipe(TINY, reference["out"], inputs, progress=None)
     assert {s["status"] for s in result["stages"].values()} == {"skipped"}

@@ -33,6 +33,7 @@ from typing import Any
 from .. import __version__
 from ..errors import ConfigError, LangshiftError
 from ..files import atomic_write_json
+from ..perf import peak_memory, reset_peak_memory
 from .recipe import Recipe, Resolved, build_config, load_recipe, resolve
 from .record import (
     ATTEMPT_NAME,
@@ -196,7 +197,7 @@ def _oserror(name: str, exc: OSError, work: Path) -> LangshiftError:
 def run_stage(item: Resolved, step: Step, out: Path, launch: dict[str, Any], cache: HashCache) -> dict:
     name = item.stage.name
     work, final = out / f"{name}.work", out / name
-    started = time.perf_counter()
+    started, marks = time.perf_counter(), reset_peak_memory()
     try:
         # 3.1 A finished record of an older config must never stand next to new files.
         with contextlib.suppress(FileNotFoundError):
@@ -229,7 +230,7 @@ def run_stage(item: Resolved, step: Step, out: Path, launch: dict[str, Any], cac
         record = {"stage": name, "key": step.key, "hash": digest({"key": step.key, "outputs": outputs["hash"]}),
                   "config": step.config, "input_hashes": step.input_hashes, "outputs": outputs,
                   "artefact": item.stage.output, "summary": _jsonable(summary), "seconds": seconds,
-                  "finished": _now(), "langshift": __version__}
+                  "peak_memory": peak_memory(marks), "finished": _now(), "langshift": __version__}
         write_record(final, record)
     except OSError as exc:
         raise _oserror(name, exc, work) from exc
@@ -247,6 +248,15 @@ def _drop_leftovers(work: Path) -> None:
                 shutil.rmtree(path, ignore_errors=True)
             else:
                 path.unlink(missing_ok=True)
+
+
+def _memory_words(peak: dict[str, Any]) -> str:
+    words = f"peak RSS {peak['rss_mib'] / 1024:.1f} GiB"
+    if peak["rss_scope"] == "process lifetime":
+        words += " (this process so far)"
+    if "cuda_mib" in peak:
+        words += f", GPU {peak['cuda_mib'] / 1024:.1f} GiB"
+    return words
 
 
 def _jsonable(obj: Any) -> Any:
@@ -278,7 +288,7 @@ def run_recipe(recipe: str | Path | dict | Recipe, out: str | Path, overrides: l
     """Run (or with ``dry_run`` only plan) a recipe into ``out``.
 
     Returns ``{"out", "recipe", "dry_run", "stages": {name: {"action", "reason", "status", "summary",
-    "seconds"}}}``; ``status`` is skipped / ran / continued / re-ran (planned: … on a dry run).
+    "seconds", "peak_memory"}}}`` (``peak_memory``: ``perf.peak_memory`` of a stage run now, else None); ``status`` is skipped / ran / continued / re-ran (planned: … on a dry run).
     ``progress`` receives one line per stage event (None: silent).
     """
     say = progress or (lambda line: None)
@@ -313,12 +323,14 @@ def run_recipe(recipe: str | Path | dict | Recipe, out: str | Path, overrides: l
             say(f"[{i}/{len(items)}] {step.name}: {step.action} — {step.reason}")
             if step.action == "skip":
                 record = read_record(out / step.name)
-                entry.update(status="skipped", summary=record.get("summary"), seconds=0.0)
+                entry.update(status="skipped", summary=record.get("summary"), seconds=0.0, peak_memory=None)
                 continue
             with contextlib.redirect_stdout(sys.stderr):  # stages' chatter (trainer logs) off the result's stream
                 record = run_stage(item, step, out, recipe.launch, cache)
-            entry.update(status=done_names[step.action], summary=record["summary"], seconds=record["seconds"])
-            say(f"[{i}/{len(items)}] {step.name}: done in {record['seconds']:.1f} s → {out / step.name}")
+            entry.update(status=done_names[step.action], summary=record["summary"], seconds=record["seconds"],
+                         peak_memory=record["peak_memory"])
+            say(f"[{i}/{len(items)}] {step.name}: done in {record['seconds']:.1f} s, "
+                f"{_memory_words(record['peak_memory'])} → {out / step.name}")
         cache.save()
         return result
     finally:
@@ -329,4 +341,4 @@ def _result(recipe: Recipe, out: Path, dry_run: bool, steps: list[Step]) -> dict
     prefix = "planned: " if dry_run else ""
     return {"out": str(out), "recipe": recipe.name, "dry_run": dry_run,
             "stages": {s.name: {"action": s.action, "reason": s.reason, "status": prefix + s.action,
-                                "summary": None, "seconds": None} for s in steps}}
+                                "summary": None, "seconds": None, "peak_memory": None} for s in steps}}
