@@ -288,7 +288,8 @@ def run_recipe(recipe: str | Path | dict | Recipe, out: str | Path, overrides: l
     """Run (or with ``dry_run`` only plan) a recipe into ``out``.
 
     Returns ``{"out", "recipe", "dry_run", "stages": {name: {"action", "reason", "status", "summary",
-    "seconds", "peak_memory"}}}`` (``peak_memory``: ``perf.peak_memory`` of a stage run now, else None); ``status`` is skipped / ran / continued / re-ran (planned: … on a dry run).
+    "seconds", "peak_memory"}}}``; ``status`` is skipped / ran / continued / re-ran (planned: … on a dry run);
+    ``peak_memory`` is ``perf.peak_memory`` of a stage that ran now, else None.
     ``progress`` receives one line per stage event (None: silent).
     """
     say = progress or (lambda line: None)
