@@ -177,6 +177,30 @@ def test_changing_one_stage_reruns_it_and_the_ones_after(reference, inputs, tmp_
     assert {v["status"] for v in again["stages"].values()} == {"skipped"}
 
 
+def test_speed_only_training_settings_rerun_nothing(reference, inputs, tmp_path):
+    """Gradient checkpointing and tokenising workers change time and memory, not the weights: turning
+    them on skips every stage, and so does a record written while checkpointing was still hashed."""
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(reference["out"], out)
+    speed = [*inputs, "lapt.gradient_checkpointing=true", "lapt.num_proc=2"]
+    dry = run_recipe(TINY, out, speed, dry_run=True, progress=None)["stages"]
+    assert {v["action"] for v in dry.values()} == {"skip"}
+    # An older record: its config still holds gradient_checkpointing, so its key is another one.
+    done = out / "lapt" / ".done.json"
+    record = json.loads(done.read_text())
+    assert "gradient_checkpointing" not in record["config"]
+    record["config"]["gradient_checkpointing"] = None
+    record["key"] = "0" * 64
+    done.write_text(json.dumps(record))
+    again = run_recipe(TINY, out, inputs, progress=None)["stages"]
+    assert {v["status"] for v in again.values()} == {"skipped"}
+    # A field that does change the weights still re-runs LAPT and what follows.
+    changed = run_recipe(TINY, out, [*inputs, "lapt.lr=2e-3"], dry_run=True, progress=None)["stages"]
+    assert [changed[s]["action"] for s in ("transfer", "lapt", "eval")] == ["skip", "re-run", "re-run"]
+
+
 def test_partial_checkpoints_are_dropped_before_resuming(tmp_path):
     from langshift.pipeline.stages import drop_partial_checkpoints
 

@@ -146,7 +146,7 @@ def assess(item: Resolved, out: Path, launch: dict[str, Any], pending: dict[str,
         return Step(name, action, f"after {', '.join(waiting)} (upstream runs first)", None, {}, config)
     key = digest({"stage": name, "config": config, "inputs": hashes})
     if record is not None:
-        if record["key"] == key:
+        if record["key"] == key or _same_work(stage, record, config, hashes):
             verify_outputs(name, out / name, record, cache)
             return Step(name, "skip", "done, config and inputs unchanged", key, hashes, config)
         return Step(name, "re-run", _what_changed(record, config, hashes), key, hashes, config)
@@ -159,6 +159,13 @@ def assess(item: Resolved, out: Path, launch: dict[str, Any], pending: dict[str,
     elif attempt is not None:
         reason = "an interrupted attempt had another config or inputs; starting over"
     return Step(name, "run", reason, key, hashes, config)
+
+
+def _same_work(stage, record: dict, config: dict, hashes: dict[str, str]) -> bool:
+    """The record's config, less the fields now declared volatile, and its inputs are today's: a record
+    written before a speed-only field (say gradient_checkpointing) became volatile still counts as done."""
+    old = {k: v for k, v in record.get("config", {}).items() if k not in stage.volatile}
+    return digest(old) == digest(config) and record.get("input_hashes") == hashes
 
 
 def _what_changed(record: dict, config: dict, hashes: dict[str, str]) -> str:

@@ -88,11 +88,15 @@ def launch_training(stage: str, cfg: StageConfig, launch: dict[str, Any], work: 
 
 _OWNED = {"out": lambda w: str(w / "model"), "overwrite": lambda w: False}
 _TRAIN_OWNED = {**_OWNED, "keep_work": lambda w: False}
+# Settings that change speed or memory, not the weights (checkpointing: same weights, tested in
+# test_train_distributed; num_proc: same blocks): changing one re-runs nothing.
+_SPEED_ONLY = ("gradient_checkpointing",)
 add_stage(Stage("lapt", LAPTConfig,
                 (Slot("model", ("@transfer", "$model"), kind="model"),
                  Slot("text", ("$lapt_text", "$target_text"), kind="file"),
                  Slot("code_switched", ("@syncs",), required=False, kind="file")),
                 "model", run=run_lapt, execute=train_stage, owned=_TRAIN_OWNED, training=True,
+                volatile=(*_SPEED_ONLY, "num_proc"),
                 help="language-adaptive pre-training (LoRA + embeddings, embeddings only, full)"))
 
 
@@ -115,4 +119,4 @@ add_stage(Stage("clo", CLOConfig,
                 (Slot("model", ("@transplant", "@lapt", "@transfer", "$instruct_model", "$model"), kind="model"),
                  Slot("data", ("@clo_data", "$clo_data"), kind="file")),
                 "model", run=run_clo, execute=train_stage, owned=_TRAIN_OWNED, training=True,
-                volatile=("ref_batch_size",), help="cross-lingual optimisation (CLO)"))
+                volatile=(*_SPEED_ONLY, "ref_batch_size"), help="cross-lingual optimisation (CLO)"))
