@@ -199,6 +199,7 @@ def test_speed_only_training_settings_rerun_nothing(reference, inputs, tmp_path)
     # A field that does change the weights still re-runs LAPT and what follows.
     changed = run_recipe(TINY, out, [*inputs, "lapt.lr=2e-3"], dry_run=True, progress=None)["stages"]
     assert [changed[s]["action"] for s in ("transfer", "lapt", "eval")] == ["skip", "re-run", "re-run"]
+    assert changed["lapt"]["reason"] == "changed: lr: 0.001 → 0.002"  # not the old record's volatile field
 
 
 def test_partial_checkpoints_are_dropped_before_resuming(tmp_path):

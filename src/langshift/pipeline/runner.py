@@ -149,7 +149,7 @@ def assess(item: Resolved, out: Path, launch: dict[str, Any], pending: dict[str,
         if record["key"] == key or _same_work(stage, record, config, hashes):
             verify_outputs(name, out / name, record, cache)
             return Step(name, "skip", "done, config and inputs unchanged", key, hashes, config)
-        return Step(name, "re-run", _what_changed(record, config, hashes), key, hashes, config)
+        return Step(name, "re-run", _what_changed(stage, record, config, hashes), key, hashes, config)
     attempt = read_attempt(out / f"{name}.work")
     if attempt is not None and attempt.get("key") == key:
         return Step(name, "continue", "an interrupted attempt with the same config and inputs", key, hashes, config)
@@ -168,8 +168,9 @@ def _same_work(stage, record: dict, config: dict, hashes: dict[str, str]) -> boo
     return digest(old) == digest(config) and record.get("input_hashes") == hashes
 
 
-def _what_changed(record: dict, config: dict, hashes: dict[str, str]) -> str:
-    old_cfg, old_in = record.get("config", {}), record.get("input_hashes", {})
+def _what_changed(stage, record: dict, config: dict, hashes: dict[str, str]) -> str:
+    old_cfg = {k: v for k, v in record.get("config", {}).items() if k not in stage.volatile}
+    old_in = record.get("input_hashes", {})
     changes = [f"{k}: {old_cfg.get(k)!r} → {config.get(k)!r}" for k in sorted(set(old_cfg) | set(config))
                if old_cfg.get(k) != config.get(k)]
     for k in sorted(set(old_in) | set(hashes)):
