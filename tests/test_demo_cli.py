@@ -112,6 +112,12 @@ def test_results_table_and_format():
     summary["aligned"]["fidelity"] = {"lpr": 1.0, "n": 4, "responses_without_judged_lines": 3}
     lines = format_table(results_table(summary)).splitlines()
     assert lines[0].split()[-1] == "judged" and lines[4].split()[-1] == "1/4"
+    # Looping replies, Spanish/English prompts, get their own column once the results count them.
+    summary["aligned"]["fidelity"]["looping_responses"] = 2
+    summary["aligned"]["fidelity_source"] = {"lpr": 0.75, "looping_responses": 1}
+    lines = format_table(results_table(summary)).splitlines()
+    assert lines[0].endswith("judged  loops es/en") and lines[4].split()[-2:] == ["1/4", "2/1"]
+    assert lines[2].split()[-2:] == ["–", "–"]  # a row without the counts shows a dash, not a made-up zero
     del summary["aligned"]
     with pytest.raises(LangshiftError, match="no results for 'aligned'"):
         results_table(summary)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from langshift.evaluate.fidelity import english_words, harmonic, judge_lines, score_responses
+from langshift.evaluate.fidelity import english_words, harmonic, judge_lines, loops, score_responses
 
 # hand-labelled responses expected in Spanish; the fake detector returns the label written after '#'
 RESPONSES = [
@@ -27,6 +27,27 @@ def test_lpr_wpr_lcpr_on_hand_labelled():
     assert res["line_failures"][0]["lines"] == [{"line": "The house is very big indeed #en", "lang": "en"}]
     assert res["word_failures"][0]["english_words"] == ["patient", "the"]
     assert [p["line_pass"] for p in res["per_response"]] == [True, False, True, True, True]
+
+
+@pytest.mark.parametrize(("reply", "looping"), [
+    ("El verso dice: Y te dice: Y te dice: Y te dice: Y te", True),    # a phrase three times and more
+    ("Mateo, te te te te te te te te te te te te te", True),            # a word
+    ("Laaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", True),                         # a letter over 24 characters
+    ("El número es 64000000, no, no, no.", False),                     # short runs are ordinary text
+    ("El perro corre por el campo verde y la casa es muy grande.", False),
+    ("Línea uno del texto.\nLínea dos del texto.\nLínea tres.", False),
+])
+def test_loops_flags_replies_that_repeat_a_unit(reply, looping):
+    assert loops(reply) is looping
+
+
+def test_looping_replies_are_counted_beside_lpr():
+    replies = ["El perro corre por el campo verde #es", "Y te dice: Y te dice: Y te dice: #es",
+               "yhre, yhre, yhre, yhre, yhre, yhre #fi"]
+    res = score_responses(replies, "es", detect=fake_detect, english=frozenset())
+    assert res["looping_responses"] == 2
+    assert [p["loops"] for p in res["per_response"]] == [False, True, True]
+    assert [p["line_pass"] for p in res["per_response"]] == [True, True, False]  # LPR itself is unchanged
 
 
 def test_short_lines_dropped():

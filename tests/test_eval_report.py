@@ -126,3 +126,14 @@ def test_hidden_view(source_bpe, tmp_path):
     assert (tmp_path / "h.png").read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(ConfigError, match="--layer"):
         middle_layer_points(model, source_bpe, pairs, layer=9)
+
+
+def test_report_gives_the_share_of_looping_replies_with_its_interval():
+    from langshift.evaluate.intervals import wilson
+    from langshift.evaluate.report import metrics
+
+    res = {"lpr": 0.75, "lpr_low": 0.5, "lpr_high": 0.9, "wpr": 1.0, "lcpr": 0.857, "n": 12, "looping_responses": 3}
+    got = metrics({"kind": "fidelity", "result": res, "config": {"prompts": "p/dev.es.txt"}})
+    assert got["looping [dev.es]"] == (0.25, wilson(3, 12))
+    del res["looping_responses"]  # results saved before the count existed: no column, no made-up zero
+    assert "looping [dev.es]" not in metrics({"kind": "fidelity", "result": res, "config": {"prompts": "p/dev.es.txt"}})

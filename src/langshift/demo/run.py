@@ -95,6 +95,9 @@ def results_table(summary: dict) -> list[dict[str, Any]]:
         fid = summary[label].get("fidelity", {})
         if "n" in fid:  # replies with no line long enough to judge (e.g. empty) count as passes in LPR
             row["judged"] = f"{fid['n'] - fid.get('responses_without_judged_lines', 0)}/{fid['n']}"
+        src = summary[label].get("fidelity_source", {})
+        if "looping_responses" in fid:  # replies stuck in a loop, whose language ID is close to a coin toss
+            row["loops es/en"] = f"{fid['looping_responses']}/{src.get('looping_responses', '–')}"
         rows.append(row)
     return rows
 
@@ -116,7 +119,8 @@ def format_paired(paired: dict[str, tuple], model: str = "aligned", against: str
 
 def format_table(rows: list[dict[str, Any]]) -> str:
     """One line per model; each number followed by its 95% interval in brackets."""
-    cols = ["model"] + [c for c, _, _ in COLUMNS] + (["judged"] if any("judged" in r for r in rows) else [])
+    extra = [c for c in ("judged", "loops es/en") if any(c in r for r in rows)]
+    cols = ["model"] + [c for c, _, _ in COLUMNS] + extra
 
     def num(v) -> str:
         if isinstance(v, float):

@@ -13,7 +13,10 @@ language offline (fastText lid.176 "lite" through ``langshift.text.langid``).
     do (web corpora leak them into every language, so a plain frequency cut-off in the target fails). For
     a target without wordfreq data every top English word counts (a warning says so).
   * LCPR = harmonic mean of LPR and WPR.
-LPR comes with its 95% Wilson interval (``lpr_low``, ``lpr_high``).
+LPR comes with its 95% Wilson interval (``lpr_low``, ``lpr_high``). ``looping_responses`` counts replies that
+fall into a loop (a unit of 1–20 characters three or more times back to back, over at least 24 characters:
+"te te te te …", "Y te dice: Y te dice: …"): language ID on such text is close to a coin toss, so a weak
+model's LPR moves with its loops; the count says how much of a score is that.
 """
 
 from __future__ import annotations
@@ -55,6 +58,14 @@ def judge_lines(response: str, min_words: int = 5) -> list[str]:
     return [ln.strip() for ln in response.splitlines() if len(ln.split()) >= min_words]
 
 
+_LOOP = re.compile(r"(.{1,20}?)\1{2,}", re.DOTALL)
+
+
+def loops(response: str, min_span: int = 24) -> bool:
+    """True when a unit of 1–20 characters comes three or more times back to back over ≥ ``min_span`` characters."""
+    return any(m.end() - m.start() >= min_span for m in _LOOP.finditer(response))
+
+
 def harmonic(a: float, b: float) -> float:
     return 0.0 if a + b == 0 else 2 * a * b / (a + b)
 
@@ -84,7 +95,8 @@ def score_responses(responses: Sequence[str], lang: str, detect: Detector | None
             fails_line.append({"response": r, "lines": [{"line": ln, "lang": x} for ln, x in zip(lines, langs,
                                                                                                strict=True)
                                                         if x != lang]})
-        per.append({"line_pass": ok_lines, "word_pass": ok_lines and not found, "line_langs": langs})
+        per.append({"line_pass": ok_lines, "word_pass": ok_lines and not found, "line_langs": langs,
+                    "loops": loops(r)})
     lpr = sum(line_pass) / len(line_pass)
     wpr = sum(word_pass) / len(word_pass) if word_pass else 0.0
     low, high = wilson(sum(line_pass), len(line_pass))
@@ -92,6 +104,7 @@ def score_responses(responses: Sequence[str], lang: str, detect: Detector | None
             "wpr": wpr, "lcpr": harmonic(lpr, wpr),
             "responses_without_judged_lines": sum(not k for k in kept),
             "empty_responses": sum(not r.strip() for r in responses),
+            "looping_responses": sum(p["loops"] for p in per),
             "line_failures": fails_line, "word_failures": fails_word, "per_response": per}
 
 

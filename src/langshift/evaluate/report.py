@@ -61,7 +61,12 @@ def metrics(rec: dict) -> dict[str, tuple[float, float | tuple[float, float] | N
     if kind == "mexa":
         return {f"MEXA mean{sfx}": (res["mean"], _ci(res, "mean")), f"MEXA max{sfx}": (res["max"], None)}
     if kind == "fidelity":
-        return {f"{m.upper()}{sfx}": (res[m], _ci(res, m)) for m in ("lpr", "wpr", "lcpr")}
+        out = {f"{m.upper()}{sfx}": (res[m], _ci(res, m)) for m in ("lpr", "wpr", "lcpr")}
+        if "looping_responses" in res and res.get("n"):  # loops: language ID on them is close to a coin toss
+            from .intervals import wilson
+
+            out[f"looping{sfx}"] = (res["looping_responses"] / res["n"], wilson(res["looping_responses"], res["n"]))
+        return out
     if kind == "judge" and not res.get("skipped"):
         against = (rec.get("config") or {}).get("against", "B")
         return {f"win rate vs {against}": (res["win_rate_a"], res.get("stderr"))}
