@@ -7,7 +7,9 @@ Layout of a run folder ``OUT``::
     OUT/.hashes.json          cached content hashes of inputs and outputs
     OUT/.lock                 one run at a time
 
-A stage is skipped when its record's key (config hash + input hashes) matches; an attempt folder
+A stage is skipped when its record's key (config hash + input hashes) matches, the config leaving out the
+fields a stage declares volatile (speed and memory only: batch sizes of passes without gradients, gradient
+checkpointing); an attempt folder
 with the same key is continued (training resumes from its checkpoints); anything else is removed
 and the stage runs from the start. The finished work folder is renamed to ``OUT/<stage>`` and only
 then is the record written, so a kill at any moment never leaves a stage marked done with a
