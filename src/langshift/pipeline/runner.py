@@ -163,16 +163,19 @@ def assess(item: Resolved, out: Path, launch: dict[str, Any], pending: dict[str,
     return Step(name, "run", reason, key, hashes, config)
 
 
+def _recorded_config(stage, record: dict) -> dict:
+    """The record's config less the fields the stage declares volatile today (a record may predate one)."""
+    return {k: v for k, v in record.get("config", {}).items() if k not in stage.volatile}
+
+
 def _same_work(stage, record: dict, config: dict, hashes: dict[str, str]) -> bool:
-    """The record's config, less the fields now declared volatile, and its inputs are today's: a record
-    written before a speed-only field (say gradient_checkpointing) became volatile still counts as done."""
-    old = {k: v for k, v in record.get("config", {}).items() if k not in stage.volatile}
-    return digest(old) == digest(config) and record.get("input_hashes") == hashes
+    """Today's config and inputs are the record's: a record written before a speed-only field (say
+    gradient_checkpointing) became volatile still counts as done."""
+    return digest(_recorded_config(stage, record)) == digest(config) and record.get("input_hashes") == hashes
 
 
 def _what_changed(stage, record: dict, config: dict, hashes: dict[str, str]) -> str:
-    old_cfg = {k: v for k, v in record.get("config", {}).items() if k not in stage.volatile}
-    old_in = record.get("input_hashes", {})
+    old_cfg, old_in = _recorded_config(stage, record), record.get("input_hashes", {})
     changes = [f"{k}: {old_cfg.get(k)!r} → {config.get(k)!r}" for k in sorted(set(old_cfg) | set(config))
                if old_cfg.get(k) != config.get(k)]
     for k in sorted(set(old_in) | set(hashes)):

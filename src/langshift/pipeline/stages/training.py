@@ -89,7 +89,7 @@ def launch_training(stage: str, cfg: StageConfig, launch: dict[str, Any], work: 
 _OWNED = {"out": lambda w: str(w / "model"), "overwrite": lambda w: False}
 _TRAIN_OWNED = {**_OWNED, "keep_work": lambda w: False}
 # Settings that change speed or memory, not the weights (checkpointing: same weights, tested in
-# test_train_distributed; num_proc: same blocks): changing one re-runs nothing.
+# test_train_distributed), so changing one re-runs nothing; each stage adds its own (LAPT's num_proc).
 _SPEED_ONLY = ("gradient_checkpointing",)
 add_stage(Stage("lapt", LAPTConfig,
                 (Slot("model", ("@transfer", "$model"), kind="model"),
