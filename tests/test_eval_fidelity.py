@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from langshift.errors import ConfigError
 from langshift.evaluate.fidelity import english_words, harmonic, judge_lines, loops, score_responses
 
 # hand-labelled responses expected in Spanish; the fake detector returns the label written after '#'
@@ -73,3 +74,25 @@ def test_an_empty_response_fails_fidelity():
     assert res["lpr"] == pytest.approx(4 / 7)
     assert res["empty_responses"] == 2
     assert [p["line_pass"] for p in res["per_response"]][-2:] == [False, False]
+
+
+def test_draws_group_replies_by_prompt():
+    """Two draws of three prompts: LPR over all six replies, its interval a bootstrap over the three prompts, and
+    each prompt's share of passing draws is what a paired comparison uses."""
+    from langshift.evaluate.fidelity import pass_share_per_prompt
+
+    draw0 = ["El perro corre por el campo verde #es", "The dog runs in the green field now #en",
+             "La casa es muy grande y bonita #es"]
+    draw1 = ["El perro corre por el campo verde #es", "El perro corre por el campo verde #es",
+             "The house is very big and nice #en"]
+    res = score_responses(draw0 + draw1, "es", detect=fake_detect, english=frozenset(), draws=2)
+    assert res["lpr"] == pytest.approx(4 / 6) and (res["n"], res["prompts"], res["draws"]) == (6, 3, 2)
+    assert [(p["prompt"], p["draw"]) for p in res["per_response"]] == [(0, 0), (1, 0), (2, 0), (0, 1), (1, 1), (2, 1)]
+    assert pass_share_per_prompt(res["per_response"]) == [1.0, 0.5, 0.5]
+    assert res["lpr_low"] >= 0.5 - 1e-9 and res["lpr_high"] <= 1.0  # prompt means lie in [0.5, 1]
+    one = score_responses(draw0, "es", detect=fake_detect, english=frozenset())
+    assert "prompt" not in one["per_response"][0] and one["draws"] == 1
+    assert pass_share_per_prompt(one["per_response"]) == [1.0, 0.0, 1.0]
+    with pytest.raises(ConfigError, match="whole draws") as info:
+        score_responses(draw0 + draw1[:2], "es", detect=fake_detect, english=frozenset(), draws=2)
+    assert info.value.param == "draws"

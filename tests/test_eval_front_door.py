@@ -105,3 +105,35 @@ def test_same_language_system_prompt_follows_each_prompt_set(folder, tmp_path, m
         from langshift.train.clo import CLOConfig
         CLOConfig(model="m", data="d", out="o", system_prompt="same-language")
     assert info.value.param == "--system-prompt" and "same-language:es" in str(info.value)
+
+
+def test_several_draws_per_prompt_through_the_cli(folder, tmp_path, capsys):
+    """`eval fidelity --sample --draws 3`: three sampled replies a prompt, draw 0 the same replies as one draw
+    (same seeds); the saved replies re-score to the same LPR and interval; greedy with draws is refused."""
+    from langshift.evaluate.report import per_item
+
+    prompts = write_lines(tmp_path / "p.txt", ["Hola, ¿qué tal?", "Dime algo.", "¿Quién vino?", "Cuenta hasta tres."])
+    base = ["eval", "fidelity", "--model", str(folder), "--prompts", str(prompts), "--target-lang", "es",
+            "--max-new-tokens", "6", "--sample", "--name", "m"]
+    assert main(base + ["--save", str(tmp_path / "one")]) == 0
+    assert main(base + ["--draws", "3", "--save", str(tmp_path / "three")]) == 0
+    capsys.readouterr()
+    one = json.loads((tmp_path / "one" / "fidelity.m.json").read_text())
+    three = json.loads((tmp_path / "three" / "fidelity.m.json").read_text())
+    res = three["result"]
+    assert (res["n"], res["prompts"], res["draws"]) == (12, 4, 3)
+    assert [r["response"] for r in res["responses"][:4]] == [r["response"] for r in one["result"]["responses"]]
+    assert [r["draw"] for r in res["responses"]] == [0] * 4 + [1] * 4 + [2] * 4
+    assert len({r["response"] for r in res["responses"]}) > 4  # the other draws are other samples
+    shares = per_item({**three, "run": "three"})[1]
+    assert len(shares) == 4 and sum(shares) / 4 == pytest.approx(res["lpr"])
+    saved = tmp_path / "replies.jsonl"
+    saved.write_text("".join(json.dumps(r) + "\n" for r in res["responses"]))
+    assert main(["eval", "fidelity", "--responses", str(saved), "--target-lang", "es"]) == 0
+    again = json.loads(capsys.readouterr().out)["results"]
+    again = next(iter(again.values()))["fidelity"]
+    assert (again["lpr"], again["lpr_low"], again["lpr_high"], again["draws"]) == (
+        res["lpr"], res["lpr_low"], res["lpr_high"], 3)
+    with pytest.raises(ConfigError, match="--sample") as info:
+        EvalConfig(draws=2)
+    assert info.value.param == "--draws"

@@ -89,6 +89,9 @@ class EvalConfig(StageConfig):
     sample: bool = opt(False, "sample the replies (seed 004 App. B: temperature 0.6, top-p 0.9) instead of greedy")
     temperature: float | None = opt(None, "with --sample (default: 0.6, seed 004)")
     top_p: float | None = opt(None, "with --sample (default: 0.9, seed 004)")
+    draws: int = opt(1, "with --sample: sampled replies per prompt (each draw its own seeds); LPR is then the share of "
+                        "all replies with its interval bootstrapped over prompts, and a paired comparison compares each "
+                        "prompt's share of passing draws: 3 draws narrow LPR where one reply a prompt is a coin toss")
     system_prompt: str | None = opt(None, "system turn before each prompt: text, 'same-language:<code>' (seed 004 "
                                           "App. F's 'Please answer in the same language as the input.' in that "
                                           "language) or 'same-language' (that sentence in each prompt set's own "
@@ -108,7 +111,8 @@ class EvalConfig(StageConfig):
     timeout: float = opt(60.0, "seconds per judge request")
     verdicts: str | None = opt(None, "write per-item verdicts (JSONL) here as they come")
 
-    POSITIVE: ClassVar = ("batch_size", "max_length", "stride", "max_new_tokens", "limit", "bpb_limit", "retries")
+    POSITIVE: ClassVar = ("batch_size", "max_length", "stride", "max_new_tokens", "limit", "bpb_limit", "retries",
+                          "draws")
     NON_NEGATIVE: ClassVar = ("regenerations", "min_words", "num_fewshot", "backoff", "timeout")
 
     def validate(self) -> None:
@@ -120,6 +124,9 @@ class EvalConfig(StageConfig):
                 if getattr(self, field) is not None:
                     check_range(param(field), getattr(self, field), lo)
         check_range(param("mexa_n"), self.mexa_n, 2)
+        if self.draws > 1 and not self.sample:
+            raise ConfigError(param("draws"), self.draws, "greedy replies are the same in every draw; add --sample "
+                                                          "or give 1")
         for field in ("name", "baseline_name", "intermediate_name", "name_a", "name_b"):
             label = getattr(self, field)
             if label is not None and (not isinstance(label, str) or not label.strip() or "/" in label):

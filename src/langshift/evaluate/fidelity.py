@@ -13,7 +13,10 @@ language offline (fastText lid.176 "lite" through ``langshift.text.langid``).
     do (web corpora leak them into every language, so a plain frequency cut-off in the target fails). For
     a target without wordfreq data every top English word counts (a warning says so).
   * LCPR = harmonic mean of LPR and WPR.
-LPR comes with its 95% Wilson interval (``lpr_low``, ``lpr_high``). ``looping_responses`` counts replies that
+LPR comes with its 95% interval (``lpr_low``, ``lpr_high``): Wilson over the replies, or with ``draws`` > 1
+sampled replies per prompt a bootstrap over prompts (one prompt's draws are not independent items: a prompt the
+model cannot answer in the language fails in every draw). Several draws narrow LPR where one sampled reply per
+prompt is a coin toss per prompt; a paired comparison then compares each prompt's share of passing draws. ``looping_responses`` counts replies that
 fall into a loop (a unit of 1–20 characters three or more times back to back, over at least 24 characters:
 "te te te te …", "Y te dice: Y te dice: …"): language ID on such text is close to a coin toss, so a weak
 model's LPR moves with its loops; the count says how much of a score is that.
@@ -27,7 +30,7 @@ from collections.abc import Callable, Sequence
 from functools import lru_cache
 
 from ..errors import ConfigError
-from .intervals import wilson
+from .intervals import bootstrap_ratio, wilson
 
 _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?")
 
@@ -71,10 +74,15 @@ def harmonic(a: float, b: float) -> float:
 
 
 def score_responses(responses: Sequence[str], lang: str, detect: Detector | None = None, min_words: int = 5,
-                    english: frozenset[str] | None = None, max_examples: int = 5) -> dict:
-    """LPR, WPR and LCPR of ``responses`` expected in ``lang``, with failing examples."""
+                    english: frozenset[str] | None = None, max_examples: int = 5, draws: int = 1) -> dict:
+    """LPR, WPR and LCPR of ``responses`` expected in ``lang``, with failing examples. With ``draws`` > 1 the
+    responses are that many draws of the same prompts, draw after draw (``[p0, p1, …, p0, p1, …]``)."""
     if not responses:
         raise ConfigError("responses", [], "no responses to score")
+    if draws < 1 or len(responses) % draws:
+        raise ConfigError("draws", draws, f"{len(responses)} responses are not whole draws of the same prompts; "
+                                          "give the replies of every prompt in every draw")
+    n_prompts = len(responses) // draws
     if detect is None:
         from ..text.langid import detect
     english = english_words(lang) if english is None else english
@@ -97,10 +105,16 @@ def score_responses(responses: Sequence[str], lang: str, detect: Detector | None
                                                         if x != lang]})
         per.append({"line_pass": ok_lines, "word_pass": ok_lines and not found, "line_langs": langs,
                     "loops": loops(r)})
+        if draws > 1:
+            per[-1].update(prompt=(len(per) - 1) % n_prompts, draw=(len(per) - 1) // n_prompts)
     lpr = sum(line_pass) / len(line_pass)
     wpr = sum(word_pass) / len(word_pass) if word_pass else 0.0
-    low, high = wilson(sum(line_pass), len(line_pass))
-    return {"n": len(responses), "lang": lang, "lpr": lpr, "lpr_low": low, "lpr_high": high,
+    if draws == 1:
+        low, high = wilson(sum(line_pass), len(line_pass))
+    else:
+        low, high = bootstrap_ratio(pass_share_per_prompt(per)) if n_prompts > 1 else (0.0, 1.0)
+    return {"n": len(responses), "lang": lang, "draws": draws, "prompts": n_prompts,
+            "lpr": lpr, "lpr_low": low, "lpr_high": high,
             "wpr": wpr, "lcpr": harmonic(lpr, wpr),
             "responses_without_judged_lines": sum(not k for k in kept),
             "empty_responses": sum(not r.strip() for r in responses),
@@ -108,18 +122,34 @@ def score_responses(responses: Sequence[str], lang: str, detect: Detector | None
             "line_failures": fails_line, "word_failures": fails_word, "per_response": per}
 
 
+def pass_share_per_prompt(per_response: list[dict]) -> list[float]:
+    """Each prompt's share of replies that pass LPR (one reply per prompt without ``draw`` fields)."""
+    if not per_response or "prompt" not in per_response[0]:
+        return [float(p["line_pass"]) for p in per_response]
+    passes: dict[int, list[bool]] = {}
+    for p in per_response:
+        passes.setdefault(p["prompt"], []).append(p["line_pass"])
+    return [sum(v) / len(v) for _, v in sorted(passes.items())]
+
+
 def evaluate_fidelity(model, tokenizer, prompts: Sequence[str], lang: str, max_new_tokens: int = 128,
                       batch_size: int = 4, min_words: int = 5, progress: bool = True, sample: bool = False,
                       temperature: float | None = None, top_p: float | None = None, seed: int = 0,
-                      system: str | None = None) -> dict:
+                      system: str | None = None, draws: int = 1) -> dict:
     """Generate chat replies to ``prompts`` (greedy, or sampled at seed 004's temperature 0.6 / top-p 0.9
-    unless given) and score their language fidelity."""
+    unless given; ``draws`` sampled replies per prompt) and score their language fidelity."""
     from .generative import PAPER_TEMPERATURE, PAPER_TOP_P, chat_generate
 
-    replies = chat_generate(model, tokenizer, list(prompts), max_new_tokens, sample=sample, seed=seed,
-                            temperature=PAPER_TEMPERATURE if temperature is None else temperature,
-                            top_p=PAPER_TOP_P if top_p is None else top_p, batch_size=batch_size,
-                            progress=progress, system=system)
-    res = score_responses(replies, lang, min_words=min_words)
-    res["responses"] = [{"prompt": p, "response": r} for p, r in zip(prompts, replies, strict=True)]
+    if draws > 1 and not sample:
+        raise ConfigError("--draws", draws, "greedy replies are the same in every draw; add --sample or give 1")
+    replies: list[str] = []
+    for k in range(draws):  # draw k's batches get seeds no other draw uses (chat_generate seeds seed + batch start)
+        replies += chat_generate(model, tokenizer, list(prompts), max_new_tokens, sample=sample,
+                                 seed=seed + k * len(prompts),
+                                 temperature=PAPER_TEMPERATURE if temperature is None else temperature,
+                                 top_p=PAPER_TOP_P if top_p is None else top_p, batch_size=batch_size,
+                                 progress=progress, system=system)
+    res = score_responses(replies, lang, min_words=min_words, draws=draws)
+    res["responses"] = [{"prompt": p, "response": r, **({"draw": i // len(prompts)} if draws > 1 else {})}
+                        for i, (p, r) in enumerate(zip(list(prompts) * draws, replies, strict=True))]
     return res

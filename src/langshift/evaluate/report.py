@@ -129,7 +129,9 @@ def per_item(rec: dict) -> tuple[str, list[float]] | None:
     res, tag = rec["result"], _tag(rec)
     sfx = f" [{tag}]" if tag else ""
     if rec["kind"] == "fidelity" and "per_response" in res:
-        return f"LPR{sfx}", [float(p["line_pass"]) for p in res["per_response"]]
+        from .fidelity import pass_share_per_prompt  # several draws: each prompt's share of passing replies
+
+        return f"LPR{sfx}", pass_share_per_prompt(res["per_response"])
     if rec["kind"] == "mc" and "predictions" in res:
         return f"acc{sfx}", [float(p["pred"] == p["answer"]) for p in res["predictions"]]
     return None

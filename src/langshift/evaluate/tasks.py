@@ -192,7 +192,7 @@ add_task(EvalTask("mexa", "mexa", _mexa, lambda c: bool(c.mexa_pairs),
 
 # 4. Language fidelity of chat replies --------------------------------------------------------------
 
-GENERATION = ("max_new_tokens", "sample", "temperature", "top_p", "seed", "system_prompt", "min_words",
+GENERATION = ("max_new_tokens", "sample", "temperature", "top_p", "seed", "draws", "system_prompt", "min_words",
               "batch_size", "limit")
 
 
@@ -210,15 +210,29 @@ def _fidelity_of(model, tok, cfg: EvalConfig, prompts_field: str, lang_field: st
         texts = [r.get("response", r.get("output")) for r in rows]
         if not all(isinstance(t, str) for t in texts):
             raise ConfigError("--responses", cfg.responses, "each line needs a string 'response' or 'output'")
-        return score_responses(texts, lang, min_words=cfg.min_words), {"prompts": cfg.responses, "lang": lang}
+        draws = drawn(rows) if rows and all("draw" in r for r in rows) else 1
+        return (score_responses(texts, lang, min_words=cfg.min_words, draws=draws),
+                {"prompts": cfg.responses, "lang": lang})
     from ..train.clo_data import resolve_system_prompt
 
     path = getattr(cfg, prompts_field)
     prompts = head(read_lines(path, flag(prompts_field)), cfg)
     res = evaluate_fidelity(model, tok, prompts, lang, cfg.max_new_tokens or 128, cfg.batch_size, cfg.min_words,
                             sample=cfg.sample, temperature=cfg.temperature, top_p=cfg.top_p, seed=cfg.seed,
-                            system=resolve_system_prompt(cfg.system_prompt, lang=lang))
+                            system=resolve_system_prompt(cfg.system_prompt, lang=lang), draws=cfg.draws)
     return res, {"prompts": path, "lang": lang}
+
+
+def drawn(rows: list[dict]) -> int:
+    """The number of draws in saved replies that carry ``draw`` (as ``evaluate_fidelity`` writes them: draw after
+    draw, the same prompts in the same order in each)."""
+    draws = len({r["draw"] for r in rows})
+    n = len(rows) // draws
+    if len(rows) % draws or any(r["draw"] != i // n or r.get("prompt") != rows[i % n].get("prompt")
+                                for i, r in enumerate(rows)):
+        raise ConfigError("--responses", None, "replies with 'draw' must hold every prompt once per draw, draw 0 "
+                                               "first, prompts in the same order (as `eval fidelity --save` writes)")
+    return draws
 
 
 add_task(EvalTask("fidelity", "fidelity", lambda m, t, c: _fidelity_of(m, t, c, "fidelity_prompts", "target_lang"),
