@@ -16,10 +16,10 @@ language offline (fastText lid.176 "lite" through ``langshift.text.langid``).
 LPR comes with its 95% interval (``lpr_low``, ``lpr_high``): Wilson over the replies, or with ``draws`` > 1
 sampled replies per prompt a bootstrap over prompts (one prompt's draws are not independent items: a prompt the
 model cannot answer in the language fails in every draw). Several draws narrow LPR where one sampled reply per
-prompt is a coin toss per prompt; a paired comparison then compares each prompt's share of passing draws. ``looping_responses`` counts replies that
-fall into a loop (a unit of 1–20 characters three or more times back to back, over at least 24 characters:
-"te te te te …", "Y te dice: Y te dice: …"): language ID on such text is close to a coin toss, so a weak
-model's LPR moves with its loops; the count says how much of a score is that.
+prompt is a coin toss per prompt; a paired comparison then compares each prompt's share of passing draws.
+``looping_responses`` counts replies that fall into a loop (a unit of 1–20 characters three or more times back
+to back, over at least 24 characters: "te te te te …", "Y te dice: Y te dice: …"): language ID on such text is
+close to a coin toss, so a weak model's LPR moves with its loops; the count says how much of a score is that.
 """
 
 from __future__ import annotations
