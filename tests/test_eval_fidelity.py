@@ -49,6 +49,11 @@ def test_looping_replies_are_counted_beside_lpr():
     assert res["looping_responses"] == 2
     assert [p["loops"] for p in res["per_response"]] == [False, True, True]
     assert [p["line_pass"] for p in res["per_response"]] == [True, True, False]  # LPR itself is unchanged
+    from langshift.evaluate.intervals import wilson
+
+    assert (res["looping_low"], res["looping_high"]) == wilson(2, 3)
+    twice = score_responses(replies + replies[::-1], "es", detect=fake_detect, english=frozenset(), draws=2)
+    assert twice["looping_responses"] == 4 and twice["looping_low"] <= 2 / 3 <= twice["looping_high"]
 
 
 def test_short_lines_dropped():
@@ -79,7 +84,7 @@ def test_an_empty_response_fails_fidelity():
 def test_draws_group_replies_by_prompt():
     """Two draws of three prompts: LPR over all six replies, its interval a bootstrap over the three prompts, and
     each prompt's share of passing draws is what a paired comparison uses."""
-    from langshift.evaluate.fidelity import pass_share_per_prompt
+    from langshift.evaluate.fidelity import share_per_prompt
 
     draw0 = ["El perro corre por el campo verde #es", "The dog runs in the green field now #en",
              "La casa es muy grande y bonita #es"]
@@ -88,11 +93,12 @@ def test_draws_group_replies_by_prompt():
     res = score_responses(draw0 + draw1, "es", detect=fake_detect, english=frozenset(), draws=2)
     assert res["lpr"] == pytest.approx(4 / 6) and (res["n"], res["prompts"], res["draws"]) == (6, 3, 2)
     assert [(p["prompt"], p["draw"]) for p in res["per_response"]] == [(0, 0), (1, 0), (2, 0), (0, 1), (1, 1), (2, 1)]
-    assert pass_share_per_prompt(res["per_response"]) == [1.0, 0.5, 0.5]
+    assert share_per_prompt(res["per_response"]) == [1.0, 0.5, 0.5]
     assert res["lpr_low"] >= 0.5 - 1e-9 and res["lpr_high"] <= 1.0  # prompt means lie in [0.5, 1]
+    assert res["looping_responses"] == 0 and (res["looping_low"], res["looping_high"]) == (0.0, 0.0)
     one = score_responses(draw0, "es", detect=fake_detect, english=frozenset())
     assert "prompt" not in one["per_response"][0] and one["draws"] == 1
-    assert pass_share_per_prompt(one["per_response"]) == [1.0, 0.0, 1.0]
+    assert share_per_prompt(one["per_response"]) == [1.0, 0.0, 1.0]
     with pytest.raises(ConfigError, match="whole draws") as info:
         score_responses(draw0 + draw1[:2], "es", detect=fake_detect, english=frozenset(), draws=2)
     assert info.value.param == "draws"

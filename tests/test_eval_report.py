@@ -135,5 +135,8 @@ def test_report_gives_the_share_of_looping_replies_with_its_interval():
     res = {"lpr": 0.75, "lpr_low": 0.5, "lpr_high": 0.9, "wpr": 1.0, "lcpr": 0.857, "n": 12, "looping_responses": 3}
     got = metrics({"kind": "fidelity", "result": res, "config": {"prompts": "p/dev.es.txt"}})
     assert got["looping [dev.es]"] == (0.25, wilson(3, 12))
+    drawn = {**res, "looping_low": 0.1, "looping_high": 0.45}  # several draws: the result's own interval over prompts
+    assert metrics({"kind": "fidelity", "result": drawn, "config": {"prompts": "p/dev.es.txt"}})[
+        "looping [dev.es]"] == (0.25, (0.1, 0.45))
     del res["looping_responses"]  # results saved before the count existed: no column, no made-up zero
     assert "looping [dev.es]" not in metrics({"kind": "fidelity", "result": res, "config": {"prompts": "p/dev.es.txt"}})

@@ -109,27 +109,34 @@ def score_responses(responses: Sequence[str], lang: str, detect: Detector | None
             per[-1].update(prompt=(len(per) - 1) % n_prompts, draw=(len(per) - 1) // n_prompts)
     lpr = sum(line_pass) / len(line_pass)
     wpr = sum(word_pass) / len(word_pass) if word_pass else 0.0
-    if draws == 1:
-        low, high = wilson(sum(line_pass), len(line_pass))
-    else:
-        low, high = bootstrap_ratio(pass_share_per_prompt(per)) if n_prompts > 1 else (0.0, 1.0)
+    low, high = share_interval(per, "line_pass", n_prompts, draws)
+    loop_low, loop_high = share_interval(per, "loops", n_prompts, draws)
     return {"n": len(responses), "lang": lang, "draws": draws, "prompts": n_prompts,
             "lpr": lpr, "lpr_low": low, "lpr_high": high,
             "wpr": wpr, "lcpr": harmonic(lpr, wpr),
             "responses_without_judged_lines": sum(not k for k in kept),
             "empty_responses": sum(not r.strip() for r in responses),
-            "looping_responses": sum(p["loops"] for p in per),
+            "looping_responses": sum(p["loops"] for p in per), "looping_low": loop_low, "looping_high": loop_high,
             "line_failures": fails_line, "word_failures": fails_word, "per_response": per}
 
 
-def pass_share_per_prompt(per_response: list[dict]) -> list[float]:
-    """Each prompt's share of replies that pass LPR (one reply per prompt without ``draw`` fields)."""
+def share_per_prompt(per_response: list[dict], key: str = "line_pass") -> list[float]:
+    """Each prompt's share of replies whose ``key`` is true (LPR pass, ``loops``); one reply per prompt when the
+    replies carry no ``prompt`` field."""
     if not per_response or "prompt" not in per_response[0]:
-        return [float(p["line_pass"]) for p in per_response]
-    passes: dict[int, list[bool]] = {}
+        return [float(p[key]) for p in per_response]
+    hits: dict[int, list[bool]] = {}
     for p in per_response:
-        passes.setdefault(p["prompt"], []).append(p["line_pass"])
-    return [sum(v) / len(v) for _, v in sorted(passes.items())]
+        hits.setdefault(p["prompt"], []).append(p[key])
+    return [sum(v) / len(v) for _, v in sorted(hits.items())]
+
+
+def share_interval(per_response: list[dict], key: str, n_prompts: int, draws: int) -> tuple[float, float]:
+    """95% interval of the share of replies whose ``key`` is true: Wilson over replies with one draw, else a
+    bootstrap over prompts (a prompt's draws are not independent items)."""
+    if draws == 1:
+        return wilson(sum(bool(p[key]) for p in per_response), len(per_response))
+    return bootstrap_ratio(share_per_prompt(per_response, key)) if n_prompts > 1 else (0.0, 1.0)
 
 
 def evaluate_fidelity(model, tokenizer, prompts: Sequence[str], lang: str, max_new_tokens: int = 128,

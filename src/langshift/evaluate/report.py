@@ -65,7 +65,9 @@ def metrics(rec: dict) -> dict[str, tuple[float, float | tuple[float, float] | N
         if "looping_responses" in res and res.get("n"):  # loops: language ID on them is close to a coin toss
             from .intervals import wilson
 
-            out[f"looping{sfx}"] = (res["looping_responses"] / res["n"], wilson(res["looping_responses"], res["n"]))
+            ci = ((res["looping_low"], res["looping_high"]) if "looping_low" in res  # over prompts with draws
+                  else wilson(res["looping_responses"], res["n"]))
+            out[f"looping{sfx}"] = (res["looping_responses"] / res["n"], ci)
         return out
     if kind == "judge" and not res.get("skipped"):
         against = (rec.get("config") or {}).get("against", "B")
@@ -129,9 +131,9 @@ def per_item(rec: dict) -> tuple[str, list[float]] | None:
     res, tag = rec["result"], _tag(rec)
     sfx = f" [{tag}]" if tag else ""
     if rec["kind"] == "fidelity" and "per_response" in res:
-        from .fidelity import pass_share_per_prompt  # several draws: each prompt's share of passing replies
+        from .fidelity import share_per_prompt  # several draws: each prompt's share of passing replies
 
-        return f"LPR{sfx}", pass_share_per_prompt(res["per_response"])
+        return f"LPR{sfx}", share_per_prompt(res["per_response"])
     if rec["kind"] == "mc" and "predictions" in res:
         return f"acc{sfx}", [float(p["pred"] == p["answer"]) for p in res["predictions"]]
     return None
