@@ -367,7 +367,14 @@ def clo_grid(args) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     need = max(args.pairs) + args.eval_n
-    records = make_data(Path(args.data_dir), int(need * 1.1) + 8, args.translator, args.lang)
+    # a fixed size, not one derived from this run's --pairs: the held-out prompts are the last --eval-n pairs
+    # of the folder, so runs made with other --pairs answer the same prompts and their results merge
+    made = max(args.data_pairs, int(need * 1.1) + 8)
+    records = make_data(Path(args.data_dir), made, args.translator, args.lang)
+    asked = sum(1 for _ in open(Path(args.data_dir) / "sft.jsonl", encoding="utf-8"))
+    if asked != made:
+        raise SystemExit(f"--data-dir {args.data_dir} was made from {asked} English pairs, this run needs {made} "
+                         "(--data-pairs): its held-out prompts would differ; give a new --data-dir")
     if len(records) < need:
         raise SystemExit(f"only {len(records)} translated pairs for max --pairs {max(args.pairs)} + --eval-n "
                          f"{args.eval_n}")
@@ -712,6 +719,8 @@ def main() -> None:
     g.add_argument("--max-new", type=int, default=32)
     g.add_argument("--max-len", type=int, default=512, help="longest prompt+response in training (library default 512)")
     g.add_argument("--data-dir", default=str(WORK / "clo_data"))
+    g.add_argument("--data-pairs", type=int, default=518, help="English pairs the data folder is made from (the "
+                   "default grid's need, (400 + 64)·1.1 + 8); keep it fixed so every run holds out the same prompts")
     g.add_argument("--threads", type=int, default=0)
     g.add_argument("--results", default="science_clo.json", help="results file name in bench/results")
     g.add_argument("--skip-base", action="store_true", help="do not evaluate the untrained model")

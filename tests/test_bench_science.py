@@ -67,3 +67,19 @@ def test_syncs_summary_pairs_the_same_items():
     assert s["token-repl"]["bits_es"][0] == pytest.approx(9.0 / 5)
     assert s["none"]["mexa_mean"][0] == pytest.approx(0.125)
     assert "sent-annt - none" in s["paired"] and "none - none" not in s["paired"]
+
+
+def test_clo_grid_refuses_a_data_folder_made_for_other_prompts(tmp_path, monkeypatch):
+    """The held-out prompts are the data folder's last pairs: a folder made from another number of English pairs
+    (here by an older run sized from its own --pairs) holds out other prompts, so the grid stops before training."""
+    data = tmp_path / "clo_data"
+    data.mkdir()
+    (data / "sft.jsonl").write_text("".join(f'{{"id": "{i}", "instruction": "i", "response": "r"}}\n' for i in range(298)))
+    (data / "clo.jsonl").write_text("".join(f'{{"id": "{i}", "x_en": "q", "y_en": "a", "x_t": "p", "y_t": "r"}}\n'
+                                            for i in range(298)))
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "bench"))
+    monkeypatch.setattr("sys.argv", ["science.py", "clo", "--pairs", "200", "--data-dir", str(data), "--skip-base",
+                                     "--results", str(tmp_path / "r.json")])
+    with pytest.raises(SystemExit, match="made from 298 English pairs, this run needs 518"):
+        science.main()
+    assert not (tmp_path / "r.json").exists()
