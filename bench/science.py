@@ -371,7 +371,7 @@ def clo_grid(args) -> None:
     # of the folder, so runs made with other --pairs answer the same prompts and their results merge
     made = max(args.data_pairs, int(need * 1.1) + 8)
     records = make_data(Path(args.data_dir), made, args.translator, args.lang)
-    asked = sum(1 for _ in open(Path(args.data_dir) / "sft.jsonl", encoding="utf-8"))
+    asked = len((Path(args.data_dir) / "sft.jsonl").read_text(encoding="utf-8").splitlines())
     if asked != made:
         raise SystemExit(f"--data-dir {args.data_dir} was made from {asked} English pairs, this run needs {made} "
                          "(--data-pairs): its held-out prompts would differ; give a new --data-dir")
