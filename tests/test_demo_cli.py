@@ -62,7 +62,8 @@ def test_both_demo_recipes_resolve_and_differ_only_in_size():
     assert t_full["candidates"] == t_quick["candidates"]
     assert [c if isinstance(c, str) else c["method"] for c in t_full["candidates"]] == ["migrate", "salt", "focus",
                                                                                          "mean"]
-    assert full[0].section["vocab_size"] > quick[0].section["vocab_size"]
+    assert full[0].section["mode"] == quick[0].section["mode"] == "extend"  # the base's own tokens are kept
+    assert full[0].section["add"] > quick[0].section["add"]
     assert full[4].section["max_steps"] > quick[4].section["max_steps"]
     assert isinstance(PROFILES["quick"][1], Sizes)
     # gensim is reproducible only on one thread: with 2 the static space, and so which init wins, changed between
