@@ -202,6 +202,81 @@ def test_speed_only_training_settings_rerun_nothing(reference, inputs, tmp_path)
     assert changed["lapt"]["reason"] == "changed: lr: 0.001 → 0.002"  # not the old record's volatile field
 
 
+def test_an_upstream_rerun_that_writes_the_same_artefact_reruns_nothing_after_it(reference, inputs, tmp_path):
+    """Early cut-off: a tokenizer setting that only changes its summary (fertility_lines) re-runs the
+    tokenizer; its files come out byte-identical, so transfer, LAPT and eval stay done."""
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(reference["out"], out)
+    edit = [*inputs, "tokenizer.fertility_lines=3"]
+    dry = run_recipe(TINY, out, edit, dry_run=True, progress=None)["stages"]
+    assert dry["tokenizer"]["reason"] == "changed: fertility_lines: 2000 → 3"
+    assert dry["transfer"]["action"] == "re-run"
+    assert "skipped if what it reads comes out unchanged" in dry["transfer"]["reason"]
+    result = run_recipe(TINY, out, edit, progress=None)["stages"]
+    assert {s: v["status"] for s, v in result.items()} == {
+        "tokenizer": "re-ran", "static": "skipped", "transfer": "skipped", "lapt": "skipped", "eval": "skipped"}
+    assert digest_run(out) == digest_run(reference["out"])
+    # A change that does reach the artefact still re-runs what reads it.
+    again = run_recipe(TINY, out, [*edit, "tokenizer.vocab_size=380"], dry_run=True, progress=None)["stages"]
+    assert again["tokenizer"]["action"] == "re-run" and again["lapt"]["action"] == "re-run"
+
+
+def test_fields_the_settings_never_read_are_not_in_the_key(reference, inputs, tmp_path):
+    """`add` is read only when the tokenizer is extended and the LoRA fields only by LoRA LAPT: setting them
+    re-runs nothing; a record written while they were still hashed counts as done too."""
+    import shutil
+
+    from langshift.train.lapt import LAPTConfig
+    from langshift.vocab.tokenizer import TokenizerConfig
+
+    assert TokenizerConfig(text="t", out="o").unused_fields() == ("add",)
+    assert "vocab_size" in TokenizerConfig(text="t", out="o", mode="extend", base="b").unused_fields()
+    assert LAPTConfig(model="m", text="t", out="o").unused_fields() == ()
+    assert "lora_r" in LAPTConfig(model="m", text="t", out="o", mode="full").unused_fields()
+    out = tmp_path / "out"
+    shutil.copytree(reference["out"], out)
+    dry = run_recipe(TINY, out, [*inputs, "tokenizer.add=77"], dry_run=True, progress=None)["stages"]
+    assert {v["action"] for v in dry.values()} == {"skip"}
+    done = out / "tokenizer" / ".done.json"
+    record = json.loads(done.read_text())
+    assert "add" not in record["config"]
+    record["config"]["add"], record["key"] = 1000, "0" * 64  # as an earlier version recorded it
+    done.write_text(json.dumps(record))
+    assert {v["action"] for v in run_recipe(TINY, out, inputs, dry_run=True, progress=None)["stages"].values()} == {
+        "skip"}
+
+
+def test_records_of_earlier_versions_still_count_as_done(reference, inputs, tmp_path):
+    """Earlier versions keyed a stage on its upstream's record hash ("stage:…"), not on the artefact: such a
+    run folder is not re-run by this version, and a stage that re-runs writes the new kind of record."""
+    import shutil
+
+    from langshift.pipeline.record import digest
+
+    out = tmp_path / "out"
+    shutil.copytree(reference["out"], out)
+    records = {s: json.loads((out / s / ".done.json").read_text()) for s in reference["result"]["stages"]}
+    producers = {("transfer", "tokenizer"): "tokenizer", ("transfer", "aux_fasttext"): "static",
+                 ("lapt", "model"): "transfer", ("eval", "model"): "lapt"}  # the tiny recipe's data flow
+    for name, record in records.items():
+        inputs_by_field = record["input_hashes"]
+        for field, value in inputs_by_field.items():
+            if value.startswith("output:"):
+                inputs_by_field[field] = "stage:" + records[producers[name, field]]["hash"]
+        record["key"] = digest({"stage": name, "config": record["config"], "inputs": inputs_by_field})
+        (out / name / ".done.json").write_text(json.dumps(record))
+    assert any(v.startswith("stage:") for r in records.values() for v in r["input_hashes"].values())
+    result = run_recipe(TINY, out, inputs, progress=None)["stages"]
+    assert {v["status"] for v in result.values()} == {"skipped"}
+    changed = run_recipe(TINY, out, [*inputs, "lapt.lr=2e-3"], progress=None)["stages"]
+    assert [changed[s]["status"] for s in ("transfer", "lapt", "eval")] == ["skipped", "re-ran", "re-ran"]
+    assert changed["lapt"]["reason"] == "changed: lr: 0.001 → 0.002"
+    lapt = json.loads((out / "lapt" / ".done.json").read_text())
+    assert lapt["input_hashes"]["model"].startswith("output:")
+
+
 def test_partial_checkpoints_are_dropped_before_resuming(tmp_path):
     from langshift.pipeline.stages import drop_partial_checkpoints
 

@@ -70,6 +70,11 @@ class StageConfig:
     def validate(self) -> None:
         """Check dependent fields together; raise ConfigError naming the field and the fix."""
 
+    def unused_fields(self) -> tuple[str, ...]:
+        """Fields these settings never read (say ``vocab_size`` when the tokenizer is extended): a change to
+        one cannot change the result, so the pipeline leaves them out of a stage's key."""
+        return ()
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

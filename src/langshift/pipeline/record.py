@@ -8,8 +8,13 @@ runs again) or a record whose every file exists. The record holds:
   re-runs the stage.
 - ``outputs``: every file of the stage folder with its size and SHA-256, so a later stage can
   check that what it reads is what was recorded (missing or changed files are named).
-- ``hash``: key + outputs; downstream stages hash this as their input, so a changed upstream
-  output re-runs everything after it.
+- ``hash``: key + outputs. Earlier versions keyed downstream stages on it ("stage:" input hashes); a
+  record whose inputs were hashed that way still counts as done (``runner.assess`` accepts both).
+
+Downstream stages key on the *artefact* they read: its files' hashes less the stage's run reports
+(``Stage.reports``: timings, logs, paths), ``artefact_hash``. An upstream stage that re-runs and writes
+the same artefact (a recipe edit that changed nothing it reads) leaves everything after it done: an
+early cut-off, so a no-op edit does not re-run a day of training.
 
 Hashing large inputs (model folders) on every run would be slow, so hashes are cached per file by
 (size, mtime_ns) in ``OUT/.hashes.json``; any edit changes the mtime and forces a re-hash.
@@ -17,6 +22,7 @@ Hashing large inputs (model folders) on every run would be slow, so hashes are c
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import os
@@ -92,6 +98,15 @@ def content_hash(path: Path, cache: HashCache) -> str:
     if path.is_file():
         return cache.file(path)[1]
     return digest(manifest(path, cache, skip=()))
+
+
+def artefact_hash(record: dict, artefact: str, reports: tuple[str, ...] = ()) -> str:
+    """Hash of the recorded files under ``artefact`` (the path a consumer reads), less those whose name
+    matches one of ``reports`` (glob patterns); from the record alone, so nothing is re-read."""
+    prefix = artefact.rstrip("/") + "/"
+    return digest({rel: sha for rel, (_, sha) in record["outputs"]["files"].items()
+                   if (rel == artefact or rel.startswith(prefix))
+                   and not any(fnmatch.fnmatch(rel.rsplit("/", 1)[-1], pat) for pat in reports)})
 
 
 def read_record(stage_dir: Path) -> dict | None:

@@ -9,9 +9,10 @@ Layout of a run folder ``OUT``::
 
 A stage is skipped when its record's key (config hash + input hashes) matches, the config leaving out the
 fields a stage declares volatile (speed and memory only: batch sizes of passes without gradients, gradient
-checkpointing); an attempt folder
-with the same key is continued (training resumes from its checkpoints); anything else is removed
-and the stage runs from the start. The finished work folder is renamed to ``OUT/<stage>`` and only
+checkpointing) and those its settings never read (``vocab_size`` of an extended tokenizer), an upstream
+stage's input hashed as the artefact it made (less its run reports), so an upstream stage that re-ran and
+wrote the same artefact leaves the stages after it done. An attempt folder with the same key is continued
+(training resumes from its checkpoints); anything else is removed and the stage runs from the start. The finished work folder is renamed to ``OUT/<stage>`` and only
 then is the record written, so a kill at any moment never leaves a stage marked done with a
 half-written artefact.
 """
@@ -41,6 +42,7 @@ from .record import (
     ATTEMPT_NAME,
     HASH_CACHE,
     HashCache,
+    artefact_hash,
     content_hash,
     digest,
     fsync_dir,
@@ -72,9 +74,10 @@ def _stderr(line: str) -> None:
 # 1. Hashing one stage's config and inputs --------------------------------------------------------
 
 def hashed_config(item: Resolved, cfg, launch: dict[str, Any]) -> dict[str, Any]:
-    """The config fields that decide the stage's result (slots, pipeline-owned and volatile fields out)."""
+    """The config fields that decide the stage's result (slots, pipeline-owned and volatile fields out, and
+    those these settings never read: ``StageConfig.unused_fields``)."""
     stage = item.stage
-    drop = {s.field for s in stage.slots} | set(stage.owned) | set(stage.volatile)
+    drop = {s.field for s in stage.slots} | set(stage.owned) | set(stage.volatile) | set(cfg.unused_fields())
     out = {k: v for k, v in cfg.to_dict().items() if k not in drop}
     if stage.training and launch.get("accelerate_config"):
         out["__launch__"] = {"num_processes": launch.get("num_processes")}  # world size changes the batch
@@ -126,8 +129,9 @@ def assess(item: Resolved, out: Path, launch: dict[str, Any], pending: dict[str,
     name = stage.name
     values = input_values(item, out)
     cfg = build_config(item, values, out / f"{name}.work")
-    config = hashed_config(item, cfg, launch)
+    config, unused = hashed_config(item, cfg, launch), tuple(cfg.unused_fields())
     hashes: dict[str, str] = {}
+    legacy: dict[str, str] = {}  # the same inputs hashed as earlier versions did (upstream record, not artefact)
     waiting = []
     for field_name, inp in item.inputs.items():
         if inp.stage is not None:
@@ -138,21 +142,32 @@ def assess(item: Resolved, out: Path, launch: dict[str, Any], pending: dict[str,
             if upstream is None:
                 raise LangshiftError(f"artefact {values[field_name]} is missing: stage {inp.stage!r} makes it and has "
                                      "no completion record; run the recipe with that stage")
-            verify_outputs(inp.stage, out / inp.stage, upstream, cache, only=STAGES.get(inp.stage).output)
-            hashes[field_name] = "stage:" + upstream["hash"]
+            producer = STAGES.get(inp.stage)
+            verify_outputs(inp.stage, out / inp.stage, upstream, cache, only=producer.output)
+            # a model slot reads the weights and config; a folder slot (the report) may read the run reports too
+            reports = producer.reports if stage.slot(field_name).kind == "model" else ()
+            hashes[field_name] = "output:" + artefact_hash(upstream, producer.output, reports)
+            legacy[field_name] = "stage:" + upstream["hash"]
         elif field_name in values:
-            hashes[field_name] = given_hash(item, field_name, values[field_name], cache)
+            hashes[field_name] = legacy[field_name] = given_hash(item, field_name, values[field_name], cache)
     record = read_record(out / name)
     if waiting:
-        action = "re-run" if record is not None else "run"
-        return Step(name, action, f"after {', '.join(waiting)} (upstream runs first)", None, {}, config)
+        if record is None:
+            return Step(name, "run", f"after {', '.join(waiting)} (upstream runs first)", None, {}, config)
+        return Step(name, "re-run", f"after {', '.join(waiting)} (upstream runs first; skipped if what it reads "
+                                    "comes out unchanged)", None, {}, config)
     key = digest({"stage": name, "config": config, "inputs": hashes})
+    legacy_key = digest({"stage": name, "config": config, "inputs": legacy})
     if record is not None:
-        if record["key"] == key or _same_work(stage, record, config, hashes):
+        # a record written by an earlier version is compared with the inputs hashed its way
+        recorded = legacy if _is_legacy(record) else hashes
+        if record["key"] in (key, legacy_key) or _same_work(stage, record, config, recorded, unused):
             verify_outputs(name, out / name, record, cache)
             return Step(name, "skip", "done, config and inputs unchanged", key, hashes, config)
-        return Step(name, "re-run", _what_changed(stage, record, config, hashes), key, hashes, config)
+        return Step(name, "re-run", _what_changed(stage, record, config, recorded, unused), key, hashes, config)
     attempt = read_attempt(out / f"{name}.work")
+    if attempt is not None and attempt.get("key") == legacy_key != key:  # begun by an earlier version: go on
+        key, hashes = legacy_key, legacy
     if attempt is not None and attempt.get("key") == key:
         return Step(name, "continue", "an interrupted attempt with the same config and inputs", key, hashes, config)
     reason = "not run yet"
@@ -163,24 +178,30 @@ def assess(item: Resolved, out: Path, launch: dict[str, Any], pending: dict[str,
     return Step(name, "run", reason, key, hashes, config)
 
 
-def _recorded_config(stage, record: dict) -> dict:
-    """The record's config less the fields the stage declares volatile today (a record may predate one)."""
-    return {k: v for k, v in record.get("config", {}).items() if k not in stage.volatile}
+def _is_legacy(record: dict) -> bool:
+    """A record whose upstream inputs were hashed as the upstream record ("stage:"), as earlier versions did."""
+    return any(str(v).startswith("stage:") for v in record.get("input_hashes", {}).values())
 
 
-def _same_work(stage, record: dict, config: dict, hashes: dict[str, str]) -> bool:
+def _recorded_config(stage, record: dict, unused: tuple[str, ...]) -> dict:
+    """The record's config less the fields today's key leaves out: volatile ones and those today's settings
+    never read (``unused``); a record may predate either."""
+    return {k: v for k, v in record.get("config", {}).items() if k not in stage.volatile and k not in unused}
+
+
+def _same_work(stage, record: dict, config: dict, hashes: dict[str, str], unused: tuple[str, ...]) -> bool:
     """Today's config and inputs are the record's: a record written before a speed-only field (say
     gradient_checkpointing) became volatile still counts as done."""
-    return digest(_recorded_config(stage, record)) == digest(config) and record.get("input_hashes") == hashes
+    return digest(_recorded_config(stage, record, unused)) == digest(config) and record.get("input_hashes") == hashes
 
 
-def _what_changed(stage, record: dict, config: dict, hashes: dict[str, str]) -> str:
-    old_cfg, old_in = _recorded_config(stage, record), record.get("input_hashes", {})
+def _what_changed(stage, record: dict, config: dict, hashes: dict[str, str], unused: tuple[str, ...]) -> str:
+    old_cfg, old_in = _recorded_config(stage, record, unused), record.get("input_hashes", {})
     changes = [f"{k}: {old_cfg.get(k)!r} → {config.get(k)!r}" for k in sorted(set(old_cfg) | set(config))
                if old_cfg.get(k) != config.get(k)]
     for k in sorted(set(old_in) | set(hashes)):
         if old_in.get(k) != hashes.get(k):
-            what = "upstream stage output" if str(hashes.get(k, "")).startswith("stage:") else "input"
+            what = "upstream stage output" if str(hashes.get(k, "")).startswith(("output:", "stage:")) else "input"
             changes.append(f"{what} {k} changed")
     return "changed: " + ("; ".join(changes) if changes else "stage definition")
 

@@ -61,6 +61,9 @@ class LAPTConfig(LoRATrainingConfig):
             if self.code_switched is None:
                 raise ConfigError("--mix-ratio", self.mix_ratio, "needs --code-switched (the text to mix in)")
 
+    def unused_fields(self) -> tuple[str, ...]:
+        return () if self.mode == "lora" else ("lora_r", "lora_alpha", "lora_dropout", "embedding_rows")
+
 
 # 1. Data ----------------------------------------------------------------------------------------
 

@@ -10,13 +10,11 @@ from ..commands import Command, add_group, print_json
 from ..files import atomic_write_json
 from .tokenizer import TokenizerConfig, run_tokenizer
 
-_TRAIN_ONLY = ("kind", "vocab_size", "keep_chat_frame")
-
 COMMANDS = [
     Command("train", TokenizerConfig, run_tokenizer, "train a target-language tokenizer keeping the base's "
-            "specials and chat template", skip=("add",), fixed={"mode": "train"}),
+            "specials and chat template", skip=TokenizerConfig.EXTEND_ONLY, fixed={"mode": "train"}),
     Command("extend", TokenizerConfig, run_tokenizer, "add target-language tokens to the base tokenizer (merged "
-            "vocabulary)", skip=_TRAIN_ONLY, fixed={"mode": "extend"}),
+            "vocabulary)", skip=TokenizerConfig.TRAIN_ONLY, fixed={"mode": "extend"}),
 ]
 
 

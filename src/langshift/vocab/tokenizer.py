@@ -27,6 +27,8 @@ from .train import train_tokenizer
 @dataclasses.dataclass
 class TokenizerConfig(TrainOptions, ExtendOptions):
     INPUTS: ClassVar[tuple[str, ...]] = ("text", "base", "fertility_text")
+    TRAIN_ONLY: ClassVar[tuple[str, ...]] = ("kind", "vocab_size", "keep_chat_frame")
+    EXTEND_ONLY: ClassVar[tuple[str, ...]] = ("add",)
 
     mode: Literal["train", "extend"] = opt("train", "train a new target tokenizer, or extend the base one")
     text: list[str] = opt(help="target-language text file(s) (UTF-8, one text a line)", kw_only=True)
@@ -55,6 +57,9 @@ class TokenizerConfig(TrainOptions, ExtendOptions):
         if self.limit is not None:
             check_range("--limit", self.limit, 1)
         check_range("--fertility-lines", self.fertility_lines, 0)
+
+    def unused_fields(self) -> tuple[str, ...]:
+        return self.TRAIN_ONLY if self.mode == "extend" else self.EXTEND_ONLY
 
 
 @dataclasses.dataclass

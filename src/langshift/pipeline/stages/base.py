@@ -70,6 +70,10 @@ class Stage:
     execute: Callable[[Stage, Any, Context], dict] | None = None
     owned: dict[str, Callable[[Path], Any]] = dataclasses.field(default_factory=dict)  # fields the pipeline sets
     volatile: tuple[str, ...] = ()             # fields that do not change the result (not hashed)
+    # files in the artefact that describe the run, not its result (timings, logs, paths; glob patterns on the
+    # file name): left out of the hash that stages reading it as a model key on, so a re-run with the same
+    # weights re-runs nothing after it (a folder slot, the report's, still sees them)
+    reports: tuple[str, ...] = ()
     leftovers: tuple[str, ...] = ()            # what a step cut short leaves in the work folder (default: output)
     training: bool = False
     help: str = ""

@@ -91,12 +91,13 @@ _TRAIN_OWNED = {**_OWNED, "keep_work": lambda w: False}
 # Settings that change speed or memory, not the weights (checkpointing: same weights, tested in
 # test_train_distributed), so changing one re-runs nothing; each stage adds its own (LAPT's num_proc).
 _SPEED_ONLY = ("gradient_checkpointing",)
+_RUN_REPORTS = ("train_summary.json", "train_log.jsonl")  # timings and logs beside the weights
 add_stage(Stage("lapt", LAPTConfig,
                 (Slot("model", ("@transfer", "$model"), kind="model"),
                  Slot("text", ("$lapt_text", "$target_text"), kind="file"),
                  Slot("code_switched", ("@syncs",), required=False, kind="file")),
                 "model", run=run_lapt, execute=train_stage, owned=_TRAIN_OWNED, training=True,
-                volatile=(*_SPEED_ONLY, "num_proc"),
+                volatile=(*_SPEED_ONLY, "num_proc"), reports=_RUN_REPORTS,
                 help="language-adaptive pre-training (LoRA + embeddings, embeddings only, full)"))
 
 
@@ -119,4 +120,5 @@ add_stage(Stage("clo", CLOConfig,
                 (Slot("model", ("@transplant", "@lapt", "@transfer", "$instruct_model", "$model"), kind="model"),
                  Slot("data", ("@clo_data", "$clo_data"), kind="file")),
                 "model", run=run_clo, execute=train_stage, owned=_TRAIN_OWNED, training=True,
-                volatile=(*_SPEED_ONLY, "ref_batch_size"), help="cross-lingual optimisation (CLO)"))
+                volatile=(*_SPEED_ONLY, "ref_batch_size"), reports=_RUN_REPORTS,
+                help="cross-lingual optimisation (CLO)"))

@@ -15,5 +15,6 @@ add_stage(Stage("transfer", TransferConfig,
             Slot("select_text", ("$select_text",), required=False, kind="file")),
            "model", run=run_transfer,
            owned={"out": lambda w: str(w / "model"), "overwrite": lambda w: False, "provenance": lambda w: None},
-           volatile=("block_size",), help="give the model the target tokenizer; initialise new rows (or try several "
-                                          "init methods and keep the best on held-out text)"))
+           volatile=("block_size",), reports=("langshift_transfer.json", "langshift_candidates.json"),
+           help="give the model the target tokenizer; initialise new rows (or try several init methods and keep the "
+                "best on held-out text)"))
