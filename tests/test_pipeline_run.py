@@ -248,6 +248,31 @@ def test_fields_the_settings_never_read_are_not_in_the_key(reference, inputs, tm
         "skip"}
 
 
+def test_editing_a_file_a_stage_reads_through_a_field_reruns_it(reference, inputs, tmp_path):
+    """LAPT's embedding_rows names a JSON file that is not a pipeline slot: its content is in the key."""
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(reference["out"], out)
+    rows = tmp_path / "rows.json"
+    rows.write_text("[300, 301, 302]")
+    sets = [*inputs, f"lapt.embedding_rows={rows}"]
+    first = run_recipe(TINY, out, sets, progress=None)["stages"]
+    assert [first[s]["status"] for s in ("transfer", "lapt", "eval")] == ["skipped", "re-ran", "re-ran"]
+    assert {v["action"] for v in run_recipe(TINY, out, sets, dry_run=True, progress=None)["stages"].values()} == {
+        "skip"}
+    rows.write_text("[300, 301, 303]")
+    dry = run_recipe(TINY, out, sets, dry_run=True, progress=None)["stages"]
+    assert dry["lapt"]["action"] == "re-run"
+    assert dry["lapt"]["reason"] == f"changed: embedding_rows: the content of {rows} changed"
+    # a record that holds the path alone (written before file fields were hashed) is trusted, as it was then
+    done = out / "lapt" / ".done.json"
+    record = json.loads(done.read_text())
+    record["config"]["embedding_rows"], record["key"] = str(rows), "0" * 64
+    done.write_text(json.dumps(record))
+    assert run_recipe(TINY, out, sets, dry_run=True, progress=None)["stages"]["lapt"]["action"] == "skip"
+
+
 def test_records_of_earlier_versions_still_count_as_done(reference, inputs, tmp_path):
     """Earlier versions keyed a stage on its upstream's record hash ("stage:…"), not on the artefact: such a
     run folder is not re-run by this version, and a stage that re-runs writes the new kind of record."""

@@ -73,12 +73,16 @@ def _stderr(line: str) -> None:
 
 # 1. Hashing one stage's config and inputs --------------------------------------------------------
 
-def hashed_config(item: Resolved, cfg, launch: dict[str, Any]) -> dict[str, Any]:
+def hashed_config(item: Resolved, cfg, launch: dict[str, Any], cache: HashCache | None = None) -> dict[str, Any]:
     """The config fields that decide the stage's result (slots, pipeline-owned and volatile fields out, and
-    those these settings never read: ``StageConfig.unused_fields``)."""
+    those these settings never read: ``StageConfig.unused_fields``). A field naming a file the stage reads
+    that is not a slot (LAPT's ``embedding_rows``) is hashed with the file's content, so editing it re-runs."""
     stage = item.stage
     drop = {s.field for s in stage.slots} | set(stage.owned) | set(stage.volatile) | set(cfg.unused_fields())
     out = {k: v for k, v in cfg.to_dict().items() if k not in drop}
+    for name in cfg.INPUTS:
+        if cache is not None and isinstance(out.get(name), str) and Path(out[name]).expanduser().exists():
+            out[name] = {"path": out[name], "content": content_hash(Path(out[name]).expanduser(), cache)}
     if stage.training and launch.get("accelerate_config"):
         out["__launch__"] = {"num_processes": launch.get("num_processes")}  # world size changes the batch
     return out
@@ -129,7 +133,7 @@ def assess(item: Resolved, out: Path, launch: dict[str, Any], pending: dict[str,
     name = stage.name
     values = input_values(item, out)
     cfg = build_config(item, values, out / f"{name}.work")
-    config, unused = hashed_config(item, cfg, launch), tuple(cfg.unused_fields())
+    config, unused = hashed_config(item, cfg, launch, cache), tuple(cfg.unused_fields())
     hashes: dict[str, str] = {}
     legacy: dict[str, str] = {}  # the same inputs hashed as earlier versions did (upstream record, not artefact)
     waiting = []
@@ -183,27 +187,40 @@ def _is_legacy(record: dict) -> bool:
     return any(str(v).startswith("stage:") for v in record.get("input_hashes", {}).values())
 
 
-def _recorded_config(stage, record: dict, unused: tuple[str, ...]) -> dict:
+def _recorded_config(stage, record: dict, unused: tuple[str, ...], config: dict) -> dict:
     """The record's config less the fields today's key leaves out: volatile ones and those today's settings
-    never read (``unused``); a record may predate either."""
-    return {k: v for k, v in record.get("config", {}).items() if k not in stage.volatile and k not in unused}
+    never read (``unused``); a record may predate either. A file field recorded as its path alone (before
+    file fields were hashed with their content) is taken as today's file when the path is the same."""
+    kept = {k: v for k, v in record.get("config", {}).items() if k not in stage.volatile and k not in unused}
+    for k, v in kept.items():
+        if isinstance(v, str) and isinstance(config.get(k), dict) and config[k].get("path") == v:
+            kept[k] = config[k]
+    return kept
 
 
 def _same_work(stage, record: dict, config: dict, hashes: dict[str, str], unused: tuple[str, ...]) -> bool:
     """Today's config and inputs are the record's: a record written before a speed-only field (say
     gradient_checkpointing) became volatile still counts as done."""
-    return digest(_recorded_config(stage, record, unused)) == digest(config) and record.get("input_hashes") == hashes
+    return (digest(_recorded_config(stage, record, unused, config)) == digest(config)
+            and record.get("input_hashes") == hashes)
 
 
 def _what_changed(stage, record: dict, config: dict, hashes: dict[str, str], unused: tuple[str, ...]) -> str:
-    old_cfg, old_in = _recorded_config(stage, record, unused), record.get("input_hashes", {})
-    changes = [f"{k}: {old_cfg.get(k)!r} → {config.get(k)!r}" for k in sorted(set(old_cfg) | set(config))
+    old_cfg, old_in = _recorded_config(stage, record, unused, config), record.get("input_hashes", {})
+    changes = [_change(k, old_cfg.get(k), config.get(k)) for k in sorted(set(old_cfg) | set(config))
                if old_cfg.get(k) != config.get(k)]
     for k in sorted(set(old_in) | set(hashes)):
         if old_in.get(k) != hashes.get(k):
             what = "upstream stage output" if str(hashes.get(k, "")).startswith(("output:", "stage:")) else "input"
             changes.append(f"{what} {k} changed")
     return "changed: " + ("; ".join(changes) if changes else "stage definition")
+
+
+def _change(name: str, old: Any, new: Any) -> str:
+    if isinstance(old, dict) and isinstance(new, dict) and old.get("path") == new.get("path") and "path" in new:
+        return f"{name}: the content of {new['path']} changed"
+    shown = [v["path"] if isinstance(v, dict) and "path" in v else v for v in (old, new)]
+    return f"{name}: {shown[0]!r} → {shown[1]!r}"
 
 
 def plan(items: list[Resolved], out: Path, launch: dict[str, Any], cache: HashCache) -> list[Step]:
