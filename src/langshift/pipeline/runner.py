@@ -7,14 +7,14 @@ Layout of a run folder ``OUT``::
     OUT/.hashes.json          cached content hashes of inputs and outputs
     OUT/.lock                 one run at a time
 
-A stage is skipped when its record's key (config hash + input hashes) matches, the config leaving out the
+A stage is skipped when its record's key (config hash + input hashes) matches. The config leaves out the
 fields a stage declares volatile (speed and memory only: batch sizes of passes without gradients, gradient
-checkpointing) and those its settings never read (``vocab_size`` of an extended tokenizer), an upstream
-stage's input hashed as the artefact it made (less its run reports), so an upstream stage that re-ran and
-wrote the same artefact leaves the stages after it done. An attempt folder with the same key is continued
-(training resumes from its checkpoints); anything else is removed and the stage runs from the start. The finished work folder is renamed to ``OUT/<stage>`` and only
-then is the record written, so a kill at any moment never leaves a stage marked done with a
-half-written artefact.
+checkpointing) and those its settings never read (``vocab_size`` of an extended tokenizer); an upstream
+stage's output is hashed as the artefact it made (less its run reports), so an upstream stage that re-ran
+and wrote the same artefact leaves the stages after it done. An attempt folder with the same key is
+continued (training resumes from its checkpoints); anything else is removed and the stage runs from the
+start. The finished work folder is renamed to ``OUT/<stage>`` and only then is the record written, so a
+kill at any moment never leaves a stage marked done with a half-written artefact.
 """
 
 from __future__ import annotations
