@@ -81,8 +81,9 @@ def hashed_config(item: Resolved, cfg, launch: dict[str, Any], cache: HashCache 
     drop = {s.field for s in stage.slots} | set(stage.owned) | set(stage.volatile) | set(cfg.unused_fields())
     out = {k: v for k, v in cfg.to_dict().items() if k not in drop}
     for name in cfg.INPUTS:
-        if cache is not None and isinstance(out.get(name), str) and Path(out[name]).expanduser().exists():
-            out[name] = {"path": out[name], "content": content_hash(Path(out[name]).expanduser(), cache)}
+        path = Path(out[name]).expanduser() if isinstance(out.get(name), str) else None
+        if cache is not None and path is not None and path.exists():
+            out[name] = {"path": out[name], "content": content_hash(path, cache)}
     if stage.training and launch.get("accelerate_config"):
         out["__launch__"] = {"num_processes": launch.get("num_processes")}  # world size changes the batch
     return out
@@ -200,7 +201,7 @@ def _recorded_config(stage, record: dict, unused: tuple[str, ...], config: dict)
 
 def _same_work(stage, record: dict, config: dict, hashes: dict[str, str], unused: tuple[str, ...]) -> bool:
     """Today's config and inputs are the record's: a record written before a speed-only field (say
-    gradient_checkpointing) became volatile still counts as done."""
+    gradient_checkpointing) became volatile, or before unused fields left the key, still counts as done."""
     return (digest(_recorded_config(stage, record, unused, config)) == digest(config)
             and record.get("input_hashes") == hashes)
 
