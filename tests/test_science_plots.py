@@ -79,6 +79,12 @@ def test_report_includes_science_when_results_exist(tmp_path):
     res4 = build_report([run], tmp_path / "rep4", science=sci)
     assert {"clo_sizes.png", "clo_sizes_transferred.png"} <= set(res4["files"])
     assert "from run/lapt/model" in (tmp_path / "rep4" / "index.html").read_text()
+    # an absolute (often temporary) path is named by its last three parts
+    (sci / "science_clo_transferred.json").write_text(
+        json.dumps({**CLO, "settings": {"model": "/tmp/tmp.AbC123/demo/lapt/model"}}))
+    build_report([run], tmp_path / "rep5", science=sci)
+    page5 = (tmp_path / "rep5" / "index.html").read_text()
+    assert "from …/demo/lapt/model" in page5 and "tmp.AbC123" not in page5
     (sci / "science_clo_transferred.json").unlink()
     # a CLO file with only the untrained model: no data-size section
     (sci / plots.CLO_FILE).write_text(json.dumps({**CLO, "summary": {}}))

@@ -193,6 +193,14 @@ def plot_syncs_layers(result: dict, path: str | Path) -> Path:
     return save_axes(fig, ax, path, "layer (0 = embeddings)", "MEXA alignment")
 
 
+def start_label(model: object) -> str:
+    """How a grid's starting model is named in a heading: hub ids and relative paths as given, an absolute
+    path by its last three parts (the machine-specific, often temporary, prefix says nothing to a reader)."""
+    text = str(model)
+    parts = Path(text).parts
+    return "…/" + "/".join(parts[-3:]) if Path(text).is_absolute() and len(parts) > 4 else text
+
+
 def science_sections(folder: str | Path | None, out: Path) -> tuple[list[str], list[str]]:
     """HTML parts and file names written into ``out`` for the science results found in ``folder``
     (nothing when ``folder`` is None or holds neither file)."""
@@ -218,8 +226,8 @@ def science_sections(folder: str | Path | None, out: Path) -> tuple[list[str], l
         name = "clo_sizes" + path.stem[len(clo.stem):] + ".png"
         plot_clo_sizes(data, out / name)
         files.append(name)
-        start = data.get("settings", {}).get("model", "?")
-        parts.append(f"<h2>Alignment vs training pairs, from {html.escape(str(start))}</h2><pre>"
+        start = start_label(data.get("settings", {}).get("model", "?"))
+        parts.append(f"<h2>Alignment vs training pairs, from {html.escape(start)}</h2><pre>"
                      + html.escape(clo_size_markdown(data)) + f"</pre><img src='{name}' alt='fidelity against "
                      "training pairs'>")
     syncs = folder / SYNCS_FILE
