@@ -1,0 +1,116 @@
+"""The demo's MC lever (BENCHMARKS.md, "A sixth lever"): its inputs, and the paired comparison of models on them.
+
+    python bench/mc_lever.py data --out DIR [--pairs 4000] [--items 200]
+    python bench/mc_lever.py compare --dev DEV --models lever base original [--results mc_lever.json]
+
+``data`` writes
+* ``DIR/devmc.jsonl`` — translation and next-verse items built the way the demo's test MC set is, but from the
+  demo's *select* chapters: settings are chosen on these, never on the test items.
+* ``DIR/parallel.jsonl`` — English–Spanish verse pairs from the *train* chapters, one document each (English or
+  Spanish first at random, so both directions are read), for ``langshift train lapt --code-switched``.
+The demo's chapter split (``langshift.demo.inputs.split_chapters``) keeps both away from the held-out chapters.
+
+``compare`` reads ``langshift eval mc --tasks DIR/devmc.jsonl --save DEV --name NAME`` results (and ``eval bpb``'s,
+where there) and prints, then writes to ``bench/results/``, each model's accuracy per task and each model against
+the next ones: the paired difference over the same items with its 95% bootstrap interval and the items only one of
+the two got right.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+from pathlib import Path
+
+from langshift.files import atomic_write_json, atomic_write_text
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def make_data(args: argparse.Namespace) -> None:
+    from langshift.demo.inputs import SEED, split_chapters
+    from langshift.evaluate.builders import build_next_verse, build_translation
+    from langshift.resources import bible_parallel
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    split = split_chapters(bible_parallel(args.source_lang, args.target_lang))
+    mc = (build_translation(args.items, SEED, args.source_lang, args.target_lang, pairs=split["select"])
+          + build_next_verse(args.items, SEED, args.source_lang, args.target_lang, pairs=split["select"]))
+    atomic_write_text(out / "devmc.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in mc))
+    rng = random.Random(17)
+    train = list(split["train"])
+    rng.shuffle(train)
+    docs = []
+    for _ref, src, tgt in train[:args.pairs]:
+        first, second = (src, tgt) if rng.random() < 0.5 else (tgt, src)
+        docs.append(json.dumps({"text": first + "\n" + second}, ensure_ascii=False) + "\n")
+    atomic_write_text(out / "parallel.jsonl", "".join(docs))
+    print({"dev_mc_items": len(mc), "parallel_pairs": len(docs), "train_verses": len(split["train"]),
+           "select_verses": len(split["select"]), "out": str(out)})
+
+
+def compare(args: argparse.Namespace) -> None:
+    from langshift.evaluate.intervals import paired_difference
+
+    dev = Path(args.dev)
+    items = [json.loads(line) for line in Path(args.tasks).read_text(encoding="utf-8").splitlines()]
+    scored, bpb = {}, {}
+    for name in args.models:
+        res = json.loads((dev / f"mc.{name}.{args.task_name}.json").read_text(encoding="utf-8"))["result"]
+        if [it["id"] for it in items] != [p["id"] for p in res["predictions"]]:
+            raise SystemExit(f"--tasks {args.tasks}: its items are not the ones {name}'s result scored; give the "
+                             "task file it was scored on")
+        scored[name] = [(it["task"], float(p["pred"] == p["answer"]))
+                        for it, p in zip(items, res["predictions"], strict=True)]
+        path = dev / f"bpb.{name}.json"
+        if path.is_file():
+            r = json.loads(path.read_text(encoding="utf-8"))["result"]
+            bpb[name] = [round(r[k], 4) for k in ("bits_per_byte", "bits_per_byte_low", "bits_per_byte_high")]
+    tasks = sorted({t for t, _ in scored[args.models[0]]})
+    accuracy = {name: {task: round(sum(x for t, x in s if task in ("all", t)) /
+                                   sum(1 for t, _ in s if task in ("all", t)), 4) for task in ["all", *tasks]}
+                for name, s in scored.items()}
+    pairs = {}
+    for i, a in enumerate(args.models):
+        for b in args.models[i + 1:]:
+            for task in ["all", *tasks]:
+                xa = [x for t, x in scored[a] if task in ("all", t)]
+                xb = [x for t, x in scored[b] if task in ("all", t)]
+                d, lo, hi = paired_difference(xa, xb)
+                only_a = sum(x > y for x, y in zip(xa, xb, strict=True))
+                only_b = sum(y > x for x, y in zip(xa, xb, strict=True))
+                pairs[f"{a} - {b} | {task}"] = {"difference": round(d, 4), "bootstrap_95": [round(lo, 4), round(hi, 4)],
+                                                f"only_{a}": only_a, f"only_{b}": only_b, "n": len(xa)}
+                print(f"{a} - {b} [{task}, n={len(xa)}]: {d:+.3f} [{lo:+.3f}, {hi:+.3f}] ({only_a}:{only_b})")
+    for name in args.models:
+        print(name, accuracy[name], "bits/byte", bpb.get(name, "—"))
+    out = {"command": "python bench/mc_lever.py " + " ".join(sys.argv[1:]), "dev": str(dev), "tasks": args.tasks,
+           "accuracy": accuracy, "bits_per_byte": bpb, "paired": pairs}
+    atomic_write_json(RESULTS / args.results, out)
+    print("written", RESULTS / args.results)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="action", required=True)
+    d = sub.add_parser("data", help="write the dev MC items and the bilingual LAPT text")
+    d.add_argument("--out", required=True, help="folder for devmc.jsonl and parallel.jsonl")
+    d.add_argument("--pairs", type=int, default=4000, help="train-chapter verse pairs in parallel.jsonl")
+    d.add_argument("--items", type=int, default=200, help="dev items per MC task (translation, next verse)")
+    d.add_argument("--source-lang", default="en")
+    d.add_argument("--target-lang", default="es")
+    c = sub.add_parser("compare", help="paired dev-MC comparison of models scored by `langshift eval mc`")
+    c.add_argument("--dev", required=True, help="the --save folder of `langshift eval mc` / `eval bpb`")
+    c.add_argument("--tasks", required=True, help="the devmc.jsonl the models were scored on")
+    c.add_argument("--models", nargs="+", required=True, help="--name of each model, the first compared with the rest")
+    c.add_argument("--task-name", default="devmc", help="the task file's stem in the result names (mc.NAME.STEM.json)")
+    c.add_argument("--results", default="mc_lever.json", help="results file name in bench/results")
+    args = ap.parse_args()
+    make_data(args) if args.action == "data" else compare(args)
+
+
+if __name__ == "__main__":
+    main()
