@@ -1,7 +1,7 @@
 """The demo's MC lever (BENCHMARKS.md, "A sixth lever"): its inputs, and the paired comparison of models on them.
 
     python bench/mc_lever.py data --out DIR [--pairs 4000] [--items 200]
-    python bench/mc_lever.py compare --dev DEV --models lever base original [--results mc_lever.json]
+    python bench/mc_lever.py compare --dev DEV --tasks DIR/devmc.jsonl --models lever base original [--results F]
 
 ``data`` writes
 * ``DIR/devmc.jsonl`` — translation and next-verse items built the way the demo's test MC set is, but from the
@@ -54,41 +54,46 @@ def make_data(args: argparse.Namespace) -> None:
 
 def compare(args: argparse.Namespace) -> None:
     from langshift.evaluate.intervals import paired_difference
+    from langshift.evaluate.report import per_item
+    from langshift.evaluate.results import load_results
 
-    dev = Path(args.dev)
     items = [json.loads(line) for line in Path(args.tasks).read_text(encoding="utf-8").splitlines()]
-    scored, bpb = {}, {}
-    for name in args.models:
-        res = json.loads((dev / f"mc.{name}.{args.task_name}.json").read_text(encoding="utf-8"))["result"]
-        if [it["id"] for it in items] != [p["id"] for p in res["predictions"]]:
-            raise SystemExit(f"--tasks {args.tasks}: its items are not the ones {name}'s result scored; give the "
-                             "task file it was scored on")
-        scored[name] = [(it["task"], float(p["pred"] == p["answer"]))
-                        for it, p in zip(items, res["predictions"], strict=True)]
-        path = dev / f"bpb.{name}.json"
-        if path.is_file():
-            r = json.loads(path.read_text(encoding="utf-8"))["result"]
-            bpb[name] = [round(r[k], 4) for k in ("bits_per_byte", "bits_per_byte_low", "bits_per_byte_high")]
-    tasks = sorted({t for t, _ in scored[args.models[0]]})
-    accuracy = {name: {task: round(sum(x for t, x in s if task in ("all", t)) /
-                                   sum(1 for t, _ in s if task in ("all", t)), 4) for task in ["all", *tasks]}
-                for name, s in scored.items()}
+    records = load_results(args.dev)
+    scores, bpb = {}, {}
+    for rec in records:
+        if rec["kind"] == "mc" and Path(rec["config"]["tasks"]).name == Path(args.tasks).name:
+            if [it["id"] for it in items] != [p["id"] for p in rec["result"]["predictions"]]:
+                raise SystemExit(f"--tasks {args.tasks}: not the items {rec['path']} scored; give the task file "
+                                 "the models were scored on")
+            scores[rec["model"]] = per_item(rec)[1]
+        elif rec["kind"] == "bpb":
+            r = rec["result"]
+            bpb[rec["model"]] = [round(r[k], 4) for k in ("bits_per_byte", "bits_per_byte_low", "bits_per_byte_high")]
+    missing = [m for m in args.models if m not in scores]
+    if missing:
+        raise SystemExit(f"--models {' '.join(missing)}: no MC result on {args.tasks} in --dev {args.dev}; "
+                         f"found {sorted(scores)}")
+    tasks = sorted({it["task"] for it in items})
+    groups = {"all": [True] * len(items)} | {t: [it["task"] == t for it in items] for t in tasks}
+
+    def pick(name: str, task: str) -> list[float]:
+        return [x for x, keep in zip(scores[name], groups[task], strict=True) if keep]
+
+    accuracy = {m: {t: round(sum(pick(m, t)) / len(pick(m, t)), 4) for t in groups} for m in args.models}
     pairs = {}
     for i, a in enumerate(args.models):
-        for b in args.models[i + 1:]:
-            for task in ["all", *tasks]:
-                xa = [x for t, x in scored[a] if task in ("all", t)]
-                xb = [x for t, x in scored[b] if task in ("all", t)]
-                d, lo, hi = paired_difference(xa, xb)
-                only_a = sum(x > y for x, y in zip(xa, xb, strict=True))
-                only_b = sum(y > x for x, y in zip(xa, xb, strict=True))
-                pairs[f"{a} - {b} | {task}"] = {"difference": round(d, 4), "bootstrap_95": [round(lo, 4), round(hi, 4)],
-                                                f"only_{a}": only_a, f"only_{b}": only_b, "n": len(xa)}
-                print(f"{a} - {b} [{task}, n={len(xa)}]: {d:+.3f} [{lo:+.3f}, {hi:+.3f}] ({only_a}:{only_b})")
+        for b, task in ((b, t) for b in args.models[i + 1:] for t in groups):
+            xa, xb = pick(a, task), pick(b, task)
+            d, lo, hi = paired_difference(xa, xb)
+            only_a = sum(x > y for x, y in zip(xa, xb, strict=True))
+            only_b = sum(y > x for x, y in zip(xa, xb, strict=True))
+            pairs[f"{a} - {b} | {task}"] = {"difference": round(d, 4), "bootstrap_95": [round(lo, 4), round(hi, 4)],
+                                            f"only_{a}": only_a, f"only_{b}": only_b, "n": len(xa)}
+            print(f"{a} - {b} [{task}, n={len(xa)}]: {d:+.3f} [{lo:+.3f}, {hi:+.3f}] ({only_a}:{only_b})")
     for name in args.models:
         print(name, accuracy[name], "bits/byte", bpb.get(name, "—"))
-    out = {"command": "python bench/mc_lever.py " + " ".join(sys.argv[1:]), "dev": str(dev), "tasks": args.tasks,
-           "accuracy": accuracy, "bits_per_byte": bpb, "paired": pairs}
+    out = {"command": "python bench/mc_lever.py " + " ".join(sys.argv[1:]), "dev": str(args.dev), "tasks": args.tasks,
+           "accuracy": accuracy, "bits_per_byte": {m: bpb[m] for m in args.models if m in bpb}, "paired": pairs}
     atomic_write_json(RESULTS / args.results, out)
     print("written", RESULTS / args.results)
 
@@ -105,8 +110,8 @@ def main() -> None:
     c = sub.add_parser("compare", help="paired dev-MC comparison of models scored by `langshift eval mc`")
     c.add_argument("--dev", required=True, help="the --save folder of `langshift eval mc` / `eval bpb`")
     c.add_argument("--tasks", required=True, help="the devmc.jsonl the models were scored on")
-    c.add_argument("--models", nargs="+", required=True, help="--name of each model, the first compared with the rest")
-    c.add_argument("--task-name", default="devmc", help="the task file's stem in the result names (mc.NAME.STEM.json)")
+    c.add_argument("--models", nargs="+", required=True, help="--name of each model; every pair is compared, "
+                   "each with the ones after it")
     c.add_argument("--results", default="mc_lever.json", help="results file name in bench/results")
     args = ap.parse_args()
     make_data(args) if args.action == "data" else compare(args)
