@@ -436,7 +436,10 @@ def clo_grid(args) -> None:
                 train_s = time.time() - t0
                 res = evaluate(str(folder), held, args.max_new, args.lang)
                 summary = json.loads((Path(folder) / "train_summary.json").read_text())
-                res.update({"train_s": round(train_s, 1), "steps": summary.get("global_step"),
+                steps = summary.get("global_step")  # SFT+DPO: one count per phase
+                if steps is None:
+                    steps = {phase: summary[phase]["global_step"] for phase in ("sft", "dpo") if phase in summary}
+                res.update({"train_s": round(train_s, 1), "steps": steps,
                             "load_avg_1min": round(os.getloadavg()[0], 2)})
                 record(key, res)
                 shutil.rmtree(folder, ignore_errors=True)
