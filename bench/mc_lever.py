@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import statistics
 import sys
 from pathlib import Path
 
@@ -79,7 +80,7 @@ def compare(args: argparse.Namespace) -> None:
     def pick(name: str, task: str) -> list[float]:
         return [x for x, keep in zip(scores[name], groups[task], strict=True) if keep]
 
-    accuracy = {m: {t: round(sum(pick(m, t)) / len(pick(m, t)), 4) for t in groups} for m in args.models}
+    accuracy = {m: {t: round(statistics.mean(pick(m, t)), 4) for t in groups} for m in args.models}
     pairs = {}
     for i, a in enumerate(args.models):
         for b, task in ((b, t) for b in args.models[i + 1:] for t in groups):
