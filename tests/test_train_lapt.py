@@ -11,7 +11,7 @@ from transformers import AutoModelForCausalLM
 import helpers
 from langshift.errors import ConfigError
 from langshift.train import lapt
-from langshift.train.data import document_separator, mix_blocks, pack_ids, pack_texts
+from langshift.train.data import curriculum_indices, document_separator, mix_blocks, pack_ids, pack_texts
 from langshift.train.runtime import read_log
 
 
@@ -42,6 +42,42 @@ def test_pack_and_mix():
     assert sum(b[0] >= 100 for b in out) == 5 and len(out) == 20
     with pytest.raises(ConfigError):
         mix_blocks(mono, mixed, 1.5, seed=0)
+
+
+def test_curriculum_order_keeps_code_switched_blocks_early():
+    order, stats = curriculum_indices(30, 12, early_blocks=8, ratio=0.5, seed=1)
+    assert [src for src, _ in order[8:]] == [0] * 26 and sorted(src for src, _ in order[:8]) == [0] * 4 + [1] * 4
+    assert sorted(i for src, i in order if src == 0) == list(range(30))  # every monolingual block, once
+    assert stats["early_blocks"] == 8 and stats["early_code_switched_share"] == 0.5 and stats["blocks"] == 34
+    # too few code-switched blocks: the early part shrinks and keeps its share
+    order, stats = curriculum_indices(30, 3, early_blocks=8, ratio=0.5, seed=1)
+    assert stats["early_blocks"] == 6 and {src for src, _ in order[6:]} == {0}
+    assert curriculum_indices(30, 3, 8, 0.5, seed=1) == (order, stats)
+    with pytest.raises(ConfigError, match="--mix-ratio"):
+        curriculum_indices(30, 3, 8, 0.0, seed=1)
+
+
+def test_mix_steps_trains_on_code_switched_blocks_first(setup, tmp_path, monkeypatch):
+    model, tok, text = setup
+    cs = helpers.write_lines(tmp_path / "cs.txt", helpers.EN_TEXT * 4)
+    cs_blocks = {tuple(b) for b in pack_texts(tok, helpers.EN_TEXT * 4, 16)}
+    seen = []
+
+    def recording(examples):
+        seen.append([tuple(ex["input_ids"]) for ex in examples])
+        return lapt.collate_blocks.__wrapped__(examples)
+
+    recording.__wrapped__ = lapt.collate_blocks
+    monkeypatch.setattr(lapt, "collate_blocks", recording)
+    cfg = _cfg(tmp_path, text, code_switched=str(cs), mix_steps=2, max_steps=5, save_steps=10, batch_size=2,
+               grad_accum=2)
+    out = lapt.train_lapt(cfg, model=model, tokenizer=tok)
+    seen = seen[:10]  # 5 steps × 2 accumulated batches of 2 (the loader may fetch one batch ahead)
+    assert len(seen) == 10 and len(cs_blocks) > 8
+    assert [all(b in cs_blocks for b in batch) for batch in seen] == [True] * 4 + [False] * 6
+    assert not any(b in cs_blocks for batch in seen[4:] for b in batch)
+    data = json.loads((out / "train_summary.json").read_text())["data"]
+    assert data["early_blocks"] == 8 and data["early_code_switched_share"] == 1.0
 
 
 def test_packing_separates_documents_with_end_of_text_not_end_of_turn():
@@ -129,6 +165,10 @@ def test_bad_inputs(tmp_path, setup):
     model, tok, text = setup
     with pytest.raises(ConfigError, match="--mix-ratio"):
         _cfg(tmp_path, text, mix_ratio=0.3)
+    for bad, name in (({"mix_steps": 2}, "--mix-steps"), ({"mix_steps": 0, "code_switched": str(text)}, "--mix-steps"),
+                      ({"mix_steps": 2, "mix_ratio": 0.0, "code_switched": str(text)}, "--mix-ratio")):
+        with pytest.raises(ConfigError, match=name):
+            _cfg(tmp_path, text, **bad)
     with pytest.raises(ConfigError, match="--text"):
         lapt.train_lapt(_cfg(tmp_path, text, seq_len=100000), model=model, tokenizer=tok)
     (tmp_path / "out").mkdir()

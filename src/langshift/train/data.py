@@ -131,6 +131,32 @@ def mix_indices(n_mono: int, n_mixed: int, ratio: float, seed: int) -> tuple[lis
                    "code_switched_share": (n_mix / len(order)) if order else 0.0}
 
 
+def curriculum_indices(n_mono: int, n_mixed: int, early_blocks: int, ratio: float,
+                       seed: int) -> tuple[list[tuple[int, int]], dict]:
+    """(source, index) of blocks where the code-switched ones (source 1) come only among the first
+    ``early_blocks``, as a share ``ratio`` of them, and every monolingual block (source 0) fills the rest; and
+    its counts. Each part is shuffled on its own: the order between them is the curriculum, so the blocks must
+    be read in this order.
+
+    When the code-switched blocks are too few for ``early_blocks`` the early part shrinks and keeps the share.
+    """
+    if not 0.0 < ratio <= 1.0:
+        raise ConfigError("--mix-ratio", ratio, "with --mix-steps is the share of code-switched blocks in those "
+                                                "steps; give a value in (0, 1]")
+    rng = random.Random(seed)
+    wanted = round(early_blocks * ratio)
+    n_mix = min(n_mixed, wanted)
+    early_mono = early_blocks - wanted if n_mix == wanted else round(n_mix * (1 - ratio) / ratio)
+    mono = rng.sample(range(n_mono), n_mono)
+    early_mono = min(early_mono, n_mono)
+    early = [(0, i) for i in mono[:early_mono]] + [(1, i) for i in rng.sample(range(n_mixed), n_mix)]
+    rng.shuffle(early)
+    order = early + [(0, i) for i in mono[early_mono:]]
+    return order, {"blocks": len(order), "monolingual_blocks": n_mono, "code_switched_blocks": n_mix,
+                   "code_switched_share": (n_mix / len(order)) if order else 0.0,
+                   "early_blocks": len(early), "early_code_switched_share": (n_mix / len(early)) if early else 0.0}
+
+
 def mix_blocks(mono: list[list[int]], mixed: list[list[int]], ratio: float, seed: int) -> tuple[list[list[int]], dict]:
     """Blocks where a share ``ratio`` comes from ``mixed`` (code-switched) and the rest from ``mono``
     (``mix_indices`` over lists)."""

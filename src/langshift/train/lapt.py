@@ -7,9 +7,9 @@ Modes:
   embeddings  Franken-Adapter: only the input embeddings and the LM head train, the body is frozen.
   full        every parameter trains.
 Text is packed into fixed-length blocks (documents joined by EOS) on 🤗 datasets (streamed in, tokenised with
-Dataset.map, cached as Arrow under <out>.work/data). Optionally code-switched text is
-mixed in at a given share of blocks (SynCS continued pre-training). Built on ``transformers.Trainer``
-(so ``accelerate launch`` runs it on many GPUs unchanged) and peft.
+Dataset.map, cached as Arrow under <out>.work/data). Optionally code-switched text is mixed in at a given
+share of blocks (SynCS continued pre-training), or only in the first steps (a curriculum). Built on
+``transformers.Trainer`` (so ``accelerate launch`` runs it on many GPUs unchanged) and peft.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import ClassVar, Literal
 from ..config import check_range, opt
 from ..errors import ConfigError
 from .config import LoRATrainingConfig, TrainResult, run_training
-from .data import block_dataset, mix_indices
+from .data import block_dataset, curriculum_indices, mix_indices
 from .modules import attention_leaf_names, embedding_parameter_names, set_trainable
 from .runtime import final_state_dict, prepare_out, run_trainer, save_final, training_arguments
 
@@ -42,7 +42,11 @@ class LAPTConfig(LoRATrainingConfig):
     text: str = opt(help="target-language text: a text file (one document a line) or JSONL with a 'text' field")
     mode: Literal["lora", "embeddings", "full"] = opt("lora", "what trains: LoRA+embedding rows, embeddings only, all")
     code_switched: str | None = opt(None, "code-switched text to mix in (same formats as --text)")
-    mix_ratio: float | None = opt(None, "share of code-switched blocks in the mix (default: all of both texts)")
+    mix_ratio: float | None = opt(None, "share of code-switched blocks in the mix (default: all of both texts); "
+                                        "with --mix-steps, their share in those steps (default 1)")
+    mix_steps: int | None = opt(None, "curriculum: code-switched blocks only in the first N optimizer steps, later "
+                                      "steps read --text alone; blocks are then read in that order, not reshuffled "
+                                      "(each epoch repeats it)")
     embedding_rows: str = opt("all", "lora mode: embedding rows that train: 'all', 'none', or a JSON file with a "
                                      "list of ids (or an object with 'new_ids', as `langshift transfer` writes)")
     seq_len: int = opt(512, "tokens per packed block (MIGRATE: 2048)")
@@ -60,6 +64,14 @@ class LAPTConfig(LoRATrainingConfig):
             check_range("--mix-ratio", self.mix_ratio, 0.0, 1.0)
             if self.code_switched is None:
                 raise ConfigError("--mix-ratio", self.mix_ratio, "needs --code-switched (the text to mix in)")
+        if self.mix_steps is not None:
+            if self.mix_steps < 1:
+                raise ConfigError("--mix-steps", self.mix_steps, "give a number of optimizer steps of at least 1")
+            if self.code_switched is None:
+                raise ConfigError("--mix-steps", self.mix_steps, "needs --code-switched (the text to mix in)")
+            if self.mix_ratio == 0.0:
+                raise ConfigError("--mix-ratio", 0.0, "with --mix-steps puts no code-switched block in those steps; "
+                                                      "give a share in (0, 1] or leave --mix-steps out")
 
     def unused_fields(self) -> tuple[str, ...]:
         return () if self.mode == "lora" else ("lora_r", "lora_alpha", "lora_dropout", "embedding_rows")
@@ -78,8 +90,16 @@ def block_data(cfg: LAPTConfig, tokenizer, cache: str | os.PathLike):
         from datasets import concatenate_datasets
 
         mixed = block_dataset(cfg.code_switched, tokenizer, cfg.seq_len, cache, cfg.num_proc, "--code-switched")
-        ratio = len(mixed) / max(1, len(mixed) + len(mono)) if cfg.mix_ratio is None else cfg.mix_ratio
-        order, stats = mix_indices(len(mono), len(mixed), ratio, cfg.seed)
+        if cfg.mix_steps is not None:  # every process reads batch × accumulation blocks a step
+            early = cfg.mix_steps * cfg.batch_size * cfg.grad_accum * int(os.environ.get("WORLD_SIZE", "1"))
+            ratio = 1.0 if cfg.mix_ratio is None else cfg.mix_ratio
+            order, stats = curriculum_indices(len(mono), len(mixed), early, ratio, cfg.seed)
+            if stats["early_blocks"] < early:
+                log.warning("--code-switched gives %d blocks: the code-switched steps end after %d blocks, not %d",
+                            len(mixed), stats["early_blocks"], early)
+        else:
+            ratio = len(mixed) / max(1, len(mixed) + len(mono)) if cfg.mix_ratio is None else cfg.mix_ratio
+            order, stats = mix_indices(len(mono), len(mixed), ratio, cfg.seed)
         blocks = concatenate_datasets([mono, mixed]).select([i + src * len(mono) for src, i in order])
     if len(blocks) == 0:
         raise ConfigError("--text", cfg.text, f"gives no block of {cfg.seq_len} tokens; give more text or a "
@@ -181,7 +201,9 @@ def train_lapt(cfg: LAPTConfig, model=None, tokenizer=None) -> Path:
         raise
     log.info("LAPT data: %s", stats)
     trainable_model, trainable = prepare_model(model, cfg)
-    args = training_arguments(work, **cfg.schedule(), scheduler="linear")
+    # a curriculum (--mix-steps) is an order: the Trainer must not reshuffle it
+    order = {"train_sampling_strategy": "sequential"} if cfg.mix_steps is not None else {}
+    args = training_arguments(work, **cfg.schedule(), scheduler="linear", **order)
     trainer = Trainer(model=trainable_model, args=args, train_dataset=blocks,
                       data_collator=collate_blocks)
     if cfg.mode == "lora" and trainer.is_fsdp_enabled:
