@@ -61,13 +61,12 @@ def test_mix_steps_trains_on_code_switched_blocks_first(setup, tmp_path, monkeyp
     model, tok, text = setup
     cs = helpers.write_lines(tmp_path / "cs.txt", helpers.EN_TEXT * 4)
     cs_blocks = {tuple(b) for b in pack_texts(tok, helpers.EN_TEXT * 4, 16)}
-    seen = []
+    seen, collate = [], lapt.collate_blocks
 
     def recording(examples):
         seen.append([tuple(ex["input_ids"]) for ex in examples])
-        return lapt.collate_blocks.__wrapped__(examples)
+        return collate(examples)
 
-    recording.__wrapped__ = lapt.collate_blocks
     monkeypatch.setattr(lapt, "collate_blocks", recording)
     cfg = _cfg(tmp_path, text, code_switched=str(cs), mix_steps=2, max_steps=5, save_steps=10, batch_size=2,
                grad_accum=2)

@@ -146,9 +146,8 @@ def curriculum_indices(n_mono: int, n_mixed: int, early_blocks: int, ratio: floa
     rng = random.Random(seed)
     wanted = round(early_blocks * ratio)
     n_mix = min(n_mixed, wanted)
-    early_mono = early_blocks - wanted if n_mix == wanted else round(n_mix * (1 - ratio) / ratio)
+    early_mono = min(n_mono, early_blocks - wanted if n_mix == wanted else round(n_mix * (1 - ratio) / ratio))
     mono = rng.sample(range(n_mono), n_mono)
-    early_mono = min(early_mono, n_mono)
     early = [(0, i) for i in mono[:early_mono]] + [(1, i) for i in rng.sample(range(n_mixed), n_mix)]
     rng.shuffle(early)
     order = early + [(0, i) for i in mono[early_mono:]]
