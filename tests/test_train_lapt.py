@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -79,6 +80,30 @@ def test_mix_steps_trains_on_code_switched_blocks_first(setup, tmp_path, monkeyp
     assert data["early_blocks"] == 8 and data["early_code_switched_share"] == 1.0
 
 
+def test_mix_steps_resumes_where_the_curriculum_stopped(setup, tmp_path, monkeypatch):
+    model, tok, text = setup
+    cs = helpers.write_lines(tmp_path / "cs.txt", helpers.EN_TEXT * 4)
+    seen, collate = [], lapt.collate_blocks
+
+    def recording(examples):
+        seen.append([tuple(ex["input_ids"]) for ex in examples])
+        return collate(examples)
+
+    monkeypatch.setattr(lapt, "collate_blocks", recording)
+    kw = dict(code_switched=str(cs), mix_steps=2, batch_size=2, save_steps=2, mode="full")
+    lapt.train_lapt(_cfg(tmp_path, text, max_steps=4, **kw, out=str(tmp_path / "whole")),
+                    model=helpers.tiny_llama(len(tok), seed=2), tokenizer=tok)
+    whole = seen[:4]
+    seen.clear()
+    lapt.train_lapt(_cfg(tmp_path, text, max_steps=2, keep_work=True, **kw), model=model, tokenizer=tok)
+    shutil.rmtree(tmp_path / "out")  # died after checkpoint-2, before the final save
+    seen.clear()
+    out = lapt.train_lapt(_cfg(tmp_path, text, max_steps=4, **kw), model=helpers.tiny_llama(len(tok), seed=2),
+                          tokenizer=tok)
+    assert json.loads((out / "train_summary.json").read_text())["resumed_from_step"] == 2
+    assert seen[:2] == whole[2:4]  # steps 3-4 read the blocks an uninterrupted run reads there
+
+
 def test_packing_separates_documents_with_end_of_text_not_end_of_turn():
     # eos <|im_end|> ends chat turns: packing with it made a LAPT'd chat model answer with an empty turn
     chat = helpers.byte_level_bpe(helpers.ES_TEXT)
@@ -150,8 +175,6 @@ def test_resume_after_interruption(setup, tmp_path, source_bpe):
     model, tok, text = setup
     cfg = _cfg(tmp_path, text, mode="full", max_steps=2, keep_work=True)
     lapt.train_lapt(cfg, model=model, tokenizer=tok)  # leaves <out>.work/checkpoint-2
-    import shutil
-
     shutil.rmtree(tmp_path / "out")  # as if the run died after its checkpoint, before the final save
     model2 = helpers.tiny_llama(len(tok), seed=2)
     out = lapt.train_lapt(_cfg(tmp_path, text, mode="full", max_steps=4), model=model2, tokenizer=tok)
