@@ -22,6 +22,19 @@ def setup(tmp_path, source_bpe):
     return helpers.tiny_llama(len(source_bpe), seed=2), source_bpe, text
 
 
+@pytest.fixture()
+def batches(monkeypatch):
+    """The blocks of every batch the Trainer collates, in order (the loader may fetch one batch ahead)."""
+    seen, collate = [], lapt.collate_blocks
+
+    def recording(examples):
+        seen.append([tuple(ex["input_ids"]) for ex in examples])
+        return collate(examples)
+
+    monkeypatch.setattr(lapt, "collate_blocks", recording)
+    return seen
+
+
 def _cfg(tmp_path, text, **kw):
     base = dict(model="unused", text=str(text), out=str(tmp_path / "out"), seq_len=16, batch_size=4, grad_accum=1,
                 max_steps=2, lr=5e-2, save_steps=1, lora_r=4, warmup=0.0)
@@ -58,21 +71,14 @@ def test_curriculum_order_keeps_code_switched_blocks_early():
         curriculum_indices(30, 3, 8, 0.0, seed=1)
 
 
-def test_mix_steps_trains_on_code_switched_blocks_first(setup, tmp_path, monkeypatch):
+def test_mix_steps_trains_on_code_switched_blocks_first(setup, tmp_path, batches):
     model, tok, text = setup
     cs = helpers.write_lines(tmp_path / "cs.txt", helpers.EN_TEXT * 4)
     cs_blocks = {tuple(b) for b in pack_texts(tok, helpers.EN_TEXT * 4, 16)}
-    seen, collate = [], lapt.collate_blocks
-
-    def recording(examples):
-        seen.append([tuple(ex["input_ids"]) for ex in examples])
-        return collate(examples)
-
-    monkeypatch.setattr(lapt, "collate_blocks", recording)
     cfg = _cfg(tmp_path, text, code_switched=str(cs), mix_steps=2, max_steps=5, save_steps=10, batch_size=2,
                grad_accum=2)
     out = lapt.train_lapt(cfg, model=model, tokenizer=tok)
-    seen = seen[:10]  # 5 steps × 2 accumulated batches of 2 (the loader may fetch one batch ahead)
+    seen = batches[:10]  # 5 steps × 2 accumulated batches of 2 (the loader may fetch one batch ahead)
     assert len(seen) == 10 and len(cs_blocks) > 8
     assert [all(b in cs_blocks for b in batch) for batch in seen] == [True] * 4 + [False] * 6
     assert not any(b in cs_blocks for batch in seen[4:] for b in batch)
@@ -80,28 +86,21 @@ def test_mix_steps_trains_on_code_switched_blocks_first(setup, tmp_path, monkeyp
     assert data["early_blocks"] == 8 and data["early_code_switched_share"] == 1.0
 
 
-def test_mix_steps_resumes_where_the_curriculum_stopped(setup, tmp_path, monkeypatch):
+def test_mix_steps_resumes_where_the_curriculum_stopped(setup, tmp_path, batches):
     model, tok, text = setup
     cs = helpers.write_lines(tmp_path / "cs.txt", helpers.EN_TEXT * 4)
-    seen, collate = [], lapt.collate_blocks
-
-    def recording(examples):
-        seen.append([tuple(ex["input_ids"]) for ex in examples])
-        return collate(examples)
-
-    monkeypatch.setattr(lapt, "collate_blocks", recording)
     kw = dict(code_switched=str(cs), mix_steps=2, batch_size=2, save_steps=2, mode="full")
     lapt.train_lapt(_cfg(tmp_path, text, max_steps=4, **kw, out=str(tmp_path / "whole")),
                     model=helpers.tiny_llama(len(tok), seed=2), tokenizer=tok)
-    whole = seen[:4]
-    seen.clear()
+    whole = batches[:4]
+    batches.clear()
     lapt.train_lapt(_cfg(tmp_path, text, max_steps=2, keep_work=True, **kw), model=model, tokenizer=tok)
     shutil.rmtree(tmp_path / "out")  # died after checkpoint-2, before the final save
-    seen.clear()
+    batches.clear()
     out = lapt.train_lapt(_cfg(tmp_path, text, max_steps=4, **kw), model=helpers.tiny_llama(len(tok), seed=2),
                           tokenizer=tok)
     assert json.loads((out / "train_summary.json").read_text())["resumed_from_step"] == 2
-    assert seen[:2] == whole[2:4]  # steps 3-4 read the blocks an uninterrupted run reads there
+    assert batches[:2] == whole[2:4]  # steps 3-4 read the blocks an uninterrupted run reads there
 
 
 def test_packing_separates_documents_with_end_of_text_not_end_of_turn():
