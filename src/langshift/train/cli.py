@@ -1,4 +1,4 @@
-"""``langshift train lapt|clo|sft|dpo|build-sft``, ``langshift transplant``, ``langshift clo data``.
+"""``langshift train lapt|mimic|clo|sft|dpo|build-sft``, ``langshift transplant``, ``langshift clo data``.
 
 Each is a table entry over its stage's front door; ``build-sft`` is hand-written because it is not a stage
 (a small offline data builder with no config class or model: its four flags are its whole interface).
@@ -15,11 +15,14 @@ from .clo import CLOConfig, run_clo
 from .clo_data import CloDataConfig, run_clo_data
 from .instructions import write_sft
 from .lapt import LAPTConfig, run_lapt
+from .mimic import MimicConfig, run_mimic
 from .transplant import TransplantConfig, run_transplant
 
 TRAIN = [
     Command("lapt", LAPTConfig, run_lapt,
             "causal-LM training on target text (LoRA + embedding rows, embeddings, full)"),
+    Command("mimic", MimicConfig, run_mimic,
+            "train new embedding rows so the model's states on target text match the original model's"),
     Command("clo", CLOConfig, run_clo, "cross-lingual optimization on (x_en, y_en, x_t, y_t) pairs"),
     Command("sft", BaselineConfig, run_sft, "SFT baseline on English and/or target pairs (trl)"),
     Command("dpo", DPOBaselineConfig, run_dpo, "SFT then DPO baseline on the cross-lingual pairs (trl)"),

@@ -1,0 +1,316 @@
+"""Mimic: train the new embedding rows so the model reads target text as the original model did.
+
+After a vocabulary transfer the body is the original's, but its new rows are only estimates (SALT, FOCUS, …):
+the model reads target text through them worse than the original read the same text with its own tokenizer.
+This stage trains those rows alone (body, old rows and, when untied, the head's old rows frozen) so that the
+transferred model's hidden states match the original's at every character position where both tokenizations
+end a token, layer by layer, plus (``--lm-weight``) the usual next-token loss so that a tied matrix keeps
+predicting the new tokens. No library does this cross-tokenizer state matching, hence the hand-written loss.
+
+The loss of a batch: ‖h_student − h_teacher‖² / ‖h_teacher‖² at each matched position (a relative error, so
+that layers and positions of different scale count alike), averaged over positions and layers.
+
+The teacher's body is the model's own (a transfer changes only the vocabulary matrices and the body is frozen
+here), so the teacher is not loaded: only its input-embedding matrix is read from its checkpoint, and the
+teacher's states are the model's body run on those rows without gradients. Memory: one model plus one matrix.
+Built on ``transformers.Trainer`` (checkpoints, resume, accumulation, accelerate).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from ..config import check_range, opt
+from ..errors import ConfigError
+from .config import TrainingConfig, TrainResult, run_training
+from .lapt import read_row_ids
+from .modules import embedding_parameter_names, set_trainable
+from .runtime import prepare_out, run_trainer, save_final, training_arguments
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(kw_only=True)
+class MimicConfig(TrainingConfig):
+    INPUTS: ClassVar[tuple[str, ...]] = ("model", "teacher", "text", "rows")
+
+    model: str = opt(help="transferred model whose new rows train (`langshift transfer` output)")
+    teacher: str = opt(help="the model --model was transferred from (same body), read with its own tokenizer: "
+                            "built-in name, folder or hub id; only its input embeddings are loaded")
+    text: str = opt(help="target-language text: a text file (one document a line) or JSONL with a 'text' field")
+    rows: str = opt("new", "rows that train: 'new' (tokens the teacher's vocabulary lacks), 'all', or a JSON "
+                           "file with a list of ids (or an object with 'new_ids')")
+    layers: str = opt("all", "layers whose states are matched: 'all' or comma-separated layer numbers (1 = the "
+                             "first block's output, -1 = the last)")
+    lm_weight: float = opt(0.1, "weight of the next-token loss on the model's own tokens (0: states only); on SmolLM2 "
+                                "its gradient starts ~20× the state loss's, so 0.1 leaves the states leading")
+    seq_len: int = opt(256, "model tokens per block (lines are joined until a block is full)")
+    batch_size: int = opt(4, "blocks per device per step")
+    lr: float = opt(1e-3, "peak learning rate (AdamW, on the trained rows only; the demo LAPT's)")
+    warmup: float = opt(0.05, "warm-up: a share of the steps (<1) or a number of steps")
+    max_steps: int | None = opt(128, "stop after this many optimizer steps")
+
+    def validate(self) -> None:
+        super().validate()
+        if self.seq_len < 2:
+            raise ConfigError("--seq-len", self.seq_len, "must be at least 2")
+        check_range("--lm-weight", self.lm_weight, 0.0)
+        parse_layers(self.layers, None)
+
+
+def parse_layers(spec: str, n_layers: int | None) -> list[int] | None:
+    """'all' → None; '1,-1' → hidden-state indices (1..n_layers). ``n_layers`` None checks the syntax only."""
+    if spec == "all":
+        return None
+    try:
+        wanted = [int(x) for x in spec.split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError("--layers", spec, "give 'all' or comma-separated layer numbers such as 1,12,-1") from None
+    if not wanted or 0 in wanted:
+        raise ConfigError("--layers", spec, "give layer numbers from 1 (the first block) or negative from the end; "
+                                            "0 (the embeddings) differs between tokenizers by design")
+    if n_layers is None:
+        return wanted
+    out = sorted({w if w > 0 else n_layers + 1 + w for w in wanted})
+    if out[0] < 1 or out[-1] > n_layers:
+        raise ConfigError("--layers", spec, f"the model has layers 1..{n_layers} (or -1..-{n_layers})")
+    return out
+
+
+# 1. Data: one text, two tokenizations, the positions where both end a token ------------------------------
+
+def matched_positions(student_ends: list[int], teacher_ends: list[int]) -> list[tuple[int, int]]:
+    """(student index, teacher index) for each character offset where both tokenizations end a token; where
+    several tokens end at one offset (bytes of one character), the last of them, whose state has read it all."""
+    last_s = {e: i for i, e in enumerate(student_ends)}
+    last_t = {e: j for j, e in enumerate(teacher_ends)}
+    return [(last_s[e], last_t[e]) for e in sorted(last_s.keys() & last_t.keys())]
+
+
+def _chunks(path: str, tokenizer, seq_len: int) -> Iterator[str]:
+    """Lines joined by newlines until the next would pass ``seq_len`` model tokens (a longer line alone)."""
+    from ..engine import iter_documents
+
+    parts: list[str] = []
+    size = 0
+    for line in iter_documents(path, "--text"):
+        n = len(tokenizer(line, add_special_tokens=False)["input_ids"]) + 1
+        if parts and size + n > seq_len:
+            yield "\n".join(parts)
+            parts, size = [], 0
+        parts.append(line)
+        size += n
+    if parts:
+        yield "\n".join(parts)
+
+
+def _start_id(tokenizer) -> int | None:
+    return tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+
+
+def mimic_examples(path: str, student_tok, teacher_tok, seq_len: int) -> Iterator[dict]:
+    """One example a chunk: both tokenizations of the same string (the model's cut at ``seq_len`` tokens, the
+    teacher's at the same character) and the matched positions. Both start with their BOS (else EOS) token:
+    models park outsized "attention sink" states on the first token, so the sink then sits on a token the
+    two share and the text's own states are comparable."""
+    s_start, t_start = _start_id(student_tok), _start_id(teacher_tok)
+    s_head, t_head = [s_start] if s_start is not None else [], [t_start] if t_start is not None else []
+    for text in _chunks(path, student_tok, seq_len - len(s_head)):
+        s = student_tok(text, add_special_tokens=False, return_offsets_mapping=True)
+        cut = seq_len - len(s_head)
+        s_ids, s_ends = s["input_ids"][:cut], [e for _, e in s["offset_mapping"][:cut]]
+        t = teacher_tok(text, add_special_tokens=False, return_offsets_mapping=True)
+        keep = [j for j, (_, e) in enumerate(t["offset_mapping"]) if e <= s_ends[-1]]
+        t_ids, t_ends = [t["input_ids"][j] for j in keep], [t["offset_mapping"][j][1] for j in keep]
+        pairs = matched_positions(s_ends, t_ends)
+        if len(s_ids) >= 2 and pairs:
+            yield {"student_ids": s_head + s_ids, "teacher_ids": t_head + t_ids,
+                   "student_pos": [p + len(s_head) for p, _ in pairs],
+                   "teacher_pos": [q + len(t_head) for _, q in pairs]}
+
+
+def collate_mimic(examples: list[dict], student_pad: int, teacher_pad: int) -> dict:
+    import torch
+
+    def pad(key, value):
+        width = max(len(ex[key]) for ex in examples)
+        return torch.tensor([ex[key] + [value] * (width - len(ex[key])) for ex in examples], dtype=torch.long)
+
+    s_ids, t_ids = pad("student_ids", student_pad), pad("teacher_ids", teacher_pad)
+    s_mask = pad("student_ids", -1).ne(-1).long()
+    labels = s_ids.masked_fill(s_mask == 0, -100)
+    return {"input_ids": s_ids, "attention_mask": s_mask, "labels": labels, "teacher_ids": t_ids,
+            "teacher_mask": pad("teacher_ids", -1).ne(-1).long(), "student_pos": pad("student_pos", -1),
+            "teacher_pos": pad("teacher_pos", -1)}
+
+
+# 2. The loss ------------------------------------------------------------------------------------------
+
+def state_loss(student_states, teacher_states, student_pos, teacher_pos):
+    """Mean over layers and matched positions of ‖s − t‖² / ‖t‖² (``-1`` = padding). States: one
+    [batch, length, hidden] tensor per layer, in the same order for both models.
+
+    Each position is scaled by the teacher's own norm there, so that positions with outsized states do not
+    drown the rest; position 0 of either sequence (the shared start token, whose state is the sink) is left
+    out.
+    """
+    import torch
+
+    valid = student_pos.gt(0) & teacher_pos.gt(0)
+    rows = valid.nonzero(as_tuple=True)[0]
+    s_idx, t_idx = student_pos[valid], teacher_pos[valid]
+    if rows.numel() == 0:  # nothing matched past the first token: no signal, but a graph for the backward
+        return student_states[0].sum() * 0.0
+    losses = []
+    for s, t in zip(student_states, teacher_states, strict=True):
+        a, b = s[rows, s_idx].float(), t[rows, t_idx].float()
+        losses.append(((a - b).pow(2).sum(-1) / b.pow(2).sum(-1).clamp(min=1e-12)).mean())
+    return torch.stack(losses).mean()
+
+
+# 3. Which rows train ----------------------------------------------------------------------------------
+
+def trained_rows(spec: str, student_tok, teacher_tok, vocab_rows: int) -> list[int] | None:
+    """The ids whose rows train: None for all."""
+    if spec == "new":
+        from ..vocab.overlap import compute_overlap
+
+        ids = compute_overlap(teacher_tok, student_tok).new_ids
+        if not ids:
+            raise ConfigError("--rows", spec, "the model's tokenizer has no token the teacher's lacks; give "
+                                              "'all' or a list of ids")
+        return ids
+    ids = read_row_ids(spec, vocab_rows)
+    if ids == []:
+        raise ConfigError("--rows", spec, "trains nothing; give 'new', 'all' or a JSON list of ids")
+    return ids
+
+
+def freeze_but_rows(model, rows: list[int] | None) -> int:
+    """Only the embedding matrices train, and of them only ``rows`` (a gradient mask: AdamW without weight
+    decay leaves a row whose gradient is always zero exactly as it was). Returns the trained parameter count."""
+    import torch
+
+    set_trainable(model, embedding_parameter_names(model))
+    params = [p for p in model.parameters() if p.requires_grad]
+    if rows is None:
+        return sum(p.numel() for p in params)
+    for p in params:
+        mask = torch.zeros(p.shape[0], 1, dtype=p.dtype, device=p.device)
+        mask[rows] = 1
+        p.register_hook(lambda g, m=mask: g * m.to(g.dtype))
+    return len(rows) * sum(p.shape[1] for p in params)
+
+
+# 4. Training ------------------------------------------------------------------------------------------
+
+def teacher_embeddings(name: str):
+    """The input-embedding matrix of model ``name`` alone: read from its safetensors without the rest, or
+    (a .bin checkpoint) taken from the loaded model."""
+    from ..models import load_model, model_path, read_checkpoint, vocab_keys
+    from ..transfer.shards import read_rows, tensor_shape
+
+    folder = model_path(name, "--teacher")
+    ckpt = read_checkpoint(folder, "--teacher") if Path(folder).is_dir() else None
+    if ckpt is None:
+        return load_model(name, "--teacher").get_input_embeddings().weight.detach()
+    key = vocab_keys(folder, ckpt, "--teacher").embed
+    return read_rows(ckpt, key, tensor_shape(ckpt, key)[0])
+
+
+def teacher_states(model, embeddings, ids, mask):
+    """The teacher's hidden states: the model's own embedding module run with the teacher's matrix (so any
+    scaling it applies is applied alike), then its body in eval mode (no dropout); no gradients."""
+    import torch
+    from torch.func import functional_call
+
+    training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()
+            module = model.get_input_embeddings()
+            weight = embeddings.to(module.weight.device, module.weight.dtype)
+            embeds = functional_call(module, {"weight": weight}, (ids,))
+            return model(inputs_embeds=embeds, attention_mask=mask, output_hidden_states=True).hidden_states
+    finally:
+        model.train(training)
+
+
+def make_mimic_trainer(model, embeddings, args, dataset, collate, layers: list[int] | None, lm_weight: float):
+    from transformers import Trainer
+
+    class MimicTrainer(Trainer):
+        loss_is_scaled_for_ga = False  # compute_loss returns this micro-batch's mean: the Trainer divides
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            inputs = dict(inputs)
+            t_ids, t_mask = inputs.pop("teacher_ids"), inputs.pop("teacher_mask")
+            s_pos, t_pos = inputs.pop("student_pos"), inputs.pop("teacher_pos")
+            t_states = teacher_states(self.accelerator.unwrap_model(model), embeddings, t_ids, t_mask)
+            out = model(**inputs, output_hidden_states=True)
+            picked = layers or range(1, len(out.hidden_states))
+            states = state_loss([out.hidden_states[i] for i in picked], [t_states[i] for i in picked],
+                                s_pos, t_pos)
+            loss = states + lm_weight * out.loss if lm_weight else states
+            if model.training:
+                self._last = {"state_loss": states.item(), "lm_loss": out.loss.item()}
+            return (loss, out) if return_outputs else loss
+
+        def log(self, logs, *a, **kw):
+            if "loss" in logs and getattr(self, "_last", None):
+                logs.update(self._last)
+            super().log(logs, *a, **kw)
+
+    return MimicTrainer(model=model, args=args, train_dataset=dataset, data_collator=collate)
+
+
+def train_mimic(cfg: MimicConfig, model=None, tokenizer=None, embeddings=None, teacher_tokenizer=None) -> Path:
+    """``embeddings``/``teacher_tokenizer``: the teacher's input matrix and tokenizer, when already in memory."""
+    from datasets import Dataset
+
+    from ..models import load_model, load_tokenizer
+
+    out = Path(cfg.out)
+    work = prepare_out(out, cfg.overwrite)
+    tokenizer = tokenizer if tokenizer is not None else load_tokenizer(cfg.model, "--model")
+    teacher_tok = teacher_tokenizer if teacher_tokenizer is not None else load_tokenizer(cfg.teacher, "--teacher")
+    for name, tok in (("--model", tokenizer), ("--teacher", teacher_tok)):
+        if not getattr(tok, "is_fast", False):
+            raise ConfigError(name, getattr(tok, "name_or_path", "?"), "needs a fast tokenizer (character "
+                                                                       "offsets); save it with `tokenizers`")
+    model = model if model is not None else load_model(cfg.model)
+    embeddings = embeddings if embeddings is not None else teacher_embeddings(cfg.teacher)
+    width = model.get_input_embeddings().weight.shape[1]
+    if embeddings.shape[1] != width or embeddings.shape[0] < len(teacher_tok):
+        raise ConfigError("--teacher", cfg.teacher, f"has {embeddings.shape[0]} embedding rows of width "
+                                                    f"{embeddings.shape[1]} for {len(teacher_tok)} tokens, the "
+                                                    f"model's are {width} wide: give the model --model was "
+                                                    "transferred from")
+    n_layers = model.config.num_hidden_layers
+    layers = parse_layers(cfg.layers, n_layers)
+    rows = trained_rows(cfg.rows, tokenizer, teacher_tok, model.get_input_embeddings().weight.shape[0])
+    trainable = freeze_but_rows(model, rows)
+    dataset = Dataset.from_generator(mimic_examples, cache_dir=str(work / "data"), gen_kwargs={
+        "path": cfg.text, "student_tok": tokenizer, "teacher_tok": teacher_tok, "seq_len": cfg.seq_len})
+    if len(dataset) == 0:
+        raise ConfigError("--text", cfg.text, "gives no text both tokenizers can be matched on")
+    s_pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    t_pad = teacher_tok.pad_token_id if teacher_tok.pad_token_id is not None else 0
+    args = training_arguments(work, **cfg.schedule(), scheduler="linear")
+    trainer = make_mimic_trainer(model, embeddings, args, dataset, lambda exs: collate_mimic(exs, s_pad, t_pad),
+                                 layers, cfg.lm_weight)
+    summary = run_trainer(trainer, work)
+    if not trainer.is_world_process_zero():
+        return out
+    summary.update({"stage": "mimic", "config": cfg.to_dict(), "blocks": len(dataset),
+                    "trained_rows": "all" if rows is None else len(rows), "trainable_parameters": trainable,
+                    "layers": layers or list(range(1, n_layers + 1))})
+    return save_final(trainer.model.eval(), tokenizer, out, work, cfg.overwrite, summary, cfg.keep_work)
+
+
+def run_mimic(cfg: MimicConfig) -> TrainResult:
+    return run_training(cfg, train_mimic)

@@ -1,0 +1,155 @@
+"""Mimic: matched positions across two tokenizations, the state loss, which rows train, resume, bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+import helpers
+from langshift.errors import ConfigError
+from langshift.train import mimic
+from langshift.vocab.overlap import compute_overlap
+
+
+@pytest.fixture()
+def pair(source_bpe, target_bpe):
+    """A teacher on the 'English' tokenizer and a student on the 'Spanish' one with the teacher's body and
+    the teacher's rows copied for every shared token (what a transfer does), new rows random."""
+    teacher = helpers.tiny_llama(len(source_bpe), seed=3)
+    student = helpers.tiny_llama(len(target_bpe), seed=4)
+    state = {k: v for k, v in teacher.state_dict().items() if "embed_tokens" not in k and "lm_head" not in k}
+    student.load_state_dict(state, strict=False)
+    overlap = compute_overlap(source_bpe, target_bpe)
+    with torch.no_grad():
+        for t, s in overlap.pairs.items():
+            student.model.embed_tokens.weight[t] = teacher.model.embed_tokens.weight[s]
+    return teacher, student, overlap.new_ids
+
+
+def _cfg(tmp_path, text, **kw):
+    base = dict(model="unused", teacher="unused", text=str(text), out=str(tmp_path / "out"), seq_len=24,
+                batch_size=4, max_steps=2, lr=5e-2, warmup=0.0, save_steps=1, lm_weight=0.0)
+    base.update(kw)
+    return mimic.MimicConfig(**base)
+
+
+def _matrix(model):
+    return model.get_input_embeddings().weight.detach().clone()
+
+
+def _batch_loss(student, teacher, batch):
+    """The state loss on ``batch``, the teacher run as itself (not through the student's body)."""
+    with torch.no_grad():
+        s = student(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                    output_hidden_states=True).hidden_states
+        t = teacher(input_ids=batch["teacher_ids"], attention_mask=batch["teacher_mask"],
+                    output_hidden_states=True).hidden_states
+    return mimic.state_loss(s[1:], t[1:], batch["student_pos"], batch["teacher_pos"]).item()
+
+
+def test_matched_positions_take_the_last_token_ending_at_each_shared_offset():
+    # student ends 3, 8, 9; teacher ends 2, 3, 5, 8 and twice 9 (two bytes of one character)
+    assert mimic.matched_positions([3, 8, 9], [2, 3, 5, 8, 9, 9]) == [(0, 1), (1, 3), (2, 5)]
+    assert mimic.matched_positions([4], [2, 5]) == []
+
+
+def test_examples_pair_positions_that_have_read_the_same_text(tmp_path, source_bpe, target_bpe):
+    text = helpers.write_lines(tmp_path / "es.txt", helpers.ES_TEXT * 3)
+    examples = list(mimic.mimic_examples(str(text), target_bpe, source_bpe, seq_len=96))
+    assert len(examples) > 3 and all(len(ex["student_ids"]) <= 96 for ex in examples)
+    for ex in examples:
+        # both start with the shared start token; each matched pair has decoded the same characters
+        assert ex["student_ids"][0] == target_bpe.bos_token_id and ex["teacher_ids"][0] == source_bpe.bos_token_id
+        assert len(ex["student_pos"]) > 1
+        for p, q in zip(ex["student_pos"], ex["teacher_pos"], strict=True):
+            assert target_bpe.decode(ex["student_ids"][1:p + 1]) == source_bpe.decode(ex["teacher_ids"][1:q + 1])
+    # the chunks cover the text in order, lines joined by newlines, several lines a chunk
+    chunks = [target_bpe.decode(ex["student_ids"][1:]) for ex in examples]
+    assert "\n".join(chunks) == "\n".join(helpers.ES_TEXT * 3) and len(chunks) < len(helpers.ES_TEXT * 3)
+
+
+def test_state_loss_is_zero_for_the_same_model_and_tokenizer(tmp_path, source_bpe):
+    text = helpers.write_lines(tmp_path / "es.txt", helpers.ES_TEXT * 2)
+    examples = list(mimic.mimic_examples(str(text), source_bpe, source_bpe, seq_len=24))
+    # each position pairs with itself; a byte token that ends inside a character (é over two tokens) waits
+    # for the token that completes it
+    assert all(ex["student_pos"] == ex["teacher_pos"] for ex in examples)
+    assert sum(len(ex["student_pos"]) for ex in examples) > 0.8 * sum(len(ex["student_ids"]) - 1 for ex in examples)
+    model = helpers.tiny_llama(len(source_bpe), seed=3)
+    batch = mimic.collate_mimic(examples[:4], 0, 0)
+    assert _batch_loss(model, model, batch) == pytest.approx(0.0, abs=1e-10)
+    # padding (-1) and position 0 never count: a differing state there changes nothing
+    s = [torch.zeros(1, 3, 2)]
+    t = [torch.tensor([[[9.0, 9.0], [1.0, 0.0], [5.0, 5.0]]])]
+    t_only_first_differs = [torch.tensor([[[9.0, 9.0], [0.0, 0.0], [0.0, 0.0]]])]
+    assert mimic.state_loss(s, t_only_first_differs, torch.tensor([[0, 1, -1]]), torch.tensor([[0, 1, -1]])) == 0
+    assert mimic.state_loss(s, t, torch.tensor([[1, -1]]), torch.tensor([[1, -1]])).item() == pytest.approx(1.0)
+
+
+def test_only_new_rows_train_and_the_states_come_closer(tmp_path, pair, source_bpe, target_bpe):
+    teacher, student, new_ids = pair
+    text = helpers.write_lines(tmp_path / "es.txt", helpers.ES_TEXT * 3)
+    batch = mimic.collate_mimic(list(mimic.mimic_examples(str(text), target_bpe, source_bpe, 24))[:8], 0, 0)
+    before_loss = _batch_loss(student, teacher, batch)
+    before = {k: v.clone() for k, v in student.state_dict().items()}
+    out = mimic.train_mimic(_cfg(tmp_path, text, max_steps=30), model=student, tokenizer=target_bpe,
+                            embeddings=_matrix(teacher), teacher_tokenizer=source_bpe)
+    after = student.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed <= {"model.embed_tokens.weight", "lm_head.weight"} and changed
+    emb_before, emb_after = before["model.embed_tokens.weight"], after["model.embed_tokens.weight"]
+    moved = (emb_before != emb_after).any(dim=1).nonzero().flatten().tolist()
+    assert moved and set(moved) <= set(new_ids)
+    assert _batch_loss(student, teacher, batch) < 0.8 * before_loss
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert summary["stage"] == "mimic" and summary["trained_rows"] == len(new_ids) and summary["layers"] == [1, 2]
+
+
+def test_resume_after_interruption(tmp_path, pair, source_bpe, target_bpe):
+    teacher, student, _ = pair
+    text = helpers.write_lines(tmp_path / "es.txt", helpers.ES_TEXT * 3)
+    mimic.train_mimic(_cfg(tmp_path, text, keep_work=True), model=student, tokenizer=target_bpe,
+                      embeddings=_matrix(teacher), teacher_tokenizer=source_bpe)
+    shutil.rmtree(tmp_path / "out")  # died after checkpoint-2, before the final save
+    out = mimic.train_mimic(_cfg(tmp_path, text, max_steps=3), model=helpers.tiny_llama(len(target_bpe), seed=4),
+                            tokenizer=target_bpe, embeddings=_matrix(teacher), teacher_tokenizer=source_bpe)
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert summary["resumed_from_step"] == 2 and summary["global_step"] == 3
+
+
+def test_bad_inputs(tmp_path, pair, source_bpe, target_bpe):
+    teacher, student, _ = pair
+    text = helpers.write_lines(tmp_path / "es.txt", helpers.ES_TEXT)
+    for layers in ("0", "x", ""):
+        with pytest.raises(ConfigError, match="--layers"):
+            _cfg(tmp_path, text, layers=layers)
+    with pytest.raises(ConfigError, match="--lm-weight"):
+        _cfg(tmp_path, text, lm_weight=-1.0)
+    runs = [({"layers": "3"}, {}, "--layers"), ({"rows": "none"}, {}, "--rows"),
+            ({}, {"embeddings": _matrix(helpers.tiny_llama(len(source_bpe), hidden=32))}, "--teacher"),
+            ({}, {"teacher_tokenizer": target_bpe}, "--teacher"),  # 330 tokens, 320 teacher rows
+            ({"rows": "new"}, {"teacher_tokenizer": target_bpe, "embeddings": _matrix(student)}, "--rows")]
+    for fields, objects, name in runs:
+        kw = {"model": student, "tokenizer": target_bpe, "embeddings": _matrix(teacher),
+              "teacher_tokenizer": source_bpe, **objects}
+        with pytest.raises(ConfigError, match=name):
+            mimic.train_mimic(_cfg(tmp_path, text, **fields), **kw)
+        assert not (tmp_path / "out").exists()
+
+
+def test_teacher_states_are_the_teachers_own(tmp_path, pair, source_bpe, target_bpe):
+    # the teacher is the model's body on the teacher's rows: the same states as the teacher model itself
+    teacher, student, _ = pair
+    text = helpers.write_lines(tmp_path / "es.txt", helpers.ES_TEXT)
+    batch = mimic.collate_mimic(list(mimic.mimic_examples(str(text), target_bpe, source_bpe, 24))[:4], 0, 0)
+    student.train()
+    got = mimic.teacher_states(student, _matrix(teacher), batch["teacher_ids"], batch["teacher_mask"])
+    with torch.no_grad():
+        want = teacher(input_ids=batch["teacher_ids"], attention_mask=batch["teacher_mask"],
+                       output_hidden_states=True).hidden_states
+    assert student.training and len(got) == len(want) == 3
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w)
