@@ -40,6 +40,11 @@ def _matrix(model):
     return model.get_input_embeddings().weight.detach().clone()
 
 
+def _vocab(model):
+    """What ``teacher_matrices`` reads for a tied model: (input matrix, LM head), one tensor."""
+    return _matrix(model), model.get_input_embeddings().weight.detach().clone()
+
+
 def _batch_loss(student, teacher, batch):
     """The state loss on ``batch``, the teacher run as itself (not through the student's body)."""
     with torch.no_grad():
@@ -96,7 +101,7 @@ def test_only_new_rows_train_and_the_states_come_closer(tmp_path, pair, source_b
     before_loss = _batch_loss(student, teacher, batch)
     before = {k: v.clone() for k, v in student.state_dict().items()}
     out = mimic.train_mimic(_cfg(tmp_path, text, max_steps=30), model=student, tokenizer=target_bpe,
-                            embeddings=_matrix(teacher), teacher_tokenizer=source_bpe)
+                            teacher=_vocab(teacher), teacher_tokenizer=source_bpe)
     after = student.state_dict()
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     assert changed <= {"model.embed_tokens.weight", "lm_head.weight"} and changed
@@ -112,10 +117,10 @@ def test_resume_after_interruption(tmp_path, pair, source_bpe, target_bpe):
     teacher, student, _ = pair
     text = helpers.write_lines(tmp_path / "es.txt", helpers.ES_TEXT * 3)
     mimic.train_mimic(_cfg(tmp_path, text, keep_work=True), model=student, tokenizer=target_bpe,
-                      embeddings=_matrix(teacher), teacher_tokenizer=source_bpe)
+                      teacher=_vocab(teacher), teacher_tokenizer=source_bpe)
     shutil.rmtree(tmp_path / "out")  # died after checkpoint-2, before the final save
     out = mimic.train_mimic(_cfg(tmp_path, text, max_steps=3), model=helpers.tiny_llama(len(target_bpe), seed=4),
-                            tokenizer=target_bpe, embeddings=_matrix(teacher), teacher_tokenizer=source_bpe)
+                            tokenizer=target_bpe, teacher=_vocab(teacher), teacher_tokenizer=source_bpe)
     summary = json.loads((out / "train_summary.json").read_text())
     assert summary["resumed_from_step"] == 2 and summary["global_step"] == 3
 
@@ -129,11 +134,11 @@ def test_bad_inputs(tmp_path, pair, source_bpe, target_bpe):
     with pytest.raises(ConfigError, match="--lm-weight"):
         _cfg(tmp_path, text, lm_weight=-1.0)
     runs = [({"layers": "3"}, {}, "--layers"), ({"rows": "none"}, {}, "--rows"),
-            ({}, {"embeddings": _matrix(helpers.tiny_llama(len(source_bpe), hidden=32))}, "--teacher"),
+            ({}, {"teacher": _vocab(helpers.tiny_llama(len(source_bpe), hidden=32))}, "--teacher"),
             ({}, {"teacher_tokenizer": target_bpe}, "--teacher"),  # 330 tokens, 320 teacher rows
-            ({"rows": "new"}, {"teacher_tokenizer": target_bpe, "embeddings": _matrix(student)}, "--rows")]
+            ({"rows": "new"}, {"teacher_tokenizer": target_bpe, "teacher": _vocab(student)}, "--rows")]
     for fields, objects, name in runs:
-        kw = {"model": student, "tokenizer": target_bpe, "embeddings": _matrix(teacher),
+        kw = {"model": student, "tokenizer": target_bpe, "teacher": _vocab(teacher),
               "teacher_tokenizer": source_bpe, **objects}
         with pytest.raises(ConfigError, match=name):
             mimic.train_mimic(_cfg(tmp_path, text, **fields), **kw)
@@ -146,10 +151,47 @@ def test_teacher_states_are_the_teachers_own(tmp_path, pair, source_bpe, target_
     text = helpers.write_lines(tmp_path / "es.txt", helpers.ES_TEXT)
     batch = mimic.collate_mimic(list(mimic.mimic_examples(str(text), target_bpe, source_bpe, 24))[:4], 0, 0)
     student.train()
-    got = mimic.teacher_states(student, _matrix(teacher), batch["teacher_ids"], batch["teacher_mask"])
+    got, last = mimic.teacher_states(student, _matrix(teacher), batch["teacher_ids"], batch["teacher_mask"])
     with torch.no_grad():
         want = teacher(input_ids=batch["teacher_ids"], attention_mask=batch["teacher_mask"],
-                       output_hidden_states=True).hidden_states
-    assert student.training and len(got) == len(want) == 3
-    for g, w in zip(got, want, strict=True):
+                       output_hidden_states=True)
+    assert student.training and len(got) == len(want.hidden_states) == 3
+    for g, w in zip(got, want.hidden_states, strict=True):
         torch.testing.assert_close(g, w)
+    torch.testing.assert_close(last @ _matrix(teacher).T, want.logits)  # the teacher's logits from its head
+
+
+def test_likelihood_loss_compares_the_text_between_shared_token_ends():
+    ids = torch.tensor([[0, 1, 2]])
+    logits = torch.log(torch.tensor([[[0.5, 0.25, 0.25], [0.1, 0.1, 0.8], [1 / 3, 1 / 3, 1 / 3]]]))
+    torch.testing.assert_close(mimic.token_logprobs(logits, ids), torch.log(torch.tensor([[1.0, 0.25, 0.8]])))
+    model = helpers.tiny_llama(7, seed=1)
+    ids, mask = torch.tensor([[1, 4, 2, 6], [3, 5, 0, 0]]), torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]])
+    with torch.no_grad():
+        out = model(input_ids=ids, attention_mask=mask, labels=ids.masked_fill(mask == 0, -100))
+    torch.testing.assert_close(mimic.next_token_loss(mimic.token_logprobs(out.logits, ids), mask), out.loss)
+    # student tokens 1..3, matched at 2 and 3; teacher tokens 1..4, matched at 3 and 4 (-1: padding)
+    s_lp, t_lp = torch.tensor([[0.0, -1.0, -2.0, -3.0]]), torch.tensor([[0.0, -0.5, -0.5, -1.0, -4.0]])
+    got = mimic.likelihood_loss(s_lp, t_lp, torch.tensor([[2, 3, -1]]), torch.tensor([[3, 4, -1]]))
+    assert got.item() == pytest.approx(((-3.0 - -2.0) ** 2 + (-3.0 - -4.0) ** 2) / 2)
+
+
+def test_likelihood_objective_brings_the_models_text_probabilities_closer(tmp_path, pair, source_bpe, target_bpe):
+    teacher, student, new_ids = pair
+    text = helpers.write_lines(tmp_path / "es.txt", helpers.ES_TEXT * 3)
+    batch = mimic.collate_mimic(list(mimic.mimic_examples(str(text), target_bpe, source_bpe, 24))[:8], 0, 0)
+
+    def loss():
+        with torch.no_grad():
+            s = student(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            t = teacher(input_ids=batch["teacher_ids"], attention_mask=batch["teacher_mask"]).logits
+        return mimic.likelihood_loss(mimic.token_logprobs(s, batch["input_ids"]),
+                                     mimic.token_logprobs(t, batch["teacher_ids"]), batch["student_pos"],
+                                     batch["teacher_pos"]).item()
+
+    before = loss()
+    out = mimic.train_mimic(_cfg(tmp_path, text, max_steps=30, objective="likelihood"), model=student,
+                            tokenizer=target_bpe, teacher=_vocab(teacher), teacher_tokenizer=source_bpe)
+    assert loss() < 0.8 * before
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert "likelihood_loss" in log[0] and "state_loss" not in log[0]

@@ -2,13 +2,20 @@
 
 After a vocabulary transfer the body is the original's, but its new rows are only estimates (SALT, FOCUS, …):
 the model reads target text through them worse than the original read the same text with its own tokenizer.
-This stage trains those rows alone (body, old rows and, when untied, the head's old rows frozen) so that the
-transferred model's hidden states match the original's at every character position where both tokenizations
-end a token, layer by layer, plus (``--lm-weight``) the usual next-token loss so that a tied matrix keeps
-predicting the new tokens. No library does this cross-tokenizer state matching, hence the hand-written loss.
+This stage trains those rows alone (body, old rows and, when untied, the head's old rows frozen) on the
+character positions where both tokenizations end a token, with one of two objectives (``--objective``):
 
-The loss of a batch: ‖h_student − h_teacher‖² / ‖h_teacher‖² at each matched position (a relative error, so
-that layers and positions of different scale count alike), averaged over positions and layers.
+  states      the transferred model's hidden states match the original's there, layer by layer:
+              ‖h_student − h_teacher‖² / ‖h_teacher‖² (a relative error, so that layers and positions of
+              different scale count alike), averaged over positions and layers;
+  likelihood  the log-probability each model gives the text between two such positions match:
+              (log p_student(span) − log p_teacher(span))², averaged over spans; this is what a log-likelihood
+              benchmark reads (an answer's log-probability is a sum of spans), in the spirit of approximate
+              likelihood matching (Minixhofer et al., 2025);
+  both        their sum.
+
+plus (``--lm-weight``) the usual next-token loss on the model's own tokens. No library does this
+cross-tokenizer matching, hence the hand-written losses.
 
 The teacher's body is the model's own (a transfer changes only the vocabulary matrices and the body is frozen
 here), so the teacher is not loaded: only its input-embedding matrix is read from its checkpoint, and the
@@ -22,7 +29,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from ..config import check_range, opt
 from ..errors import ConfigError
@@ -44,10 +51,12 @@ class MimicConfig(TrainingConfig):
     text: str = opt(help="target-language text: a text file (one document a line) or JSONL with a 'text' field")
     rows: str = opt("new", "rows that train: 'new' (tokens the teacher's vocabulary lacks), 'all', or a JSON "
                            "file with a list of ids (or an object with 'new_ids')")
-    layers: str = opt("all", "layers whose states are matched: 'all' or comma-separated layer numbers (1 = the "
-                             "first block's output, -1 = the last)")
-    lm_weight: float = opt(0.1, "weight of the next-token loss on the model's own tokens (0: states only); on SmolLM2 "
-                                "its gradient starts ~20× the state loss's, so 0.1 leaves the states leading")
+    objective: Literal["states", "likelihood", "both"] = opt("states", "what is matched: hidden states, span "
+                                                                       "log-probabilities, or both (summed)")
+    layers: str = opt("all", "layers whose states are matched (states, both): 'all' or comma-separated layer "
+                             "numbers (1 = the first block's output, -1 = the last)")
+    lm_weight: float = opt(0.1, "weight of the next-token loss on the model's own tokens (0: none); on SmolLM2 its "
+                                "gradient starts ~20× the state loss's, so 0.1 leaves the states leading")
     seq_len: int = opt(256, "model tokens per block (lines are joined until a block is full)")
     batch_size: int = opt(4, "blocks per device per step")
     lr: float = opt(1e-3, "peak learning rate (AdamW, on the trained rows only; the demo LAPT's)")
@@ -172,6 +181,39 @@ def state_loss(student_states, teacher_states, student_pos, teacher_pos):
     return torch.stack(losses).mean()
 
 
+def token_logprobs(logits, ids):
+    """log p(ids[i] | ids[:i]) for i ≥ 1, and 0 at i = 0 (the start token, given): [batch, length]."""
+    import torch
+
+    lp = torch.log_softmax(logits[:, :-1].float(), dim=-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
+    return torch.cat([lp.new_zeros(lp.shape[0], 1), lp], dim=1)
+
+
+def next_token_loss(token_lp, mask):
+    """The causal-LM loss (mean negative log-probability of every token but the first) from ``token_logprobs``
+    and the attention mask."""
+    tokens = mask[:, 1:].to(token_lp.dtype)
+    return -(token_lp[:, 1:] * tokens).sum() / tokens.sum().clamp(min=1)
+
+
+def likelihood_loss(student_lp, teacher_lp, student_pos, teacher_pos):
+    """Mean over spans of (log p_student(span) − log p_teacher(span))², a span being the text between two
+    consecutive matched positions (the first one starts after the start token). ``*_lp``: token
+    log-probabilities [batch, length] (``token_logprobs``); positions ``-1`` are padding."""
+    valid = student_pos.gt(0) & teacher_pos.gt(0)
+    if not valid.any():
+        return student_lp.sum() * 0.0
+    # cumulative log-probability up to each matched position, then differences between neighbours
+    cum_s = student_lp.cumsum(1).gather(1, student_pos.clamp(min=0))
+    cum_t = teacher_lp.cumsum(1).gather(1, teacher_pos.clamp(min=0))
+    prev_s = cum_s.roll(1, dims=1)
+    prev_t = cum_t.roll(1, dims=1)
+    prev_s[:, 0] = 0.0
+    prev_t[:, 0] = 0.0
+    diff = (cum_s - prev_s) - (cum_t - prev_t)
+    return diff[valid].pow(2).mean()
+
+
 # 3. Which rows train ----------------------------------------------------------------------------------
 
 def trained_rows(spec: str, student_tok, teacher_tok, vocab_rows: int) -> list[int] | None:
@@ -208,23 +250,29 @@ def freeze_but_rows(model, rows: list[int] | None) -> int:
 
 # 4. Training ------------------------------------------------------------------------------------------
 
-def teacher_embeddings(name: str):
-    """The input-embedding matrix of model ``name`` alone: read from its safetensors without the rest, or
-    (a .bin checkpoint) taken from the loaded model."""
+def teacher_matrices(name: str):
+    """The input-embedding matrix and LM head of model ``name`` (the same tensor when tied), alone: read from
+    its safetensors without the rest, or (a .bin checkpoint) taken from the loaded model."""
     from ..models import load_model, model_path, read_checkpoint, vocab_keys
     from ..transfer.shards import read_rows, tensor_shape
 
     folder = model_path(name, "--teacher")
     ckpt = read_checkpoint(folder, "--teacher") if Path(folder).is_dir() else None
     if ckpt is None:
-        return load_model(name, "--teacher").get_input_embeddings().weight.detach()
-    key = vocab_keys(folder, ckpt, "--teacher").embed
-    return read_rows(ckpt, key, tensor_shape(ckpt, key)[0])
+        model = load_model(name, "--teacher")
+        embed = model.get_input_embeddings().weight.detach()
+        head = model.get_output_embeddings()
+        return embed, embed if head is None or head.weight is model.get_input_embeddings().weight else \
+            head.weight.detach()
+    keys = vocab_keys(folder, ckpt, "--teacher")
+    embed = read_rows(ckpt, keys.embed, tensor_shape(ckpt, keys.embed)[0])
+    return embed, embed if keys.tied else read_rows(ckpt, keys.head, tensor_shape(ckpt, keys.head)[0])
 
 
 def teacher_states(model, embeddings, ids, mask):
-    """The teacher's hidden states: the model's own embedding module run with the teacher's matrix (so any
-    scaling it applies is applied alike), then its body in eval mode (no dropout); no gradients."""
+    """The teacher's hidden states (one per layer, the embeddings' first) and its final normed state: the
+    model's own embedding module run with the teacher's matrix (so any scaling it applies is applied alike),
+    then its body in eval mode (no dropout); no gradients."""
     import torch
     from torch.func import functional_call
 
@@ -235,13 +283,18 @@ def teacher_states(model, embeddings, ids, mask):
             module = model.get_input_embeddings()
             weight = embeddings.to(module.weight.device, module.weight.dtype)
             embeds = functional_call(module, {"weight": weight}, (ids,))
-            return model(inputs_embeds=embeds, attention_mask=mask, output_hidden_states=True).hidden_states
+            out = model.base_model(inputs_embeds=embeds, attention_mask=mask, output_hidden_states=True)
+            return out.hidden_states, out.last_hidden_state
     finally:
         model.train(training)
 
 
-def make_mimic_trainer(model, embeddings, args, dataset, collate, layers: list[int] | None, lm_weight: float):
+def make_mimic_trainer(model, teacher, args, dataset, collate, cfg: MimicConfig, layers: list[int] | None):
+    """``teacher``: its (input matrix, LM head)."""
     from transformers import Trainer
+
+    embeddings, head = teacher
+    match_states, match_likelihood = cfg.objective in ("states", "both"), cfg.objective in ("likelihood", "both")
 
     class MimicTrainer(Trainer):
         loss_is_scaled_for_ga = False  # compute_loss returns this micro-batch's mean: the Trainer divides
@@ -250,14 +303,23 @@ def make_mimic_trainer(model, embeddings, args, dataset, collate, layers: list[i
             inputs = dict(inputs)
             t_ids, t_mask = inputs.pop("teacher_ids"), inputs.pop("teacher_mask")
             s_pos, t_pos = inputs.pop("student_pos"), inputs.pop("teacher_pos")
-            t_states = teacher_states(self.accelerator.unwrap_model(model), embeddings, t_ids, t_mask)
-            out = model(**inputs, output_hidden_states=True)
-            picked = layers or range(1, len(out.hidden_states))
-            states = state_loss([out.hidden_states[i] for i in picked], [t_states[i] for i in picked],
-                                s_pos, t_pos)
-            loss = states + lm_weight * out.loss if lm_weight else states
+            inputs.pop("labels")  # the next-token loss comes from the same log-probabilities as the spans'
+            t_states, t_last = teacher_states(self.accelerator.unwrap_model(model), embeddings, t_ids, t_mask)
+            out = model(**inputs, output_hidden_states=match_states)
+            s_lp = token_logprobs(out.logits, inputs["input_ids"])
+            parts = {"lm_loss": next_token_loss(s_lp, inputs["attention_mask"])}
+            if match_states:
+                picked = layers or range(1, len(out.hidden_states))
+                parts["state_loss"] = state_loss([out.hidden_states[i] for i in picked],
+                                                 [t_states[i] for i in picked], s_pos, t_pos)
+            if match_likelihood:
+                t_logits = t_last @ head.to(t_last.device, t_last.dtype).T
+                parts["likelihood_loss"] = likelihood_loss(s_lp, token_logprobs(t_logits, t_ids), s_pos, t_pos)
+            loss = sum(v for k, v in parts.items() if k != "lm_loss")
+            if cfg.lm_weight:
+                loss = loss + cfg.lm_weight * parts["lm_loss"]
             if model.training:
-                self._last = {"state_loss": states.item(), "lm_loss": out.loss.item()}
+                self._last = {k: v.item() for k, v in parts.items()}
             return (loss, out) if return_outputs else loss
 
         def log(self, logs, *a, **kw):
@@ -268,8 +330,9 @@ def make_mimic_trainer(model, embeddings, args, dataset, collate, layers: list[i
     return MimicTrainer(model=model, args=args, train_dataset=dataset, data_collator=collate)
 
 
-def train_mimic(cfg: MimicConfig, model=None, tokenizer=None, embeddings=None, teacher_tokenizer=None) -> Path:
-    """``embeddings``/``teacher_tokenizer``: the teacher's input matrix and tokenizer, when already in memory."""
+def train_mimic(cfg: MimicConfig, model=None, tokenizer=None, teacher=None, teacher_tokenizer=None) -> Path:
+    """``teacher``/``teacher_tokenizer``: the teacher's (input matrix, LM head) and tokenizer, when already in
+    memory."""
     from datasets import Dataset
 
     from ..models import load_model, load_tokenizer
@@ -283,13 +346,14 @@ def train_mimic(cfg: MimicConfig, model=None, tokenizer=None, embeddings=None, t
             raise ConfigError(name, getattr(tok, "name_or_path", "?"), "needs a fast tokenizer (character "
                                                                        "offsets); save it with `tokenizers`")
     model = model if model is not None else load_model(cfg.model)
-    embeddings = embeddings if embeddings is not None else teacher_embeddings(cfg.teacher)
+    teacher = teacher if teacher is not None else teacher_matrices(cfg.teacher)
     width = model.get_input_embeddings().weight.shape[1]
-    if embeddings.shape[1] != width or embeddings.shape[0] < len(teacher_tok):
-        raise ConfigError("--teacher", cfg.teacher, f"has {embeddings.shape[0]} embedding rows of width "
-                                                    f"{embeddings.shape[1]} for {len(teacher_tok)} tokens, the "
-                                                    f"model's are {width} wide: give the model --model was "
-                                                    "transferred from")
+    for matrix in teacher:
+        if matrix.shape[1] != width or matrix.shape[0] < len(teacher_tok):
+            raise ConfigError("--teacher", cfg.teacher, f"has {matrix.shape[0]} vocabulary rows of width "
+                                                        f"{matrix.shape[1]} for {len(teacher_tok)} tokens, the "
+                                                        f"model's are {width} wide: give the model --model was "
+                                                        "transferred from")
     n_layers = model.config.num_hidden_layers
     layers = parse_layers(cfg.layers, n_layers)
     rows = trained_rows(cfg.rows, tokenizer, teacher_tok, model.get_input_embeddings().weight.shape[0])
@@ -301,8 +365,8 @@ def train_mimic(cfg: MimicConfig, model=None, tokenizer=None, embeddings=None, t
     s_pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     t_pad = teacher_tok.pad_token_id if teacher_tok.pad_token_id is not None else 0
     args = training_arguments(work, **cfg.schedule(), scheduler="linear")
-    trainer = make_mimic_trainer(model, embeddings, args, dataset, lambda exs: collate_mimic(exs, s_pad, t_pad),
-                                 layers, cfg.lm_weight)
+    trainer = make_mimic_trainer(model, teacher, args, dataset, lambda exs: collate_mimic(exs, s_pad, t_pad),
+                                 cfg, layers)
     summary = run_trainer(trainer, work)
     if not trainer.is_world_process_zero():
         return out
