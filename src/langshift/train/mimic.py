@@ -3,7 +3,7 @@
 After a vocabulary transfer the body is the original's, but its new rows are only estimates (SALT, FOCUS, …):
 the model reads target text through them worse than the original read the same text with its own tokenizer.
 This stage trains those rows alone (body, old rows and, when untied, the head's old rows frozen) on the
-character positions where both tokenizations end a token, with one of two objectives (``--objective``):
+character positions where both tokenizations end a token, on what ``--objective`` names:
 
   states      the transferred model's hidden states match the original's there, layer by layer:
               ‖h_student − h_teacher‖² / ‖h_teacher‖² (a relative error, so that layers and positions of
@@ -18,8 +18,10 @@ plus (``--lm-weight``) the usual next-token loss on the model's own tokens. No l
 cross-tokenizer matching, hence the hand-written losses.
 
 The teacher's body is the model's own (a transfer changes only the vocabulary matrices and the body is frozen
-here), so the teacher is not loaded: only its input-embedding matrix is read from its checkpoint, and the
-teacher's states are the model's body run on those rows without gradients. Memory: one model plus one matrix.
+here), so the teacher is not loaded: only its vocabulary matrices (input embeddings; the LM head too when
+untied) are read from its checkpoint, and the teacher's states are the model's body run on those rows
+without gradients. Memory: one model plus those matrices, and for ``likelihood`` both models' logits of a
+batch.
 Built on ``transformers.Trainer`` (checkpoints, resume, accumulation, accelerate).
 """
 
