@@ -137,6 +137,8 @@ def test_bad_inputs(tmp_path, pair, source_bpe, target_bpe):
             ({}, {"teacher": _vocab(helpers.tiny_llama(len(source_bpe), hidden=32))}, "--teacher"),
             ({}, {"teacher_tokenizer": target_bpe}, "--teacher"),  # 330 tokens, 320 teacher rows
             ({"rows": "new"}, {"teacher_tokenizer": target_bpe, "teacher": _vocab(student)}, "--rows")]
+    with pytest.raises(ConfigError, match="--text"):  # the front door: before any model loads
+        mimic.run_mimic(_cfg(tmp_path, tmp_path / "missing.txt"))
     for fields, objects, name in runs:
         kw = {"model": student, "tokenizer": target_bpe, "teacher": _vocab(teacher),
               "teacher_tokenizer": source_bpe, **objects}

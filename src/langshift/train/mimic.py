@@ -27,7 +27,7 @@ Built on ``transformers.Trainer`` (checkpoints, resume, accumulation, accelerate
 
 from __future__ import annotations
 
-import logging
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,8 +40,6 @@ from .lapt import read_row_ids
 from .modules import embedding_parameter_names, set_trainable
 from .runtime import prepare_out, run_trainer, save_final, training_arguments
 
-log = logging.getLogger(__name__)
-
 
 @dataclass(kw_only=True)
 class MimicConfig(TrainingConfig):
@@ -49,7 +47,7 @@ class MimicConfig(TrainingConfig):
 
     model: str = opt(help="transferred model whose new rows train (`langshift transfer` output)")
     teacher: str = opt(help="the model --model was transferred from (same body), read with its own tokenizer: "
-                            "built-in name, folder or hub id; only its input embeddings are loaded")
+                            "built-in name, folder or hub id; only its vocabulary matrices are read")
     text: str = opt(help="target-language text: a text file (one document a line) or JSONL with a 'text' field")
     rows: str = opt("new", "rows that train: 'new' (tokens the teacher's vocabulary lacks), 'all', or a JSON "
                            "file with a list of ids (or an object with 'new_ids')")
@@ -123,22 +121,25 @@ def _start_id(tokenizer) -> int | None:
     return tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
 
 
-def mimic_examples(path: str, student_tok, teacher_tok, seq_len: int) -> Iterator[dict]:
+def mimic_examples(path: str, student_tok, teacher_tok, seq_len: int, stamp: object = None) -> Iterator[dict]:
     """One example a chunk: both tokenizations of the same string (the model's cut at ``seq_len`` tokens, the
     teacher's at the same character) and the matched positions. Both start with their BOS (else EOS) token:
     models park outsized "attention sink" states on the first token, so the sink then sits on a token the
-    two share and the text's own states are comparable."""
+    two share and the text's own states are comparable. ``stamp`` is unused here: the file's size and
+    modification time, so that the cached dataset (keyed on these arguments) is rebuilt when the file changes."""
     s_start, t_start = _start_id(student_tok), _start_id(teacher_tok)
     s_head, t_head = [s_start] if s_start is not None else [], [t_start] if t_start is not None else []
     for text in _chunks(path, student_tok, seq_len - len(s_head)):
         s = student_tok(text, add_special_tokens=False, return_offsets_mapping=True)
         cut = seq_len - len(s_head)
         s_ids, s_ends = s["input_ids"][:cut], [e for _, e in s["offset_mapping"][:cut]]
+        if len(s_ids) < 2:
+            continue
         t = teacher_tok(text, add_special_tokens=False, return_offsets_mapping=True)
         keep = [j for j, (_, e) in enumerate(t["offset_mapping"]) if e <= s_ends[-1]]
         t_ids, t_ends = [t["input_ids"][j] for j in keep], [t["offset_mapping"][j][1] for j in keep]
         pairs = matched_positions(s_ends, t_ends)
-        if len(s_ids) >= 2 and pairs:
+        if pairs:
             yield {"student_ids": s_head + s_ids, "teacher_ids": t_head + t_ids,
                    "student_pos": [p + len(s_head) for p, _ in pairs],
                    "teacher_pos": [q + len(t_head) for _, q in pairs]}
@@ -360,8 +361,11 @@ def train_mimic(cfg: MimicConfig, model=None, tokenizer=None, teacher=None, teac
     layers = parse_layers(cfg.layers, n_layers)
     rows = trained_rows(cfg.rows, tokenizer, teacher_tok, model.get_input_embeddings().weight.shape[0])
     trainable = freeze_but_rows(model, rows)
+    check_text(cfg.text)
+    stat = os.stat(cfg.text)
     dataset = Dataset.from_generator(mimic_examples, cache_dir=str(work / "data"), gen_kwargs={
-        "path": cfg.text, "student_tok": tokenizer, "teacher_tok": teacher_tok, "seq_len": cfg.seq_len})
+        "path": cfg.text, "student_tok": tokenizer, "teacher_tok": teacher_tok, "seq_len": cfg.seq_len,
+        "stamp": (stat.st_size, stat.st_mtime_ns)})
     if len(dataset) == 0:
         raise ConfigError("--text", cfg.text, "gives no text both tokenizers can be matched on")
     s_pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -378,5 +382,11 @@ def train_mimic(cfg: MimicConfig, model=None, tokenizer=None, teacher=None, teac
     return save_final(trainer.model.eval(), tokenizer, out, work, cfg.overwrite, summary, cfg.keep_work)
 
 
+def check_text(path: str) -> None:
+    if not Path(path).is_file():
+        raise ConfigError("--text", path, "no such file; give a UTF-8 text, .jsonl or .parquet file")
+
+
 def run_mimic(cfg: MimicConfig) -> TrainResult:
-    return run_training(cfg, train_mimic)
+    """The front door: a missing --text fails before any model loads."""
+    return run_training(cfg, train_mimic, lambda: check_text(cfg.text))
