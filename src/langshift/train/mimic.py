@@ -154,8 +154,7 @@ def collate_mimic(examples: list[dict], student_pad: int, teacher_pad: int) -> d
 
     s_ids, t_ids = pad("student_ids", student_pad), pad("teacher_ids", teacher_pad)
     s_mask = pad("student_ids", -1).ne(-1).long()
-    labels = s_ids.masked_fill(s_mask == 0, -100)
-    return {"input_ids": s_ids, "attention_mask": s_mask, "labels": labels, "teacher_ids": t_ids,
+    return {"input_ids": s_ids, "attention_mask": s_mask, "teacher_ids": t_ids,
             "teacher_mask": pad("teacher_ids", -1).ne(-1).long(), "student_pos": pad("student_pos", -1),
             "teacher_pos": pad("teacher_pos", -1)}
 
@@ -306,9 +305,8 @@ def make_mimic_trainer(model, teacher, args, dataset, collate, cfg: MimicConfig,
             inputs = dict(inputs)
             t_ids, t_mask = inputs.pop("teacher_ids"), inputs.pop("teacher_mask")
             s_pos, t_pos = inputs.pop("student_pos"), inputs.pop("teacher_pos")
-            inputs.pop("labels")  # the next-token loss comes from the same log-probabilities as the spans'
             t_states, t_last = teacher_states(self.accelerator.unwrap_model(model), embeddings, t_ids, t_mask)
-            out = model(**inputs, output_hidden_states=match_states)
+            out = model(**inputs, output_hidden_states=match_states)  # no labels: every loss comes from s_lp
             s_lp = token_logprobs(out.logits, inputs["input_ids"])
             parts = {"lm_loss": next_token_loss(s_lp, inputs["attention_mask"])}
             if match_states:
