@@ -21,7 +21,8 @@ The teacher's body is the model's own (a transfer changes only the vocabulary ma
 here), so the teacher is not loaded: only its vocabulary matrices (input embeddings; the LM head too when
 untied) are read from its checkpoint, and the teacher's states are the model's body run on those rows
 without gradients. Memory: one model plus those matrices, and for ``likelihood`` both models' logits of a
-batch.
+batch. The rows outside ``--rows`` are held by a gradient mask, so AdamW still keeps state for the whole
+embedding matrix (and an untied head): 8 bytes a parameter of it.
 Built on ``transformers.Trainer`` (checkpoints, resume, accumulation, accelerate).
 """
 
