@@ -10,7 +10,7 @@ import torch
 
 import helpers
 from langshift.errors import ConfigError
-from langshift.train import mimic
+from langshift.train import mimic, mimic_data, mimic_loss
 from langshift.vocab.overlap import compute_overlap
 
 
@@ -52,18 +52,18 @@ def _batch_loss(student, teacher, batch):
                     output_hidden_states=True).hidden_states
         t = teacher(input_ids=batch["teacher_ids"], attention_mask=batch["teacher_mask"],
                     output_hidden_states=True).hidden_states
-    return mimic.state_loss(s[1:], t[1:], batch["student_pos"], batch["teacher_pos"]).item()
+    return mimic_loss.state_loss(s[1:], t[1:], batch["student_pos"], batch["teacher_pos"]).item()
 
 
 def test_matched_positions_take_the_last_token_ending_at_each_shared_offset():
     # student ends 3, 8, 9; teacher ends 2, 3, 5, 8 and twice 9 (two bytes of one character)
-    assert mimic.matched_positions([3, 8, 9], [2, 3, 5, 8, 9, 9]) == [(0, 1), (1, 3), (2, 5)]
-    assert mimic.matched_positions([4], [2, 5]) == []
+    assert mimic_data.matched_positions([3, 8, 9], [2, 3, 5, 8, 9, 9]) == [(0, 1), (1, 3), (2, 5)]
+    assert mimic_data.matched_positions([4], [2, 5]) == []
 
 
 def test_examples_pair_positions_that_have_read_the_same_text(tmp_path, source_bpe, target_bpe):
     text = helpers.write_lines(tmp_path / "es.txt", helpers.ES_TEXT * 3)
-    examples = list(mimic.mimic_examples(str(text), target_bpe, source_bpe, seq_len=96))
+    examples = list(mimic_data.mimic_examples(str(text), target_bpe, source_bpe, seq_len=96))
     assert len(examples) > 3 and all(len(ex["student_ids"]) <= 96 for ex in examples)
     for ex in examples:
         # both start with the shared start token; each matched pair has decoded the same characters
@@ -78,26 +78,26 @@ def test_examples_pair_positions_that_have_read_the_same_text(tmp_path, source_b
 
 def test_state_loss_is_zero_for_the_same_model_and_tokenizer(tmp_path, source_bpe):
     text = helpers.write_lines(tmp_path / "es.txt", helpers.ES_TEXT * 2)
-    examples = list(mimic.mimic_examples(str(text), source_bpe, source_bpe, seq_len=24))
+    examples = list(mimic_data.mimic_examples(str(text), source_bpe, source_bpe, seq_len=24))
     # each position pairs with itself; a byte token that ends inside a character (é over two tokens) waits
     # for the token that completes it
     assert all(ex["student_pos"] == ex["teacher_pos"] for ex in examples)
     assert sum(len(ex["student_pos"]) for ex in examples) > 0.8 * sum(len(ex["student_ids"]) - 1 for ex in examples)
     model = helpers.tiny_llama(len(source_bpe), seed=3)
-    batch = mimic.collate_mimic(examples[:4], 0, 0)
+    batch = mimic_data.collate_mimic(examples[:4], 0, 0)
     assert _batch_loss(model, model, batch) == pytest.approx(0.0, abs=1e-10)
     # padding (-1) and position 0 never count: a differing state there changes nothing
     s = [torch.zeros(1, 3, 2)]
     t = [torch.tensor([[[9.0, 9.0], [1.0, 0.0], [5.0, 5.0]]])]
     t_only_first_differs = [torch.tensor([[[9.0, 9.0], [0.0, 0.0], [0.0, 0.0]]])]
-    assert mimic.state_loss(s, t_only_first_differs, torch.tensor([[0, 1, -1]]), torch.tensor([[0, 1, -1]])) == 0
-    assert mimic.state_loss(s, t, torch.tensor([[1, -1]]), torch.tensor([[1, -1]])).item() == pytest.approx(1.0)
+    assert mimic_loss.state_loss(s, t_only_first_differs, torch.tensor([[0, 1, -1]]), torch.tensor([[0, 1, -1]])) == 0
+    assert mimic_loss.state_loss(s, t, torch.tensor([[1, -1]]), torch.tensor([[1, -1]])).item() == pytest.approx(1.0)
 
 
 def test_only_new_rows_train_and_the_states_come_closer(tmp_path, pair, source_bpe, target_bpe):
     teacher, student, new_ids = pair
     text = helpers.write_lines(tmp_path / "es.txt", helpers.ES_TEXT * 3)
-    batch = mimic.collate_mimic(list(mimic.mimic_examples(str(text), target_bpe, source_bpe, 24))[:8], 0, 0)
+    batch = mimic_data.collate_mimic(list(mimic_data.mimic_examples(str(text), target_bpe, source_bpe, 24))[:8], 0, 0)
     before_loss = _batch_loss(student, teacher, batch)
     before = {k: v.clone() for k, v in student.state_dict().items()}
     out = mimic.train_mimic(_cfg(tmp_path, text, max_steps=30), model=student, tokenizer=target_bpe,
@@ -151,7 +151,7 @@ def test_teacher_states_are_the_teachers_own(tmp_path, pair, source_bpe, target_
     # the teacher is the model's body on the teacher's rows: the same states as the teacher model itself
     teacher, student, _ = pair
     text = helpers.write_lines(tmp_path / "es.txt", helpers.ES_TEXT)
-    batch = mimic.collate_mimic(list(mimic.mimic_examples(str(text), target_bpe, source_bpe, 24))[:4], 0, 0)
+    batch = mimic_data.collate_mimic(list(mimic_data.mimic_examples(str(text), target_bpe, source_bpe, 24))[:4], 0, 0)
     student.train()
     got, last = mimic.teacher_states(student, _matrix(teacher), batch["teacher_ids"], batch["teacher_mask"])
     with torch.no_grad():
@@ -166,29 +166,29 @@ def test_teacher_states_are_the_teachers_own(tmp_path, pair, source_bpe, target_
 def test_likelihood_loss_compares_the_text_between_shared_token_ends():
     ids = torch.tensor([[0, 1, 2]])
     logits = torch.log(torch.tensor([[[0.5, 0.25, 0.25], [0.1, 0.1, 0.8], [1 / 3, 1 / 3, 1 / 3]]]))
-    torch.testing.assert_close(mimic.token_logprobs(logits, ids), torch.log(torch.tensor([[1.0, 0.25, 0.8]])))
+    torch.testing.assert_close(mimic_loss.token_logprobs(logits, ids), torch.log(torch.tensor([[1.0, 0.25, 0.8]])))
     model = helpers.tiny_llama(7, seed=1)
     ids, mask = torch.tensor([[1, 4, 2, 6], [3, 5, 0, 0]]), torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]])
     with torch.no_grad():
         out = model(input_ids=ids, attention_mask=mask, labels=ids.masked_fill(mask == 0, -100))
-    torch.testing.assert_close(mimic.next_token_loss(mimic.token_logprobs(out.logits, ids), mask), out.loss)
+    torch.testing.assert_close(mimic_loss.next_token_loss(mimic_loss.token_logprobs(out.logits, ids), mask), out.loss)
     # student tokens 1..3, matched at 2 and 3; teacher tokens 1..4, matched at 3 and 4 (-1: padding)
     s_lp, t_lp = torch.tensor([[0.0, -1.0, -2.0, -3.0]]), torch.tensor([[0.0, -0.5, -0.5, -1.0, -4.0]])
-    got = mimic.likelihood_loss(s_lp, t_lp, torch.tensor([[2, 3, -1]]), torch.tensor([[3, 4, -1]]))
+    got = mimic_loss.likelihood_loss(s_lp, t_lp, torch.tensor([[2, 3, -1]]), torch.tensor([[3, 4, -1]]))
     assert got.item() == pytest.approx(((-3.0 - -2.0) ** 2 + (-3.0 - -4.0) ** 2) / 2)
 
 
 def test_likelihood_objective_brings_the_models_text_probabilities_closer(tmp_path, pair, source_bpe, target_bpe):
     teacher, student, new_ids = pair
     text = helpers.write_lines(tmp_path / "es.txt", helpers.ES_TEXT * 3)
-    batch = mimic.collate_mimic(list(mimic.mimic_examples(str(text), target_bpe, source_bpe, 24))[:8], 0, 0)
+    batch = mimic_data.collate_mimic(list(mimic_data.mimic_examples(str(text), target_bpe, source_bpe, 24))[:8], 0, 0)
 
     def loss():
         with torch.no_grad():
             s = student(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
             t = teacher(input_ids=batch["teacher_ids"], attention_mask=batch["teacher_mask"]).logits
-        return mimic.likelihood_loss(mimic.token_logprobs(s, batch["input_ids"]),
-                                     mimic.token_logprobs(t, batch["teacher_ids"]), batch["student_pos"],
+        return mimic_loss.likelihood_loss(mimic_loss.token_logprobs(s, batch["input_ids"]),
+                                     mimic_loss.token_logprobs(t, batch["teacher_ids"]), batch["student_pos"],
                                      batch["teacher_pos"]).item()
 
     before = loss()

@@ -13,7 +13,7 @@ def test_mimic_on_smollm2(real_model_path, tmp_path):
 
     from langshift.models import load_model, load_tokenizer
     from langshift.resources import bible_verses
-    from langshift.train import mimic
+    from langshift.train import mimic, mimic_data
     from langshift.transfer.apply import transfer
     from langshift.transfer.config import TransferOptions
     from langshift.vocab.overlap import compute_overlap
@@ -31,7 +31,7 @@ def test_mimic_on_smollm2(real_model_path, tmp_path):
     # the teacher: the original's matrices read alone (tied: one tensor), run through the transferred body
     embed, head = mimic.teacher_matrices(str(real_model_path))
     assert embed is head and torch.equal(embed, original.get_input_embeddings().weight)
-    batch = mimic.collate_mimic(list(mimic.mimic_examples(str(text), target_tok, source_tok, 64))[:2], 0, 0)
+    batch = mimic_data.collate_mimic(list(mimic_data.mimic_examples(str(text), target_tok, source_tok, 64))[:2], 0, 0)
     states, last = mimic.teacher_states(model, embed, batch["teacher_ids"], batch["teacher_mask"])
     with torch.no_grad():
         want = original(input_ids=batch["teacher_ids"], attention_mask=batch["teacher_mask"],

@@ -29,7 +29,6 @@ Built on ``transformers.Trainer`` (checkpoints, resume, accumulation, accelerate
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -38,6 +37,8 @@ from ..config import check_range, opt
 from ..errors import ConfigError
 from .config import TrainingConfig, TrainResult, run_training
 from .lapt import read_row_ids
+from .mimic_data import collate_mimic, mimic_examples
+from .mimic_loss import likelihood_loss, next_token_loss, state_loss, token_logprobs
 from .modules import embedding_parameter_names, set_trainable
 from .runtime import prepare_out, run_trainer, save_final, training_arguments
 
@@ -91,133 +92,7 @@ def parse_layers(spec: str, n_layers: int | None) -> list[int] | None:
     return out
 
 
-# 1. Data: one text, two tokenizations, the positions where both end a token ------------------------------
-
-def matched_positions(student_ends: list[int], teacher_ends: list[int]) -> list[tuple[int, int]]:
-    """(student index, teacher index) for each character offset where both tokenizations end a token; where
-    several tokens end at one offset (bytes of one character), the last of them, whose state has read it all."""
-    last_s = {e: i for i, e in enumerate(student_ends)}
-    last_t = {e: j for j, e in enumerate(teacher_ends)}
-    return [(last_s[e], last_t[e]) for e in sorted(last_s.keys() & last_t.keys())]
-
-
-def _chunks(path: str, tokenizer, seq_len: int) -> Iterator[str]:
-    """Lines joined by newlines until the next would pass ``seq_len`` model tokens (a longer line alone)."""
-    from ..engine import iter_documents
-
-    parts: list[str] = []
-    size = 0
-    for line in iter_documents(path, "--text"):
-        n = len(tokenizer(line, add_special_tokens=False)["input_ids"]) + 1
-        if parts and size + n > seq_len:
-            yield "\n".join(parts)
-            parts, size = [], 0
-        parts.append(line)
-        size += n
-    if parts:
-        yield "\n".join(parts)
-
-
-def _start_id(tokenizer) -> int | None:
-    return tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
-
-
-def mimic_examples(path: str, student_tok, teacher_tok, seq_len: int, stamp: object = None) -> Iterator[dict]:
-    """One example a chunk: both tokenizations of the same string (the model's cut at ``seq_len`` tokens, the
-    teacher's at the same character) and the matched positions. Both start with their BOS (else EOS) token:
-    models park outsized "attention sink" states on the first token, so the sink then sits on a token the
-    two share and the text's own states are comparable. ``stamp`` is unused here: the file's size and
-    modification time, so that the cached dataset (keyed on these arguments) is rebuilt when the file changes."""
-    s_start, t_start = _start_id(student_tok), _start_id(teacher_tok)
-    s_head, t_head = [s_start] if s_start is not None else [], [t_start] if t_start is not None else []
-    for text in _chunks(path, student_tok, seq_len - len(s_head)):
-        s = student_tok(text, add_special_tokens=False, return_offsets_mapping=True)
-        cut = seq_len - len(s_head)
-        s_ids, s_ends = s["input_ids"][:cut], [e for _, e in s["offset_mapping"][:cut]]
-        if len(s_ids) < 2:
-            continue
-        t = teacher_tok(text, add_special_tokens=False, return_offsets_mapping=True)
-        keep = [j for j, (_, e) in enumerate(t["offset_mapping"]) if e <= s_ends[-1]]
-        t_ids, t_ends = [t["input_ids"][j] for j in keep], [t["offset_mapping"][j][1] for j in keep]
-        pairs = matched_positions(s_ends, t_ends)
-        if pairs:
-            yield {"student_ids": s_head + s_ids, "teacher_ids": t_head + t_ids,
-                   "student_pos": [p + len(s_head) for p, _ in pairs],
-                   "teacher_pos": [q + len(t_head) for _, q in pairs]}
-
-
-def collate_mimic(examples: list[dict], student_pad: int, teacher_pad: int) -> dict:
-    import torch
-
-    def pad(key, value):
-        width = max(len(ex[key]) for ex in examples)
-        return torch.tensor([ex[key] + [value] * (width - len(ex[key])) for ex in examples], dtype=torch.long)
-
-    s_ids, t_ids = pad("student_ids", student_pad), pad("teacher_ids", teacher_pad)
-    s_mask = pad("student_ids", -1).ne(-1).long()
-    return {"input_ids": s_ids, "attention_mask": s_mask, "teacher_ids": t_ids,
-            "teacher_mask": pad("teacher_ids", -1).ne(-1).long(), "student_pos": pad("student_pos", -1),
-            "teacher_pos": pad("teacher_pos", -1)}
-
-
-# 2. The loss ------------------------------------------------------------------------------------------
-
-def state_loss(student_states, teacher_states, student_pos, teacher_pos):
-    """Mean over layers and matched positions of ‖s − t‖² / ‖t‖² (``-1`` = padding). States: one
-    [batch, length, hidden] tensor per layer, in the same order for both models.
-
-    Each position is scaled by the teacher's own norm there, so that positions with outsized states do not
-    drown the rest; position 0 of either sequence (the shared start token, whose state is the sink) is left
-    out.
-    """
-    import torch
-
-    valid = student_pos.gt(0) & teacher_pos.gt(0)
-    rows = valid.nonzero(as_tuple=True)[0]
-    s_idx, t_idx = student_pos[valid], teacher_pos[valid]
-    if rows.numel() == 0:  # nothing matched past the first token: no signal, but a graph for the backward
-        return student_states[0].sum() * 0.0
-    losses = []
-    for s, t in zip(student_states, teacher_states, strict=True):
-        a, b = s[rows, s_idx].float(), t[rows, t_idx].float()
-        losses.append(((a - b).pow(2).sum(-1) / b.pow(2).sum(-1).clamp(min=1e-12)).mean())
-    return torch.stack(losses).mean()
-
-
-def token_logprobs(logits, ids):
-    """log p(ids[i] | ids[:i]) for i ≥ 1, and 0 at i = 0 (the start token, given): [batch, length]."""
-    import torch
-
-    lp = torch.log_softmax(logits[:, :-1].float(), dim=-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
-    return torch.cat([lp.new_zeros(lp.shape[0], 1), lp], dim=1)
-
-
-def next_token_loss(token_lp, mask):
-    """The causal-LM loss (mean negative log-probability of every token but the first) from ``token_logprobs``
-    and the attention mask."""
-    tokens = mask[:, 1:].to(token_lp.dtype)
-    return -(token_lp[:, 1:] * tokens).sum() / tokens.sum().clamp(min=1)
-
-
-def likelihood_loss(student_lp, teacher_lp, student_pos, teacher_pos):
-    """Mean over spans of (log p_student(span) − log p_teacher(span))², a span being the text between two
-    consecutive matched positions (the first one starts after the start token). ``*_lp``: token
-    log-probabilities [batch, length] (``token_logprobs``); positions ``-1`` are padding."""
-    valid = student_pos.gt(0) & teacher_pos.gt(0)
-    if not valid.any():
-        return student_lp.sum() * 0.0
-    # cumulative log-probability up to each matched position, then differences between neighbours
-    cum_s = student_lp.cumsum(1).gather(1, student_pos.clamp(min=0))
-    cum_t = teacher_lp.cumsum(1).gather(1, teacher_pos.clamp(min=0))
-    prev_s = cum_s.roll(1, dims=1)
-    prev_t = cum_t.roll(1, dims=1)
-    prev_s[:, 0] = 0.0
-    prev_t[:, 0] = 0.0
-    diff = (cum_s - prev_s) - (cum_t - prev_t)
-    return diff[valid].pow(2).mean()
-
-
-# 3. Which rows train ----------------------------------------------------------------------------------
+# 1. Which rows train ----------------------------------------------------------------------------------
 
 def trained_rows(spec: str, student_tok, teacher_tok, vocab_rows: int) -> list[int] | None:
     """The ids whose rows train: None for all."""
@@ -251,7 +126,7 @@ def freeze_but_rows(model, rows: list[int] | None) -> int:
     return len(rows) * sum(p.shape[1] for p in params)
 
 
-# 4. Training ------------------------------------------------------------------------------------------
+# 2. Training ------------------------------------------------------------------------------------------
 
 def teacher_matrices(name: str):
     """The input-embedding matrix and LM head of model ``name`` (the same tensor when tied), alone: read from
