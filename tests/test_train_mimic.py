@@ -1,4 +1,5 @@
-"""Mimic: matched positions across two tokenizations, the state loss, which rows train, resume, bad input."""
+"""Mimic: matched positions across two tokenizations, the state and likelihood losses, the teacher path, which
+rows train, resume, bad input."""
 
 from __future__ import annotations
 
@@ -42,7 +43,8 @@ def _matrix(model):
 
 def _vocab(model):
     """What ``teacher_matrices`` reads for a tied model: (input matrix, LM head), one tensor."""
-    return _matrix(model), model.get_input_embeddings().weight.detach().clone()
+    matrix = _matrix(model)
+    return matrix, matrix
 
 
 def _batch_loss(student, teacher, batch):
