@@ -168,12 +168,14 @@ def test_teacher_states_are_the_teachers_own(tmp_path, pair, source_bpe, target_
 def test_likelihood_loss_compares_the_text_between_shared_token_ends():
     ids = torch.tensor([[0, 1, 2]])
     logits = torch.log(torch.tensor([[[0.5, 0.25, 0.25], [0.1, 0.1, 0.8], [1 / 3, 1 / 3, 1 / 3]]]))
-    torch.testing.assert_close(mimic_loss.token_logprobs(logits, ids), torch.log(torch.tensor([[1.0, 0.25, 0.8]])))
+    torch.testing.assert_close(mimic_loss.token_logprobs(logits, ids, torch.ones_like(ids)),
+                               torch.log(torch.tensor([[1.0, 0.25, 0.8]])))
     model = helpers.tiny_llama(7, seed=1)
     ids, mask = torch.tensor([[1, 4, 2, 6], [3, 5, 0, 0]]), torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]])
     with torch.no_grad():
         out = model(input_ids=ids, attention_mask=mask, labels=ids.masked_fill(mask == 0, -100))
-    torch.testing.assert_close(mimic_loss.next_token_loss(mimic_loss.token_logprobs(out.logits, ids), mask), out.loss)
+    torch.testing.assert_close(mimic_loss.next_token_loss(mimic_loss.token_logprobs(out.logits, ids, mask), mask),
+                               out.loss)
     # student tokens 1..3, matched at 2 and 3; teacher tokens 1..4, matched at 3 and 4 (-1: padding)
     s_lp, t_lp = torch.tensor([[0.0, -1.0, -2.0, -3.0]]), torch.tensor([[0.0, -0.5, -0.5, -1.0, -4.0]])
     got = mimic_loss.likelihood_loss(s_lp, t_lp, torch.tensor([[2, 3, -1]]), torch.tensor([[3, 4, -1]]))
@@ -189,9 +191,9 @@ def test_likelihood_objective_brings_the_models_text_probabilities_closer(tmp_pa
         with torch.no_grad():
             s = student(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
             t = teacher(input_ids=batch["teacher_ids"], attention_mask=batch["teacher_mask"]).logits
-        return mimic_loss.likelihood_loss(mimic_loss.token_logprobs(s, batch["input_ids"]),
-                                     mimic_loss.token_logprobs(t, batch["teacher_ids"]), batch["student_pos"],
-                                     batch["teacher_pos"]).item()
+        s_lp = mimic_loss.token_logprobs(s, batch["input_ids"], batch["attention_mask"])
+        t_lp = mimic_loss.token_logprobs(t, batch["teacher_ids"], batch["teacher_mask"])
+        return mimic_loss.likelihood_loss(s_lp, t_lp, batch["student_pos"], batch["teacher_pos"]).item()
 
     before = loss()
     out = mimic.train_mimic(_cfg(tmp_path, text, max_steps=30, objective="likelihood"), model=student,

@@ -183,7 +183,7 @@ def make_mimic_trainer(model, teacher, args, dataset, collate, cfg: MimicConfig,
             s_pos, t_pos = inputs.pop("student_pos"), inputs.pop("teacher_pos")
             t_states, t_last = teacher_states(self.accelerator.unwrap_model(model), embeddings, t_ids, t_mask)
             out = model(**inputs, output_hidden_states=match_states)  # no labels: every loss comes from s_lp
-            s_lp = token_logprobs(out.logits, inputs["input_ids"])
+            s_lp = token_logprobs(out.logits, inputs["input_ids"], inputs["attention_mask"])
             parts = {"lm_loss": next_token_loss(s_lp, inputs["attention_mask"])}
             if match_states:
                 picked = layers or range(1, len(out.hidden_states))
@@ -191,7 +191,8 @@ def make_mimic_trainer(model, teacher, args, dataset, collate, cfg: MimicConfig,
                                                  [t_states[i] for i in picked], s_pos, t_pos)
             if match_likelihood:
                 t_logits = t_last @ head.to(t_last.device, t_last.dtype).T
-                parts["likelihood_loss"] = likelihood_loss(s_lp, token_logprobs(t_logits, t_ids), s_pos, t_pos)
+                parts["likelihood_loss"] = likelihood_loss(s_lp, token_logprobs(t_logits, t_ids, t_mask), s_pos,
+                                                           t_pos)
             loss = sum(v for k, v in parts.items() if k != "lm_loss")
             if cfg.lm_weight:
                 loss = loss + cfg.lm_weight * parts["lm_loss"]

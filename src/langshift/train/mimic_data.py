@@ -59,14 +59,10 @@ def mimic_examples(path: str, student_tok, teacher_tok, seq_len: int, stamp: obj
 
 
 def collate_mimic(examples: list[dict], student_pad: int, teacher_pad: int) -> dict:
-    import torch
+    from ..evaluate.batching import pad_right
 
-    def pad(key, value):
-        width = max(len(ex[key]) for ex in examples)
-        return torch.tensor([ex[key] + [value] * (width - len(ex[key])) for ex in examples], dtype=torch.long)
-
-    s_ids, t_ids = pad("student_ids", student_pad), pad("teacher_ids", teacher_pad)
-    s_mask = pad("student_ids", -1).ne(-1).long()
-    return {"input_ids": s_ids, "attention_mask": s_mask, "teacher_ids": t_ids,
-            "teacher_mask": pad("teacher_ids", -1).ne(-1).long(), "student_pos": pad("student_pos", -1),
-            "teacher_pos": pad("teacher_pos", -1)}
+    s_ids, s_mask = pad_right([ex["student_ids"] for ex in examples], student_pad)
+    t_ids, t_mask = pad_right([ex["teacher_ids"] for ex in examples], teacher_pad)
+    return {"input_ids": s_ids, "attention_mask": s_mask, "teacher_ids": t_ids, "teacher_mask": t_mask,
+            "student_pos": pad_right([ex["student_pos"] for ex in examples], -1)[0],
+            "teacher_pos": pad_right([ex["teacher_pos"] for ex in examples], -1)[0]}

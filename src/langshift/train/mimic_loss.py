@@ -25,11 +25,14 @@ def state_loss(student_states, teacher_states, student_pos, teacher_pos):
     return torch.stack(losses).mean()
 
 
-def token_logprobs(logits, ids):
-    """log p(ids[i] | ids[:i]) for i ≥ 1, and 0 at i = 0 (the start token, given): [batch, length]."""
+def token_logprobs(logits, ids, mask):
+    """log p(ids[i] | ids[:i]) for i ≥ 1, 0 at i = 0 (the start token, given) and on padding: [batch, length].
+    CLO's ``token_logps`` with every real token counted (it upcasts only those positions)."""
     import torch
 
-    lp = torch.log_softmax(logits[:, :-1].float(), dim=-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
+    from .clo_loss import token_logps
+
+    lp, _ = token_logps(logits, ids.masked_fill(mask == 0, -100))
     return torch.cat([lp.new_zeros(lp.shape[0], 1), lp], dim=1)
 
 
@@ -44,15 +47,14 @@ def likelihood_loss(student_lp, teacher_lp, student_pos, teacher_pos):
     """Mean over spans of (log p_student(span) − log p_teacher(span))², a span being the text between two
     consecutive matched positions (the first one starts after the start token). ``*_lp``: token
     log-probabilities [batch, length] (``token_logprobs``); positions ``-1`` are padding."""
+    import torch
+
     valid = student_pos.gt(0) & teacher_pos.gt(0)
     if not valid.any():
         return student_lp.sum() * 0.0
     # cumulative log-probability up to each matched position, then differences between neighbours
-    cum_s = student_lp.cumsum(1).gather(1, student_pos.clamp(min=0))
-    cum_t = teacher_lp.cumsum(1).gather(1, teacher_pos.clamp(min=0))
-    prev_s = cum_s.roll(1, dims=1)
-    prev_t = cum_t.roll(1, dims=1)
-    prev_s[:, 0] = 0.0
-    prev_t[:, 0] = 0.0
-    diff = (cum_s - prev_s) - (cum_t - prev_t)
-    return diff[valid].pow(2).mean()
+    def spans(lp, pos):
+        cum = lp.cumsum(1).gather(1, pos.clamp(min=0))
+        return torch.diff(cum, dim=1, prepend=cum.new_zeros(cum.shape[0], 1))
+
+    return (spans(student_lp, student_pos) - spans(teacher_lp, teacher_pos))[valid].pow(2).mean()
