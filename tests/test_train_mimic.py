@@ -12,6 +12,8 @@ import torch
 import helpers
 from langshift.errors import ConfigError
 from langshift.train import mimic, mimic_data, mimic_loss
+from langshift.train.lapt import unwrap
+from langshift.train.runtime import work_dir
 from langshift.vocab.overlap import compute_overlap
 
 
@@ -113,6 +115,30 @@ def test_only_new_rows_train_and_the_states_come_closer(tmp_path, pair, source_b
     assert _batch_loss(student, teacher, batch) < 0.8 * before_loss
     summary = json.loads((out / "train_summary.json").read_text())
     assert summary["stage"] == "mimic" and summary["trained_rows"] == len(new_ids) and summary["layers"] == [1, 2]
+    assert summary["trainable_parameters"] == len(new_ids) * 16  # a delta for the rows, not the whole matrix
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_trained_rows_reach_input_and_head_and_merge_into_the_matrices(tied):
+    # the wrapped model (deltas for the rows) computes what the merged, saved model computes: a tied head
+    # reads the embedding's deltas, an untied head trains its own; every other row is left as it was
+    model = helpers.tiny_llama(40, tied=tied, seed=1)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rows = [30, 31, 35]
+    wrapped, count = mimic.freeze_but_rows(model, rows)
+    deltas = [p for p in wrapped.parameters() if p.requires_grad]
+    assert count == len(rows) * 16 * (1 if tied else 2) == sum(p.numel() for p in deltas)
+    with torch.no_grad():
+        for p in deltas:
+            p.add_(torch.randn_like(p))
+        ids = torch.tensor([[1, 30, 2, 35, 31]])
+        logits = wrapped(input_ids=ids).logits
+        merged = unwrap(wrapped)
+        torch.testing.assert_close(merged(input_ids=ids).logits, logits)
+    assert (merged.lm_head.weight is merged.model.embed_tokens.weight) == tied
+    for key, value in merged.state_dict().items():
+        moved = (value != before[key]).reshape(len(value), -1).any(dim=1).nonzero().flatten().tolist()
+        assert moved == (rows if key in ("model.embed_tokens.weight", "lm_head.weight") else []), key
 
 
 def test_resume_after_interruption(tmp_path, pair, source_bpe, target_bpe):
@@ -138,15 +164,16 @@ def test_bad_inputs(tmp_path, pair, source_bpe, target_bpe):
     runs = [({"layers": "3"}, {}, "--layers"), ({"rows": "none"}, {}, "--rows"),
             ({}, {"teacher": _vocab(helpers.tiny_llama(len(source_bpe), hidden=32))}, "--teacher"),
             ({}, {"teacher_tokenizer": target_bpe}, "--teacher"),  # 330 tokens, 320 teacher rows
-            ({"rows": "new"}, {"teacher_tokenizer": target_bpe, "teacher": _vocab(student)}, "--rows")]
+            ({"rows": "new"}, {"teacher_tokenizer": target_bpe, "teacher": _vocab(student)}, "--rows"),
+            ({"text": str(helpers.write_lines(tmp_path / "blank.txt", ["", " "]))}, {}, "--text")]  # no text
     with pytest.raises(ConfigError, match="--text"):  # the front door: before any model loads
         mimic.run_mimic(_cfg(tmp_path, tmp_path / "missing.txt"))
     for fields, objects, name in runs:
         kw = {"model": student, "tokenizer": target_bpe, "teacher": _vocab(teacher),
               "teacher_tokenizer": source_bpe, **objects}
         with pytest.raises(ConfigError, match=name):
-            mimic.train_mimic(_cfg(tmp_path, text, **fields), **kw)
-        assert not (tmp_path / "out").exists()
+            mimic.train_mimic(_cfg(tmp_path, **{"text": text, **fields}), **kw)
+        assert not (tmp_path / "out").exists() and not work_dir(tmp_path / "out").exists()
 
 
 def test_teacher_states_are_the_teachers_own(tmp_path, pair, source_bpe, target_bpe):

@@ -170,14 +170,14 @@ def load_corpus(paths: Sequence[str | os.PathLike], work: str | os.PathLike, par
     files in chunks (nothing holds the corpus in memory)."""
     ds = _datasets()
     features = ds.Features({"doc": ds.Value("int64"), "text": ds.Value("string")})
-    with _quiet(), _unwrapped():
+    with _quiet(), our_generator_errors():
         return ds.Dataset.from_generator(_corpus_rows, features=features, cache_dir=str(Path(work) / "hf"),
                                          gen_kwargs={"paths": [str(p) for p in paths], "param": param,
                                                      "on_bad": on_bad})
 
 
 @contextlib.contextmanager
-def _unwrapped():
+def our_generator_errors():
     """datasets wraps what a generator raises in DatasetGenerationError: give back our own clear error."""
     ds = _datasets()
     try:

@@ -217,7 +217,7 @@ def block_dataset(path: str | os.PathLike, tokenizer, seq_len: int, cache: str |
     final = cache / f"blocks-{key}.arrow"
     if not final.is_file():
         cache.mkdir(parents=True, exist_ok=True)
-        with engine._quiet(), engine._unwrapped():
+        with engine._quiet(), engine.our_generator_errors():
             if num_proc > 1:
                 corpus = engine.load_corpus([path], cache / f"corpus-{key}", param)
                 docs = corpus.map(_Tokenise(tokenizer), batched=True, batch_size=batch_size, num_proc=num_proc,

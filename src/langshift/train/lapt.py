@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +26,15 @@ from ..config import check_range, opt
 from ..errors import ConfigError
 from .config import LoRATrainingConfig, TrainResult, run_training
 from .data import block_dataset, curriculum_indices, mix_indices
-from .modules import attention_leaf_names, embedding_parameter_names, set_trainable
-from .runtime import final_state_dict, prepare_out, run_trainer, save_final, training_arguments
+from .modules import attention_leaf_names, embedding_parameter_names, leaf_name, set_trainable, vocab_modules
+from .runtime import (
+    final_state_dict,
+    prepare_out,
+    refused_start_leaves_no_work,
+    run_trainer,
+    save_final,
+    training_arguments,
+)
 
 log = logging.getLogger(__name__)
 
@@ -124,10 +130,6 @@ def collate_blocks(examples: list[dict]) -> dict:
 # 2. Which parameters train ------------------------------------------------------------------------
 
 
-def _module_name(model, module) -> str:
-    return next(n for n, m in model.named_modules() if m is module).split(".")[-1]
-
-
 def read_row_ids(spec: str, vocab_rows: int | None) -> list[int] | None:
     """``all`` → None (every row); ``none`` → []; else ids from a JSON file (list, or {'new_ids': [...]}).
     ``vocab_rows`` None checks the file alone (before the model is loaded)."""
@@ -154,13 +156,12 @@ def read_row_ids(spec: str, vocab_rows: int | None) -> list[int] | None:
 
 def lora_model(model, cfg: LAPTConfig):
     """Wrap ``model`` with LoRA on the attention projections and trainable embedding rows (peft)."""
-    emb, head = model.get_input_embeddings(), model.get_output_embeddings()
-    tied = head is None or head.weight is emb.weight
-    names = [_module_name(model, emb)] + ([] if tied else [_module_name(model, head)])
-    rows = read_row_ids(cfg.embedding_rows, emb.weight.shape[0])
+    names, tied = vocab_modules(model)
+    head = model.get_output_embeddings()
+    rows = read_row_ids(cfg.embedding_rows, model.get_input_embeddings().weight.shape[0])
     extra: dict = {}
     if rows is None:  # every row: a trainable copy of the whole matrix (peft modules_to_save)
-        extra["modules_to_save"] = names + ([_module_name(model, head)] if tied and head is not None else [])
+        extra["modules_to_save"] = names + ([leaf_name(model, head)] if tied and head is not None else [])
     elif rows:  # only the given rows: peft TrainableTokens keeps a delta for them
         extra["trainable_token_indices"] = {n: rows for n in names}
     return cfg.add_lora(model, attention_leaf_names(model), ensure_weight_tying=tied and bool(extra), **extra)
@@ -192,13 +193,8 @@ def train_lapt(cfg: LAPTConfig, model=None, tokenizer=None) -> Path:
     work = prepare_out(out, cfg.overwrite)
     tokenizer = tokenizer if tokenizer is not None else load_tokenizer(cfg.model, "--model")
     model = model if model is not None else load_model(cfg.model)
-    existed = work.exists()
-    try:  # blocks cached in the work folder: a resumed run does not tokenise again
+    with refused_start_leaves_no_work(work):  # blocks cached in the work folder: a resume does not tokenise again
         blocks, stats = block_data(cfg, tokenizer, work / "data")
-    except BaseException:
-        if not existed:  # a start refused on its data leaves no work folder behind
-            shutil.rmtree(work, ignore_errors=True)
-        raise
     log.info("LAPT data: %s", stats)
     trainable_model, trainable = prepare_model(model, cfg)
     # a curriculum (--mix-steps) is an order: the Trainer must not reshuffle it

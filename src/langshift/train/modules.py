@@ -67,6 +67,18 @@ def embedding_parameter_names(model) -> list[str]:
     return [n for n, p in model.named_parameters() if id(p) in wanted]
 
 
+def leaf_name(model, module) -> str:
+    """The last part of ``module``'s name in ``model`` (what peft's ``target_modules`` matches)."""
+    return next(n for n, m in model.named_modules() if m is module).split(".")[-1]
+
+
+def vocab_modules(model) -> tuple[list[str], bool]:
+    """The leaf names of the input embedding and, when untied, the LM head; and whether the two are tied."""
+    emb, head = model.get_input_embeddings(), model.get_output_embeddings()
+    tied = head is None or head.weight is emb.weight
+    return [leaf_name(model, emb)] + ([] if tied else [leaf_name(model, head)]), tied
+
+
 def set_trainable(model, names: list[str] | None) -> int:
     """Freeze every parameter except ``names`` (None: train all). Returns the trainable count."""
     keep = None if names is None else set(names)

@@ -13,6 +13,7 @@ import os
 import shutil
 import statistics
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,19 @@ def prepare_out(out: str | os.PathLike, overwrite: bool) -> Path:
     made by ``run_trainer``, so a start refused while loading the model or data leaves no empty one behind."""
     check_out_dir(out, overwrite)
     return work_dir(out)
+
+
+@contextmanager
+def refused_start_leaves_no_work(work: Path):
+    """Around a stage's data preparation: when it fails, a work folder it made (not one a run before made,
+    with checkpoints to resume from) is removed, so a refused start leaves nothing behind."""
+    existed = work.exists()
+    try:
+        yield
+    except BaseException:
+        if not existed:
+            shutil.rmtree(work, ignore_errors=True)
+        raise
 
 
 def has_accelerator() -> bool:
