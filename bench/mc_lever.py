@@ -2,6 +2,7 @@
 
     python bench/mc_lever.py data --out DIR [--pairs 4000] [--items 200]
     python bench/mc_lever.py compare --dev DEV --tasks DIR/devmc.jsonl --models lever base original [--results F]
+    python bench/mc_lever.py words --model D/transfer/model --base smollm2-135m-instruct --out WORDS
 
 ``data`` writes
 * ``DIR/devmc.jsonl`` — translation and next-verse items built the way the demo's test MC set is, but from the
@@ -14,6 +15,11 @@ The demo's chapter split (``langshift.demo.inputs.split_chapters``) keeps both a
 where there) and prints, then writes to ``bench/results/``, each model's accuracy per task and each model against
 the next ones: the paired difference over the same items with its 95% bootstrap interval and the items only one of
 the two got right.
+
+``words`` writes a copy of an extended model (its files linked, not copied) whose tokenizer keeps the vocabulary and
+ids but drops the merges the extension added and turns on BPE's ``ignore_merges``: a word whose whole string is a
+token is that token, every other word is split by the base tokenizer's merges alone. A diagnostic: does the MC loss
+come from words split into new pieces, or from the whole-word new rows?
 """
 
 from __future__ import annotations
@@ -99,6 +105,26 @@ def compare(args: argparse.Namespace) -> None:
     print("written", RESULTS / args.results)
 
 
+def whole_words(args: argparse.Namespace) -> None:
+    from langshift.resources import resolve_model
+
+    model, out = Path(args.model), Path(args.out)
+    tok = json.loads((model / "tokenizer.json").read_text(encoding="utf-8"))
+    base = json.loads((Path(resolve_model(args.base)) / "tokenizer.json").read_text(encoding="utf-8"))
+    merges, base_merges = tok["model"]["merges"], base["model"]["merges"]
+    if tok["model"]["type"] != "BPE" or merges[:len(base_merges)] != base_merges:
+        raise SystemExit(f"--model {model}: not a BPE extension of --base {args.base} (its merges do not start with "
+                         "the base's); give a model made with `tokenizer.mode: extend`")
+    tok["model"].update(merges=base_merges, ignore_merges=True)
+    out.mkdir(parents=True, exist_ok=True)
+    for f in model.iterdir():
+        if f.is_file() and f.name != "tokenizer.json" and not (out / f.name).exists():
+            (out / f.name).symlink_to(f.resolve())
+    atomic_write_text(out / "tokenizer.json", json.dumps(tok, ensure_ascii=False))
+    print({"base_merges": len(base_merges), "dropped_merges": len(merges) - len(base_merges),
+           "vocab": len(tok["model"]["vocab"]), "out": str(out)})
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="action", required=True)
@@ -114,8 +140,12 @@ def main() -> None:
     c.add_argument("--models", nargs="+", required=True, help="--name of each model; every pair is compared, "
                    "each with the ones after it")
     c.add_argument("--results", default="mc_lever.json", help="results file name in bench/results")
+    w = sub.add_parser("words", help="an extended model's copy that makes new tokens of whole words only")
+    w.add_argument("--model", required=True, help="a model folder whose tokenizer extends --base's (BPE)")
+    w.add_argument("--base", required=True, help="the base model (built-in name or folder)")
+    w.add_argument("--out", required=True, help="folder for the copy (files linked, tokenizer.json rewritten)")
     args = ap.parse_args()
-    make_data(args) if args.action == "data" else compare(args)
+    {"data": make_data, "compare": compare, "words": whole_words}[args.action](args)
 
 
 if __name__ == "__main__":
