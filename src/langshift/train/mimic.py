@@ -22,9 +22,10 @@ here), so the teacher is not loaded: only its vocabulary matrices (input embeddi
 untied) are read from its checkpoint, and the teacher's states are the model's body run on those rows
 without gradients. Memory: one model plus those matrices, and for ``likelihood`` both models' logits of a
 batch. A subset of rows (``--rows new`` or a file) trains through peft's TrainableTokens, a delta for those
-rows alone, so gradients and AdamW state are the trained rows' size, not the whole matrix's (on a 128k × 8192
-vocabulary with 16k new rows: 2 × 16k × 8192 fp32 moments, 1 GiB, instead of 8 GiB a matrix); the deltas are
-merged into the matrices before saving. ``--rows all`` trains the matrices themselves.
+rows alone (peft keeps it in fp32), so gradients and AdamW state are the trained rows' size, not the whole
+matrix's: on a 128k × 8192 bf16 matrix with 16k new rows, 1 GiB of moments instead of 4 GiB
+(bench/mimic_memory.py measures it); the deltas are merged into the matrices before saving. ``--rows all``
+trains the matrices themselves.
 Built on ``transformers.Trainer`` (checkpoints, resume, accumulation, accelerate).
 """
 
