@@ -174,6 +174,7 @@ def test_bad_inputs(tmp_path, pair, source_bpe, target_bpe):
         with pytest.raises(ConfigError, match=name):
             mimic.train_mimic(_cfg(tmp_path, **{"text": text, **fields}), **kw)
         assert not (tmp_path / "out").exists() and not work_dir(tmp_path / "out").exists()
+        assert not any("trainable_tokens" in n for n, _ in student.named_parameters())  # the model as given
 
 
 def test_teacher_states_are_the_teachers_own(tmp_path, pair, source_bpe, target_bpe):

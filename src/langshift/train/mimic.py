@@ -122,7 +122,7 @@ def freeze_but_rows(model, rows: list[int] | None):
 
     if rows is None:
         return model, set_trainable(model, embedding_parameter_names(model))
-    names, _tied = vocab_modules(model)
+    names = vocab_modules(model)[0]
     # peft warns on any tied model, but TrainableTokens ties a tied head's adapter to the embedding's itself
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*no implementation exists to tie the adapters")
@@ -242,7 +242,6 @@ def train_mimic(cfg: MimicConfig, model=None, tokenizer=None, teacher=None, teac
     n_layers = model.config.num_hidden_layers
     layers = parse_layers(cfg.layers, n_layers)
     rows = trained_rows(cfg.rows, tokenizer, teacher_tok, model.get_input_embeddings().weight.shape[0])
-    model, trainable = freeze_but_rows(model, rows)
     check_text(cfg.text)
     stat = os.stat(cfg.text)
     with refused_start_leaves_no_work(work):  # examples cached in the work folder, keyed on the file's stamp
@@ -252,6 +251,7 @@ def train_mimic(cfg: MimicConfig, model=None, tokenizer=None, teacher=None, teac
                 "stamp": (stat.st_size, stat.st_mtime_ns)})
         if len(dataset) == 0:
             raise ConfigError("--text", cfg.text, "gives no text both tokenizers can be matched on")
+    model, trainable = freeze_but_rows(model, rows)  # after every check: a refused start leaves the model as given
     s_pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     t_pad = teacher_tok.pad_token_id if teacher_tok.pad_token_id is not None else 0
     args = training_arguments(work, **cfg.schedule(), scheduler="linear")
