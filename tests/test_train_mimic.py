@@ -229,3 +229,19 @@ def test_likelihood_objective_brings_the_models_text_probabilities_closer(tmp_pa
     assert loss() < 0.8 * before
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert "likelihood_loss" in log[0] and "state_loss" not in log[0]
+
+
+def test_teacher_matrices_move_to_the_models_dtype_once(tmp_path, pair):
+    # the teacher's matrices come in the checkpoint's dtype (here float64); the trainer moves them to the model's
+    # once and keeps them (not a copy every step), a tied pair as one tensor
+    from langshift.train.runtime import training_arguments
+
+    teacher, student, _ = pair
+    cfg = _cfg(tmp_path, tmp_path / "unused.txt")
+    matrix = _matrix(teacher).double()
+    trainer = mimic.make_mimic_trainer(student, (matrix, matrix), training_arguments(tmp_path / "w", **cfg.schedule()),
+                                       None, None, cfg, None)
+    weight = student.get_input_embeddings().weight
+    embed, head = trainer.teacher_on(weight)
+    assert embed.dtype == weight.dtype and head is embed and torch.equal(embed, matrix.float())
+    assert trainer.teacher_on(weight)[0] is embed

@@ -177,17 +177,28 @@ def make_mimic_trainer(model, teacher, args, dataset, collate, cfg: MimicConfig,
     """``teacher``: its (input matrix, LM head)."""
     from transformers import Trainer
 
-    embeddings, head = teacher
     match_states, match_likelihood = cfg.objective in ("states", "both"), cfg.objective in ("likelihood", "both")
 
     class MimicTrainer(Trainer):
         loss_is_scaled_for_ga = False  # compute_loss returns this micro-batch's mean: the Trainer divides
+        _teacher = teacher
+
+        def teacher_on(self, like):
+            """The teacher's matrices on ``like``'s device and dtype, moved once (not every step); a tied
+            pair stays one tensor."""
+            embeddings, head = self._teacher
+            if (embeddings.device, embeddings.dtype) != (like.device, like.dtype):
+                moved = embeddings.to(like.device, like.dtype)
+                self._teacher = moved, moved if head is embeddings else head.to(like.device, like.dtype)
+            return self._teacher
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             inputs = dict(inputs)
             t_ids, t_mask = inputs.pop("teacher_ids"), inputs.pop("teacher_mask")
             s_pos, t_pos = inputs.pop("student_pos"), inputs.pop("teacher_pos")
-            t_states, t_last = teacher_states(self.accelerator.unwrap_model(model), embeddings, t_ids, t_mask)
+            plain = self.accelerator.unwrap_model(model)
+            embeddings, head = self.teacher_on(plain.get_input_embeddings().weight)
+            t_states, t_last = teacher_states(plain, embeddings, t_ids, t_mask)
             out = model(**inputs, output_hidden_states=match_states)  # no labels: every loss comes from s_lp
             s_lp = token_logprobs(out.logits, inputs["input_ids"], inputs["attention_mask"])
             parts = {"lm_loss": next_token_loss(s_lp, inputs["attention_mask"])}
@@ -196,7 +207,7 @@ def make_mimic_trainer(model, teacher, args, dataset, collate, cfg: MimicConfig,
                 parts["state_loss"] = state_loss([out.hidden_states[i] for i in picked],
                                                  [t_states[i] for i in picked], s_pos, t_pos)
             if match_likelihood:
-                t_logits = t_last @ head.to(t_last.device, t_last.dtype).T
+                t_logits = t_last @ head.T
                 parts["likelihood_loss"] = likelihood_loss(s_lp, token_logprobs(t_logits, t_ids, t_mask), s_pos,
                                                            t_pos)
             loss = sum(v for k, v in parts.items() if k != "lm_loss")
