@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import statistics
 import sys
 from pathlib import Path
@@ -37,7 +36,7 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def make_data(args: argparse.Namespace) -> None:
-    from langshift.demo.inputs import SEED, split_chapters
+    from langshift.demo.inputs import SEED, parallel_documents, split_chapters
     from langshift.evaluate.builders import build_next_verse, build_translation
     from langshift.resources import bible_parallel
 
@@ -47,13 +46,7 @@ def make_data(args: argparse.Namespace) -> None:
     mc = (build_translation(args.items, SEED, args.source_lang, args.target_lang, pairs=split["select"])
           + build_next_verse(args.items, SEED, args.source_lang, args.target_lang, pairs=split["select"]))
     atomic_write_text(out / "devmc.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in mc))
-    rng = random.Random(17)
-    train = list(split["train"])
-    rng.shuffle(train)
-    docs = []
-    for _ref, src, tgt in train[:args.pairs]:
-        first, second = (src, tgt) if rng.random() < 0.5 else (tgt, src)
-        docs.append(json.dumps({"text": first + "\n" + second}, ensure_ascii=False) + "\n")
+    docs = [json.dumps(d, ensure_ascii=False) + "\n" for d in parallel_documents(split["train"], args.pairs)]
     atomic_write_text(out / "parallel.jsonl", "".join(docs))
     print({"dev_mc_items": len(mc), "parallel_pairs": len(docs), "train_verses": len(split["train"]),
            "select_verses": len(split["select"]), "out": str(out)})

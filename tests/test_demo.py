@@ -3,6 +3,7 @@ skips every stage. Budget: about 5 minutes on 2 otherwise idle cores (CI runs it
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -90,9 +91,12 @@ def test_aligned_model_reloads_and_generates(demo_run):
 def test_heldout_text_is_not_in_training_text(demo_run):
     inputs = demo_run[0] / "inputs"
     train = set((inputs / "target.es.txt").read_text(encoding="utf-8").splitlines())
+    pairs = [json.loads(line)["text"].split("\n") for line in (inputs / "parallel.jsonl").open(encoding="utf-8")]
+    assert pairs and all(len(p) == 2 for p in pairs)
+    paired = {line for p in pairs for line in p}
     for name in ("heldout.es.txt", "select.es.txt"):
         held = set((inputs / name).read_text(encoding="utf-8").splitlines())
-        assert held and not (held & train), name
+        assert held and not (held & train) and not (held & paired), name
 
 
 def test_rerun_skips_every_stage(demo_run):

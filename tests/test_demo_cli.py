@@ -14,7 +14,7 @@ import pytest
 
 import helpers
 from langshift.cli import build_parser, main
-from langshift.demo.inputs import Sizes, _mentions_heldout, split_chapters
+from langshift.demo.inputs import Sizes, _mentions_heldout, parallel_documents, split_chapters
 from langshift.demo.run import PROFILES, format_paired, format_table, paired_differences, results_table
 from langshift.errors import ConfigError, LangshiftError
 from langshift.evaluate.report import build_report
@@ -69,6 +69,10 @@ def test_both_demo_recipes_resolve_and_differ_only_in_size():
     # gensim is reproducible only on one thread: with 2 the static space, and so which init wins, changed between
     # runs of the same demo (salt 3.04-3.07 vs focus 3.056 bits/byte on the selection verses)
     assert full[2].section["workers"] == quick[2].section["workers"] == 1
+    # LAPT mixes in the verse pairs the inputs stage writes, half the blocks, in both sizes
+    for lapt in (full[4], quick[4]):
+        assert lapt.inputs["code_switched"].via == "$parallel" and lapt.section["mix_ratio"] == 0.5
+    assert PROFILES["full"][1].parallel_pairs > PROFILES["quick"][1].parallel_pairs > 0
 
 
 def test_heldout_split_is_fixed_and_disjoint():
@@ -89,6 +93,23 @@ def test_heldout_split_is_fixed_and_disjoint():
     assert _mentions_heldout({"id": "bible-next:Other 1:9", "response": "unreadable"}, held)
     assert not _mentions_heldout({"id": "bible-next:Other 1:9", "response": "The next verse is Other 1:10: t"}, held)
     assert not _mentions_heldout({"id": "man:ls.1", "response": "x"}, held)
+
+
+def test_parallel_documents_pair_each_verse_with_its_translation_in_both_orders():
+    train = split_chapters([(f"Book {c}:{v}", f"en {c} {v}", f"es {c} {v}") for c in range(1, 41)
+                            for v in range(1, 6)])["train"]
+    docs = parallel_documents(train, 60)
+    assert docs == parallel_documents(list(train), 60) and len(docs) == 60
+    assert parallel_documents(train, 10 ** 6) != docs and len(parallel_documents(train, 10 ** 6)) == len(train)
+    by_english = {en: es for _ref, en, es in train}
+    orders = set()
+    for doc in docs:
+        first, second = doc["text"].split("\n")
+        english, spanish = (first, second) if first.startswith("en") else (second, first)
+        assert by_english[english] == spanish  # the two lines are one verse and its own translation
+        orders.add(first.startswith("en"))
+    assert orders == {True, False}  # both directions are read
+    assert parallel_documents(train, 60, seed=1) != docs and parallel_documents(train, 0) == []
 
 
 def test_results_table_and_format():

@@ -4,7 +4,7 @@ Held-out data never reaches a training text: Bible chapters are split once (ever
 chapter is held out, by position in canonical order), and the held-out chapters are split again into a
 *select* half (picks the init method) and a *test* half (bits per byte, multiple choice, MEXA). The
 tokenizer, fastText, LAPT text, the code-switched English and the instruction set only see the other
-chapters (and fortunes, which are not Bible text). The instruction pool is cut into three disjoint parts:
+chapters (and fortunes, which are not Bible text); so do the English–target verse pairs LAPT mixes in. The instruction pool is cut into three disjoint parts:
 the CLO training pairs, *dev* fidelity prompts (to choose training settings on) and *test* fidelity
 prompts (the report's), each prompt set in Spanish and in the same instructions' English.
 """
@@ -24,6 +24,7 @@ from ..files import atomic_write_json, atomic_write_text
 
 HELDOUT_EVERY = 20          # 1 chapter in 20 (about 60 of 1,189) is held out
 SEED = 0
+PARALLEL_SEED = 17          # the pairs' draw: the one the dev run that chose them used (BENCHMARKS.md, "A sixth lever")
 _NEXT_REF = re.compile(r"The next verse is (?P<ref>.+? \d+:\d+): ")  # train.instructions' answer form
 
 
@@ -40,11 +41,13 @@ class Sizes:
     sft_pairs: int              # English instruction pairs translated for CLO
     prompts: int                # chat prompts for language fidelity, in Spanish and English (not in the CLO data)
     dev_prompts: int = 0        # a second such set, to choose training settings on (never the test prompts)
+    parallel_pairs: int = 0     # train-chapter (English, target) verse pairs, one LAPT document each
 
 
 NAMES = {"target_text": "target.es.txt", "source_text": "source.en.txt", "select_text": "select.es.txt",
          "eval_text": "heldout.es.txt", "mc_tasks": "mc.jsonl", "mexa_pairs": "mexa.jsonl", "sft": "sft.en.jsonl",
-         "prompts": "prompts.es.txt", "prompts_en": "prompts.en.txt"}
+         "prompts": "prompts.es.txt", "prompts_en": "prompts.en.txt",
+         "parallel": "parallel.jsonl"}
 DEV_NAMES = {"dev_prompts": "dev.es.txt", "dev_prompts_en": "dev.en.txt"}  # not recipe inputs: for tuning
 
 
@@ -75,6 +78,20 @@ def _mentions_heldout(record: dict, held_chapters: set[str]) -> bool:
         named = _NEXT_REF.match(record["response"])
         return named is None or _chapter(named["ref"]) in held_chapters
     return False
+
+
+def parallel_documents(pairs: list[tuple[str, str, str]], n: int, seed: int = PARALLEL_SEED) -> list[dict]:
+    """``n`` of the (ref, source, target) ``pairs`` drawn at random, each one ``{"text": ...}`` document of its two
+    verses, one per line, the source or the target first at random: LAPT reads both directions, so a word and its
+    translation share a context window (the one lever that moved the demo's MC before CLO; BENCHMARKS.md)."""
+    rng = random.Random(seed)
+    pairs = list(pairs)
+    rng.shuffle(pairs)
+    docs = []
+    for _ref, source, target in pairs[:n]:
+        first, second = (source, target) if rng.random() < 0.5 else (target, source)
+        docs.append({"text": first + "\n" + second})
+    return docs
 
 
 def _sample(rng: random.Random, items: list, n: int | None) -> list:
@@ -110,6 +127,8 @@ def make_inputs(folder: Path, sizes: Sizes, source_lang: str = "en", target_lang
     source = [p[1] for p in _sample(rng, split["train"], sizes.source_verses)]
     atomic_write_text(paths["target_text"], "".join(t + "\n" for t in target))
     atomic_write_text(paths["source_text"], "".join(t + "\n" for t in source))
+    parallel = parallel_documents(split["train"], sizes.parallel_pairs)
+    atomic_write_text(paths["parallel"], _jsonl(parallel))
     bar.update()
     # 2. Held-out texts: one half picks the init method, the other is the test set.
     select = [p[2] for p in _sample(rng, split["select"], sizes.select_verses)]
@@ -152,8 +171,8 @@ def make_inputs(folder: Path, sizes: Sizes, source_lang: str = "en", target_lang
     bar.update()
     counts = {"train_verses": len(split["train"]), "select_verses_available": len(split["select"]),
               "test_verses_available": len(split["test"]), "target_lines": len(target), "source_lines": len(source),
-              "select_lines": len(select), "eval_lines": len(heldout), "mc_items": len(mc),
-              "sft_pairs": sizes.sft_pairs, "prompts": prompts, "dev_prompts": written["dev_prompts"]}
+              "select_lines": len(select), "eval_lines": len(heldout), "parallel_pairs": len(parallel),
+              "mc_items": len(mc), "sft_pairs": sizes.sft_pairs, "prompts": prompts, "dev_prompts": written["dev_prompts"]}
     atomic_write_json(manifest_path, {"params": wanted, "counts": counts, "files": {**NAMES, **DEV_NAMES}})
     bar.update()
     bar.close()
