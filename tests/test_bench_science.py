@@ -83,3 +83,62 @@ def test_clo_grid_refuses_a_data_folder_made_for_other_prompts(tmp_path, monkeyp
     with pytest.raises(SystemExit, match="made from 298 English pairs, this run needs 518"):
         science.main()
     assert not (tmp_path / "r.json").exists()
+
+
+def judged_run(target: list[str], english: list[str]) -> dict:
+    return {"answers": [{"id": str(i), "target_answer": t, "english_answer": e}
+                        for i, (t, e) in enumerate(zip(target, english, strict=True))]}
+
+
+def test_judge_cells_rank_each_method_against_sft_of_the_same_cell(monkeypatch):
+    """A judge that ranks first the output holding WIN: the win rates are counted per cell and side, the order
+    shown is randomised (both orders come up), target prompts get the language clause and English ones do not,
+    and a resumed call judges nothing twice."""
+    import json as _json
+
+    from langshift.evaluate.judge import LANGUAGE_CLAUSE
+
+    asked, shown_first = [], []
+
+    def ask(messages):
+        user = messages[-1]["content"]
+        asked.append(user)
+        if "WIN" not in user:  # neither output: a tie
+            return _json.dumps({"ordered_models": [{"model": "m", "rank": 1}, {"model": "M", "rank": 1}]})
+        first = user.index("WIN") < user.index('"model": "M"')
+        shown_first.append(first)
+        order = ["m", "M"] if first else ["M", "m"]
+        return _json.dumps({"ordered_models": [{"model": order[0], "rank": 1}, {"model": order[1], "rank": 2}]})
+
+    prompts = {str(i): {"x_t": f"pregunta {i}", "x_en": f"question {i}"} for i in range(4)}
+    runs = {"base": judged_run(["a"] * 4, ["a"] * 4),
+            "sft|100|0": judged_run(["s"] * 4, ["s"] * 4), "clo|100|0": judged_run(["WIN", "WIN", "WIN", "c"],
+                                                                                    ["WIN", "c", "c", "c"]),
+            "sft|100|1": judged_run(["WIN"] * 4, ["s"] * 4), "clo|100|1": judged_run(["c"] * 4, ["WIN"] * 4),
+            "clo|200|0": judged_run(["WIN"] * 4, ["WIN"] * 4)}   # no SFT run at 200 pairs: not judged
+    cells = science.judge_cells(runs, prompts, ask, "es")
+    assert sorted(cells) == ["clo|100|0|english", "clo|100|0|target", "clo|100|1|english", "clo|100|1|target"]
+    assert cells["clo|100|0|target"]["win_rate_a"] == pytest.approx(3.5 / 4)  # 3 wins, a tie
+    assert cells["clo|100|0|english"]["win_rate_a"] == pytest.approx(2.5 / 4)  # a win, 3 ties
+    assert cells["clo|100|0|english"]["ties"] == 3 and set(shown_first) == {True, False}
+    assert cells["clo|100|1|target"]["win_rate_a"] == 0.0 and cells["clo|100|1|english"]["win_rate_a"] == 1.0
+    assert len(asked) == 16
+    assert sum(LANGUAGE_CLAUSE in u for u in asked) == 8 and all(LANGUAGE_CLAUSE not in u for u in asked
+                                                                   if "question" in u)
+    summary = science.summarise_judge(cells)["clo"]["100"]
+    assert summary["target"]["seeds"] == 2 and summary["target"]["per_seed"] == {0: 0.875, 1: 0.0}
+    assert summary["target"]["win_rate"][0] == pytest.approx(0.4375)
+    assert summary["target"]["win_rate"][1] == pytest.approx(0.4375)  # sd 0.619 / sqrt(2)
+    assert science.judge_cells(runs, prompts, ask, "es", cells=cells) == cells and len(asked) == 16
+    bad = {**runs, "clo|100|0": {"answers": runs["clo|100|0"]["answers"][::-1]}}
+    with pytest.raises(SystemExit, match="answered different prompts"):
+        science.judge_cells(bad, prompts, ask, "es")
+    with pytest.raises(SystemExit, match="no prompt '3'"):
+        science.judge_cells(runs, {k: v for k, v in prompts.items() if k != "3"}, ask, "es")
+
+
+def test_judge_without_an_endpoint_stops_with_the_flag(monkeypatch):
+    monkeypatch.delenv("LANGSHIFT_JUDGE_URL", raising=False)
+    monkeypatch.setattr("sys.argv", ["science.py", "judge"])
+    with pytest.raises(SystemExit, match="--url: no judge endpoint"):
+        science.main()
