@@ -3,10 +3,11 @@
 Held-out data never reaches a training text: Bible chapters are split once (every ``HELDOUT_EVERY``-th
 chapter is held out, by position in canonical order), and the held-out chapters are split again into a
 *select* half (picks the init method) and a *test* half (bits per byte, multiple choice, MEXA). The
-tokenizer, fastText, LAPT text, the code-switched English and the instruction set only see the other
-chapters (and fortunes, which are not Bible text); so do the English–target verse pairs LAPT mixes in. The instruction pool is cut into three disjoint parts:
-the CLO training pairs, *dev* fidelity prompts (to choose training settings on) and *test* fidelity
-prompts (the report's), each prompt set in Spanish and in the same instructions' English.
+tokenizer, fastText, LAPT text, the verse pairs LAPT mixes in, the code-switched English and the
+instruction set only see the other chapters (and fortunes, which are not Bible text). The instruction pool
+is cut into three disjoint parts: the CLO training pairs, *dev* fidelity prompts (to choose training
+settings on) and *test* fidelity prompts (the report's), each prompt set in Spanish and in the same
+instructions' English.
 """
 
 from __future__ import annotations
@@ -46,8 +47,7 @@ class Sizes:
 
 NAMES = {"target_text": "target.es.txt", "source_text": "source.en.txt", "select_text": "select.es.txt",
          "eval_text": "heldout.es.txt", "mc_tasks": "mc.jsonl", "mexa_pairs": "mexa.jsonl", "sft": "sft.en.jsonl",
-         "prompts": "prompts.es.txt", "prompts_en": "prompts.en.txt",
-         "parallel": "parallel.jsonl"}
+         "prompts": "prompts.es.txt", "prompts_en": "prompts.en.txt", "parallel": "parallel.jsonl"}
 DEV_NAMES = {"dev_prompts": "dev.es.txt", "dev_prompts_en": "dev.en.txt"}  # not recipe inputs: for tuning
 
 
@@ -172,7 +172,8 @@ def make_inputs(folder: Path, sizes: Sizes, source_lang: str = "en", target_lang
     counts = {"train_verses": len(split["train"]), "select_verses_available": len(split["select"]),
               "test_verses_available": len(split["test"]), "target_lines": len(target), "source_lines": len(source),
               "select_lines": len(select), "eval_lines": len(heldout), "parallel_pairs": len(parallel),
-              "mc_items": len(mc), "sft_pairs": sizes.sft_pairs, "prompts": prompts, "dev_prompts": written["dev_prompts"]}
+              "mc_items": len(mc), "sft_pairs": sizes.sft_pairs, "prompts": prompts,
+              "dev_prompts": written["dev_prompts"]}
     atomic_write_json(manifest_path, {"params": wanted, "counts": counts, "files": {**NAMES, **DEV_NAMES}})
     bar.update()
     bar.close()

@@ -20,8 +20,7 @@ from .inputs import NAMES, Sizes, make_inputs
 # demo's 400 items are the measurement (MC scoring is the slowest part of the evaluation on a CPU).
 PROFILES: dict[str, tuple[str, Sizes]] = {
     "full": ("demo", Sizes(target_lines=None, source_verses=2000, select_verses=80, eval_verses=150, mc_items=200,
-                           mexa_pairs=100, sft_pairs=256, prompts=96, dev_prompts=64,
-                           parallel_pairs=4000)),
+                           mexa_pairs=100, sft_pairs=256, prompts=96, dev_prompts=64, parallel_pairs=4000)),
     "quick": ("demo-quick", Sizes(target_lines=6000, source_verses=300, select_verses=30, eval_verses=40,
                                   mc_items=32, mexa_pairs=48, sft_pairs=64, prompts=64, dev_prompts=32,
                                   parallel_pairs=1000)),
