@@ -102,3 +102,24 @@ def test_draws_group_replies_by_prompt():
     with pytest.raises(ConfigError, match="whole draws") as info:
         score_responses(draw0 + draw1[:2], "es", detect=fake_detect, english=frozenset(), draws=2)
     assert info.value.param == "draws"
+
+
+def test_wpr_interval_is_a_bootstrap_of_the_ratio_over_prompts():
+    """WPR's interval resamples prompts with a passing reply; one prompt's draws move together, a prompt whose
+    replies all fail LPR adds to neither count, and too few prompts give no interval (none is stored)."""
+    from langshift.evaluate.fidelity import wpr_interval
+
+    clean, mixed, english = ("El perro corre por el campo verde #es", "El médico dijo que the patient descansa #es",
+                             "The dog runs in the green field now #en")
+    draw0, draw1 = [clean, mixed, clean, english], [clean, mixed, mixed, english]
+    res = score_responses(draw0 + draw1, "es", detect=fake_detect, english=frozenset({"the"}), draws=2)
+    assert res["wpr"] == pytest.approx(3 / 6)
+    assert res["wpr_low"] <= res["wpr"] <= res["wpr_high"]
+    # prompt shares of clean among passing: 1, 0, 1/2 -> every resample's ratio lies in [0, 1], both ends reachable
+    assert res["wpr_low"] == pytest.approx(0.0, abs=0.2) and res["wpr_high"] == pytest.approx(1.0, abs=0.2)
+    assert res["wpr_low"] < res["wpr_high"]
+    same = [{"prompt": i % 3, "word_pass": True, "line_pass": True} for i in range(6)]
+    assert wpr_interval(same) == (1.0, 1.0)
+    assert wpr_interval([{"word_pass": False, "line_pass": True}, {"word_pass": False, "line_pass": False}]) is None
+    one = score_responses([clean], "es", detect=fake_detect, english=frozenset())
+    assert "wpr_low" not in one and one["wpr"] == 1.0

@@ -28,6 +28,7 @@ PROFILES: dict[str, tuple[str, Sizes]] = {
 ROWS = ("original", "transferred", "aligned")
 # (column, task in the eval summary, key): each value with its 95% interval (key_low, key_high)
 COLUMNS = (("bits/byte", "bpb", "bits_per_byte"), ("LPR es", "fidelity", "lpr"),
+           ("WPR es", "fidelity", "wpr"),  # of the Spanish replies that pass LPR, the share with no English word
            ("LPR en", "fidelity_source", "lpr"), ("MEXA", "mexa", "mean"), ("MC acc", "mc", "acc"))
 
 

@@ -17,6 +17,7 @@ LPR comes with its 95% interval (``lpr_low``, ``lpr_high``): Wilson over the rep
 sampled replies per prompt a bootstrap over prompts (one prompt's draws are not independent items: a prompt the
 model cannot answer in the language fails in every draw). Several draws narrow LPR where one sampled reply per
 prompt is a coin toss per prompt; a paired comparison then compares each prompt's share of passing draws.
+WPR has one too (``wpr_low``, ``wpr_high``): a bootstrap over prompts of its ratio.
 ``looping_responses`` counts replies that fall into a loop (a unit of 1–20 characters three or more times back
 to back, over at least 24 characters: "te te te te …", "Y te dice: Y te dice: …"): language ID on such text is
 close to a coin toss, so a weak model's LPR moves with its loops; the count says how much of a score is that.
@@ -113,7 +114,8 @@ def score_responses(responses: Sequence[str], lang: str, detect: Detector | None
     loop_low, loop_high = share_interval(per, "loops", n_prompts, draws)
     return {"n": len(responses), "lang": lang, "draws": draws, "prompts": n_prompts,
             "lpr": lpr, "lpr_low": low, "lpr_high": high,
-            "wpr": wpr, "lcpr": harmonic(lpr, wpr),
+            "wpr": wpr, **dict(zip(("wpr_low", "wpr_high"), wpr_interval(per) or (), strict=False)),
+            "lcpr": harmonic(lpr, wpr),
             "responses_without_judged_lines": sum(not k for k in kept),
             "empty_responses": sum(not r.strip() for r in responses),
             "looping_responses": sum(p["loops"] for p in per), "looping_low": loop_low, "looping_high": loop_high,
@@ -137,6 +139,21 @@ def share_interval(per_response: list[dict], key: str, n_prompts: int, draws: in
     if draws == 1:
         return wilson(sum(bool(p[key]) for p in per_response), len(per_response))
     return bootstrap_ratio(share_per_prompt(per_response, key)) if n_prompts > 1 else (0.0, 1.0)
+
+
+def wpr_interval(per_response: list[dict]) -> tuple[float, float] | None:
+    """95% interval of WPR, the share of LPR-passing replies with no English word: a bootstrap over prompts (over
+    replies with one draw) of passing-without-English ÷ passing, prompts with no passing reply left out (they
+    add to neither count). None when fewer than two prompts have a passing reply."""
+    counts: dict[int, list[int]] = {}
+    for i, p in enumerate(per_response):
+        c = counts.setdefault(p.get("prompt", i), [0, 0])
+        c[0] += bool(p["word_pass"])
+        c[1] += bool(p["line_pass"])
+    kept = [c for c in counts.values() if c[1]]
+    if len(kept) < 2:
+        return None
+    return bootstrap_ratio([c[0] for c in kept], [c[1] for c in kept])
 
 
 def evaluate_fidelity(model, tokenizer, prompts: Sequence[str], lang: str, max_new_tokens: int = 128,
