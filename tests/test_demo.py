@@ -56,11 +56,12 @@ def test_quick_demo_report_table_and_models(demo_run):
     assert "Init methods compared" in page and " (kept)" in page
     # The table: header, rule, then the three models in order.
     head = next(i for i, line in enumerate(lines) if line.startswith("model "))
-    assert lines[head].split()[:2] == ["model", "bits/byte"] and "LPR es" in lines[head] and "LPR en" in lines[head]
+    assert lines[head].split()[:2] == ["model", "bits/byte"] and all(c in lines[head] for c in ("LPR es", "WPR es",
+                                                                                                 "LPR en"))
     rows = {line.split()[0]: _cells(line) for line in lines[head + 2:head + 5]}
     assert list(rows) == ["original", "transferred", "aligned"]
-    for cells in rows.values():  # bits/byte, LPR es, LPR en, MEXA, MC acc: each inside its 95% interval
-        assert len(cells) == 5 and all(lo <= v <= hi for v, lo, hi in cells)
+    for cells in rows.values():  # bits/byte, LPR es, WPR es, LPR en, MEXA, MC acc: each inside its 95% interval
+        assert len(cells) == 6 and all(lo <= v <= hi for v, lo, hi in cells)
     bpb = {m: c[0][0] for m, c in rows.items()}
     assert math.isfinite(bpb["transferred"]) and 0 < bpb["transferred"] < 10
     # The four inits were compared and the lowest kept.

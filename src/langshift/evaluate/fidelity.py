@@ -112,9 +112,10 @@ def score_responses(responses: Sequence[str], lang: str, detect: Detector | None
     wpr = sum(word_pass) / len(word_pass) if word_pass else 0.0
     low, high = share_interval(per, "line_pass", n_prompts, draws)
     loop_low, loop_high = share_interval(per, "loops", n_prompts, draws)
+    wpr_ci = wpr_interval(per)
     return {"n": len(responses), "lang": lang, "draws": draws, "prompts": n_prompts,
             "lpr": lpr, "lpr_low": low, "lpr_high": high,
-            "wpr": wpr, **dict(zip(("wpr_low", "wpr_high"), wpr_interval(per) or (), strict=False)),
+            "wpr": wpr, **({"wpr_low": wpr_ci[0], "wpr_high": wpr_ci[1]} if wpr_ci else {}),
             "lcpr": harmonic(lpr, wpr),
             "responses_without_judged_lines": sum(not k for k in kept),
             "empty_responses": sum(not r.strip() for r in responses),
