@@ -145,16 +145,13 @@ def share_interval(per_response: list[dict], key: str, n_prompts: int, draws: in
 def wpr_interval(per_response: list[dict]) -> tuple[float, float] | None:
     """95% interval of WPR, the share of LPR-passing replies with no English word: a bootstrap over prompts (over
     replies with one draw) of passing-without-English ÷ passing, prompts with no passing reply left out (they
-    add to neither count). None when fewer than two prompts have a passing reply."""
-    counts: dict[int, list[int]] = {}
-    for i, p in enumerate(per_response):
-        c = counts.setdefault(p.get("prompt", i), [0, 0])
-        c[0] += bool(p["word_pass"])
-        c[1] += bool(p["line_pass"])
-    kept = [c for c in counts.values() if c[1]]
-    if len(kept) < 2:
+    add to neither count). None when fewer than two prompts have a passing reply. Every prompt has as many
+    draws, so each prompt's shares stand in for its counts."""
+    shares = [(w, ok) for w, ok in zip(share_per_prompt(per_response, "word_pass"),
+                                       share_per_prompt(per_response, "line_pass"), strict=True) if ok]
+    if len(shares) < 2:
         return None
-    return bootstrap_ratio([c[0] for c in kept], [c[1] for c in kept])
+    return bootstrap_ratio([w for w, _ in shares], [ok for _, ok in shares])
 
 
 def evaluate_fidelity(model, tokenizer, prompts: Sequence[str], lang: str, max_new_tokens: int = 128,
